@@ -1,0 +1,213 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
+import {
+  AGENT_PORT,
+  LABEL_AGENT_ID,
+  LABEL_MANAGED,
+  LABEL_OWNER,
+  type ContainerObservation,
+  type ContainerSpec,
+} from '../core/contracts/agent.contract.ts';
+import type { Keyring } from '../core/crypto.ts';
+
+// Docker side effects for one engine; they run on that engine's task queue.
+// Each is idempotent (deterministic names, create-if-absent, start-if-stopped)
+// because Temporal may run any of them again after a crash.
+
+export interface DockerActivityDeps {
+  docker: Docker;
+  keyring: Keyring;
+  /** Where published agent ports are reached from this worker. */
+  agentHost?: string;
+}
+
+const isStatus = (err: unknown, code: number) => (err as { statusCode?: number })?.statusCode === code;
+
+export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1' }: DockerActivityDeps) {
+  async function inspect(name: string): Promise<Docker.ContainerInspectInfo | null> {
+    try {
+      return await docker.getContainer(name).inspect();
+    } catch (err) {
+      if (isStatus(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  async function ensureNetwork(name: string): Promise<void> {
+    try {
+      await docker.getNetwork(name).inspect();
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      try {
+        // Inter-container traffic off: one tenant's agent can never reach another's.
+        await docker.createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          Labels: { [LABEL_MANAGED]: 'true' },
+          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+        });
+      } catch (e) {
+        if (!isStatus(e, 409)) throw e;
+      }
+    }
+  }
+
+  async function ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+    try {
+      await docker.getVolume(name).inspect();
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      await docker.createVolume({ Name: name, Labels: labels });
+    }
+  }
+
+  async function logTail(name: string): Promise<string> {
+    try {
+      const buf = (await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 20 })) as unknown as Buffer;
+      // Strip Docker's 8-byte stream frame headers and keep the text.
+      return buf.toString('utf8').replace(/[\u0000-\u0008]/g, '').trim().slice(-800);
+    } catch {
+      return '';
+    }
+  }
+
+  return {
+    async ensureContainer(spec: ContainerSpec): Promise<{ containerId: string; created: boolean }> {
+      const existing = await inspect(spec.containerName);
+      if (existing) return { containerId: existing.Id, created: false };
+      try {
+        await docker.getImage(spec.image).inspect();
+      } catch (err) {
+        if (isStatus(err, 404)) {
+          throw ApplicationFailure.nonRetryable(
+            `image ${spec.image} is not present on this Docker host (build it with docker/agent/build.sh)`,
+            'image_missing',
+          );
+        }
+        throw err;
+      }
+      const labels = { [LABEL_MANAGED]: 'true', [LABEL_AGENT_ID]: spec.agentId, [LABEL_OWNER]: `${spec.ownerKind}:${spec.ownerId}` };
+      await ensureNetwork(spec.network);
+      await ensureVolume(spec.volumeName, labels);
+      const env = { ...spec.env };
+      for (const [k, v] of Object.entries(spec.secretEnv)) env[k] = keyring.decrypt(v);
+      try {
+        const c = await docker.createContainer({
+          name: spec.containerName,
+          Image: spec.image,
+          User: '10001:10001',
+          Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+          Labels: labels,
+          ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
+          HostConfig: {
+            // Loopback only: agents are reached through Hangar's proxy, never directly.
+            PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+            Mounts: [{ Type: 'volume', Source: spec.volumeName, Target: '/data' }],
+            NetworkMode: spec.network,
+            ExtraHosts: ['host.docker.internal:host-gateway'],
+            CapDrop: ['ALL'],
+            SecurityOpt: ['no-new-privileges'],
+            ReadonlyRootfs: true,
+            Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+            Memory: spec.memoryMb * 1024 * 1024,
+            NanoCpus: Math.round(spec.cpus * 1e9),
+            PidsLimit: spec.pids,
+            RestartPolicy: { Name: 'no' },
+          },
+        });
+        return { containerId: c.id, created: true };
+      } catch (err) {
+        // Another attempt created it between our inspect and create: that is success.
+        if (isStatus(err, 409)) {
+          const again = await inspect(spec.containerName);
+          if (again) return { containerId: again.Id, created: false };
+        }
+        throw err;
+      }
+    },
+
+    async startContainer(containerName: string): Promise<{ hostPort: number }> {
+      const info = await inspect(containerName);
+      if (!info) throw ApplicationFailure.retryable(`container ${containerName} vanished before start`, 'container_missing');
+      if (!info.State.Running) {
+        try {
+          await docker.getContainer(containerName).start();
+        } catch (err) {
+          if (!isStatus(err, 304)) throw err;
+        }
+      }
+      const after = await inspect(containerName);
+      const port = after?.NetworkSettings.Ports?.[`${AGENT_PORT}/tcp`]?.[0]?.HostPort;
+      if (!after?.State.Running || !port) {
+        const logs = await logTail(containerName);
+        throw ApplicationFailure.nonRetryable(`agent container exited at start${logs ? `: ${logs}` : ''}`, 'agent_exited');
+      }
+      return { hostPort: Number(port) };
+    },
+
+    async waitHealthy(req: { containerName: string; hostPort: number; timeoutSec: number }): Promise<void> {
+      const deadline = Date.now() + req.timeoutSec * 1000;
+      let lastError = 'no answer yet';
+      for (let attempt = 0; Date.now() < deadline && attempt < 10_000; attempt++) {
+        Context.current().heartbeat({ attempt });
+        try {
+          const res = await fetch(`http://${agentHost}:${req.hostPort}/health`, { signal: AbortSignal.timeout(2000) });
+          if (res.ok) return;
+          lastError = `health answered ${res.status}`;
+        } catch (err) {
+          lastError = (err as Error).message;
+        }
+        const info = await inspect(req.containerName);
+        if (!info?.State.Running) {
+          const logs = await logTail(req.containerName);
+          throw ApplicationFailure.nonRetryable(
+            `agent container exited (code ${info?.State.ExitCode ?? '?'})${logs ? `: ${logs}` : ''}`,
+            'agent_exited',
+          );
+        }
+        await Context.current().sleep(250);
+      }
+      throw ApplicationFailure.nonRetryable(`agent not healthy within ${req.timeoutSec}s (${lastError})`, 'health_timeout');
+    },
+
+    async stopContainer(req: { containerName: string; timeoutSec?: number }): Promise<void> {
+      try {
+        await docker.getContainer(req.containerName).stop({ t: req.timeoutSec ?? 10 });
+      } catch (err) {
+        if (!isStatus(err, 304) && !isStatus(err, 404)) throw err;
+      }
+    },
+
+    async removeContainer(req: { containerName: string }): Promise<void> {
+      try {
+        await docker.getContainer(req.containerName).remove({ force: true });
+      } catch (err) {
+        if (!isStatus(err, 404) && !isStatus(err, 409)) throw err;
+      }
+    },
+
+    async inspectContainer(containerName: string): Promise<ContainerObservation | null> {
+      const info = await inspect(containerName);
+      if (!info) return null;
+      return {
+        name: containerName,
+        id: info.Id,
+        agentId: info.Config.Labels?.[LABEL_AGENT_ID] ?? null,
+        running: info.State.Running,
+        exitCode: info.State.Running ? null : info.State.ExitCode,
+      };
+    },
+
+    async listManagedContainers(): Promise<ContainerObservation[]> {
+      const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=true`] } });
+      return list.map((c) => ({
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        id: c.Id,
+        agentId: c.Labels[LABEL_AGENT_ID] ?? null,
+        running: c.State === 'running',
+        exitCode: null,
+      }));
+    },
+  };
+}

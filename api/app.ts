@@ -1,0 +1,87 @@
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Client } from '@temporalio/client';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Core } from '../core/hangar.ts';
+import { createAgentControl, type AgentControl } from './agent-control.ts';
+import { createAuth, type Auth } from './auth.ts';
+import { installErrorHandler } from './error-handler.ts';
+import { agentRoutes } from './routes/agent.routes.ts';
+import { authRoutes } from './routes/auth.routes.ts';
+import { chatRoutes } from './routes/chat.routes.ts';
+import { healthRoutes } from './routes/health.routes.ts';
+import { internalRoutes } from './routes/internal.routes.ts';
+import { providerRoutes } from './routes/providers.routes.ts';
+
+export interface RouteDeps {
+  core: Core;
+  auth: Auth;
+  control: AgentControl;
+  secureCookies: boolean;
+  readiness: { temporal: () => Promise<unknown>; docker: () => Promise<unknown> };
+}
+
+export interface AppOptions {
+  core: Core;
+  temporal: Client;
+  readiness?: Partial<RouteDeps['readiness']>;
+  logger?: FastifyServerOptions['logger'];
+}
+
+// Bodies are validated strictly (no coercion, unknown fields rejected); query
+// strings and params are text on the wire, so those are coerced.
+function validators() {
+  const base = { allErrors: false, strict: false, removeAdditional: false as const, useDefaults: true };
+  const body = addFormats.default(new Ajv.default({ ...base, coerceTypes: false }));
+  const text = addFormats.default(new Ajv.default({ ...base, coerceTypes: true }));
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? body : text).compile(schema);
+}
+
+/** Builds the whole API; `server.ts` only starts it. */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { core } = opts;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    trustProxy: true,
+    ajv: undefined,
+  });
+  app.setValidatorCompiler(validators());
+  installErrorHandler(app);
+  app.decorateRequest('user', null);
+  app.decorateRequest('authVia', null);
+  app.decorateRequest('csrfToken', null);
+
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Hangar', version: '0.1.0', description: 'Per-user agent containers driven by Temporal workflows' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          session: { type: 'apiKey', in: 'cookie', name: 'hangar_session' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const deps: RouteDeps = {
+    core,
+    auth: createAuth(core.users),
+    control: createAgentControl({ client: opts.temporal, config: core.config }),
+    secureCookies: core.config.mode === 'production',
+    readiness: {
+      temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),
+      docker: opts.readiness?.docker ?? (async () => undefined),
+    },
+  };
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes]) {
+    await app.register(routes, deps);
+  }
+  return app;
+}

@@ -1,0 +1,106 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Agent, User } from '../../core/db.ts';
+import { AppError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import { errors, strict } from '../schemas.ts';
+import type { RouteDeps } from '../app.ts';
+
+const Message = strict({
+  role: Type.Union(['system', 'user', 'assistant'].map((r) => Type.Literal(r))),
+  content: Type.String({ maxLength: 200_000 }),
+});
+const ChatBody = strict({
+  messages: Type.Array(Message, { minItems: 1, maxItems: 500 }),
+  model: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
+  stream: Type.Optional(Type.Boolean()),
+  agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  sessionId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
+});
+
+/** At most one lastActiveAt write per agent per window: chat traffic must not hammer the DB. */
+const ACTIVITY_WRITE_MS = 5000;
+
+export async function chatRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('preHandler', auth.requireUser);
+  const lastWrite = new Map<string, number>();
+
+  function touch(agentId: string) {
+    const now = Date.now();
+    if (now - (lastWrite.get(agentId) ?? 0) < ACTIVITY_WRITE_MS) return;
+    lastWrite.set(agentId, now);
+    void core.agents.touch(agentId).catch(() => lastWrite.delete(agentId));
+  }
+
+  async function callerAgent(user: User, agentId?: string): Promise<Agent> {
+    if (agentId) {
+      // Workspace agents come with workspaces; until then only your own agent exists for you.
+      const own = await core.agents.findOwned('user', user.id);
+      if (!own || own.id !== agentId) throw new NotFoundError('Agent');
+      return own;
+    }
+    return core.agents.getOrCreate('user', user.id);
+  }
+
+  /**
+   * Routes from the database while the agent runs, so chat keeps working when
+   * Temporal is down; only a start needs the workflow.
+   */
+  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string }) {
+    let row = agent;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (row.status !== 'running' || !row.gatewayPort) {
+        await control.ensureRunning(row);
+        row = await core.agents.get(row.id);
+      }
+      try {
+        // Built from scratch: nothing the caller sent under x-hangar-user-* can pass through.
+        const headers: Record<string, string> = {
+          authorization: `Bearer ${core.agents.gatewayToken(row)}`,
+          'x-hangar-user-id': user.id,
+          'x-hangar-user-name': encodeURIComponent(user.displayName),
+        };
+        if (init.body) headers['content-type'] = 'application/json';
+        if (init.sessionId) headers['x-hangar-session-id'] = init.sessionId;
+        return await fetch(`http://127.0.0.1:${row.gatewayPort}${path}`, { method: init.method, headers, body: init.body });
+      } catch (err) {
+        // Connection refused: the container died under us. Ask the lifecycle once, then give up.
+        if (attempt === 1) throw new UnavailableError(`The agent is not answering (${(err as Error).message})`, 'agent_unreachable');
+        row = { ...row, status: 'error' };
+      }
+    }
+    throw new UnavailableError('The agent is not answering', 'agent_unreachable');
+  }
+
+  app.post('/api/chat', {
+    bodyLimit: 4 * 1024 * 1024,
+    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 429, 502, 503) } },
+  }, async (request, reply) => {
+    const user = request.user!;
+    const { agentId, sessionId, ...payload } = request.body;
+    const agent = await callerAgent(user, agentId);
+    touch(agent.id);
+    const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body: JSON.stringify(payload), sessionId });
+    touch(agent.id);
+    const type = res.headers.get('content-type') ?? 'application/json';
+    reply.code(res.status as 200).header('content-type', type);
+    if (type.includes('text/event-stream')) reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+    // Passed through as it arrives: SSE chunks are never buffered here.
+    return reply.send(res.body ? Readable.fromWeb(res.body as never) : '');
+  });
+
+  app.get('/api/chat/sessions', {
+    schema: { response: { 200: Type.Unknown(), ...errors(401, 404, 503) } },
+  }, async (request, reply) => {
+    const agent = await callerAgent(request.user!);
+    try {
+      const res = await forward(agent, request.user!, '/v1/sessions', { method: 'GET' });
+      return reply.code(res.status as 200).header('content-type', 'application/json').send(await res.text());
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new UnavailableError('Could not read the history from the agent', 'agent_unreachable');
+    }
+  });
+}

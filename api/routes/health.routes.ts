@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { RouteDeps } from '../app.ts';
+
+export async function healthRoutes(fastify: FastifyInstance, { core, readiness }: RouteDeps) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const checks: Record<string, string> = {};
+    const probe = async (name: string, fn: () => Promise<unknown>) => {
+      try {
+        await Promise.race([fn(), new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), 3000))]);
+        checks[name] = 'ok';
+      } catch (err) {
+        checks[name] = `down: ${(err as Error).message}`;
+      }
+    };
+    await Promise.all([
+      probe('postgres', () => core.db.$queryRaw`SELECT 1`),
+      probe('temporal', readiness.temporal),
+      probe('docker', readiness.docker),
+    ]);
+    const ok = Object.values(checks).every((v) => v === 'ok');
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', checks });
+  });
+}

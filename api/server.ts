@@ -1,0 +1,29 @@
+import { Client, Connection } from '@temporalio/client';
+import Docker from 'dockerode';
+import { parseConfig } from '../core/config.ts';
+import { createCore } from '../core/hangar.ts';
+import { buildApp } from './app.ts';
+
+// API process entry. Connects lazily to Temporal so chat to running agents
+// keeps working while the workflow service is down.
+const config = parseConfig();
+const core = createCore(config);
+const connection = Connection.lazy({ address: config.temporalAddress ?? '127.0.0.1:7233' });
+const temporal = new Client({ connection, namespace: config.temporalNamespace });
+const docker = new Docker();
+const app = await buildApp({
+  core,
+  temporal,
+  logger: { level: config.logLevel },
+  readiness: { docker: () => docker.ping() },
+});
+await app.listen({ host: config.host, port: config.port });
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, async () => {
+    await app.close();
+    await connection.close().catch(() => undefined);
+    await core.close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,109 @@
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+// Every knob Hangar reads from the environment. README.md documents each one;
+// keep the two in step. Parsed once at boot, frozen, and every problem is
+// reported at once so an operator fixes a broken deployment in one pass.
+const Int = (min: number, max: number, dflt: number) =>
+  Type.Integer({ minimum: min, maximum: max, default: dflt });
+
+export const ConfigSchema = Type.Object({
+  mode: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  dataDir: Type.String({ minLength: 1, default: '.data' }),
+  databaseUrl: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  temporalAddress: Type.Optional(Type.String({ minLength: 3 })),
+  temporalNamespace: Type.String({ minLength: 1, default: 'default' }),
+  temporalUiUrl: Type.String({ default: 'http://localhost:8233' }),
+  secretKey: Type.Optional(Type.String({ minLength: 32 })),
+  host: Type.String({ default: '0.0.0.0' }),
+  port: Int(0, 65535, 8080),
+  /** How agent containers reach the API (config endpoint). */
+  agentApiUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+  dockerHostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,30}$', default: 'local' }),
+  agentImage: Type.String({ minLength: 1, default: 'hangar/agent:latest' }),
+  agentNetwork: Type.String({ minLength: 1, default: 'hangar-agents' }),
+  agentMemoryMb: Int(64, 65536, 512),
+  agentCpus: Type.Number({ minimum: 0.1, maximum: 64, default: 1 }),
+  agentPids: Int(32, 65536, 256),
+  agentStartTimeoutSec: Int(5, 600, 120),
+  idleTimeoutMin: Int(1, 1440, 30),
+  maxConcurrentStarts: Int(1, 1000, 8),
+  reconcileIntervalSec: Int(10, 3600, 60),
+  restartDebounceSec: Int(0, 300, 3),
+  sessionTtlHours: Int(1, 24 * 90, 24 * 7),
+  logLevel: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+});
+
+export type HangarConfig = Readonly<Static<typeof ConfigSchema>>;
+
+const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
+  mode: 'HANGAR_MODE',
+  dataDir: 'HANGAR_DATA_DIR',
+  databaseUrl: 'DATABASE_URL',
+  temporalAddress: 'TEMPORAL_ADDRESS',
+  temporalNamespace: 'TEMPORAL_NAMESPACE',
+  temporalUiUrl: 'TEMPORAL_UI_URL',
+  secretKey: 'HANGAR_SECRET_KEY',
+  host: 'HOST',
+  port: 'PORT',
+  agentApiUrl: 'HANGAR_AGENT_API_URL',
+  dockerHostId: 'HANGAR_DOCKER_HOST_ID',
+  agentImage: 'HANGAR_AGENT_IMAGE',
+  agentNetwork: 'HANGAR_AGENT_NETWORK',
+  agentMemoryMb: 'HANGAR_AGENT_MEMORY_MB',
+  agentCpus: 'HANGAR_AGENT_CPUS',
+  agentPids: 'HANGAR_AGENT_PIDS',
+  agentStartTimeoutSec: 'HANGAR_AGENT_START_TIMEOUT_SEC',
+  idleTimeoutMin: 'HANGAR_IDLE_TIMEOUT_MIN',
+  maxConcurrentStarts: 'HANGAR_MAX_CONCURRENT_STARTS',
+  reconcileIntervalSec: 'HANGAR_RECONCILE_INTERVAL_SEC',
+  restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',
+  sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',
+  logLevel: 'LOG_LEVEL',
+};
+
+// Never echo these back in an error: they carry credentials.
+const SECRET_KEYS = new Set<string>(['secretKey', 'databaseUrl']);
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [key, name] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw));
+  // Union errors repeat once per branch: report each variable once.
+  const byKey = new Map<string, string>();
+  for (const e of Value.Errors(ConfigSchema, withDefaults)) {
+    const key = e.instancePath.replace(/^\//, '') as keyof typeof ENV;
+    const schema = (ConfigSchema.properties as Record<string, { anyOf?: { const: unknown }[] }>)[key];
+    const message = schema?.anyOf ? `must be one of ${schema.anyOf.map((b) => b.const).join(', ')}` : e.message;
+    const shown = SECRET_KEYS.has(key) ? '' : ` (got ${JSON.stringify(raw[key])})`;
+    if (!byKey.has(key)) byKey.set(key, `${ENV[key] ?? key}: ${message}${shown}`);
+  }
+  const problems = [...byKey.values()];
+  const cfg = withDefaults as Static<typeof ConfigSchema>;
+  if (cfg.mode === 'production') {
+    if (!cfg.secretKey) problems.push('HANGAR_SECRET_KEY: required in production (no default for secrets)');
+    if (!cfg.databaseUrl) problems.push('DATABASE_URL: required in production');
+    if (!cfg.temporalAddress) problems.push('TEMPORAL_ADDRESS: required in production');
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(cfg);
+}
+
+/** The URL an agent container uses for the API (defaults to the host gateway). */
+export function agentApiBase(cfg: HangarConfig, listenPort = cfg.port): string {
+  return (cfg.agentApiUrl ?? `http://host.docker.internal:${listenPort}`).replace(/\/$/, '');
+}

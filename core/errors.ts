@@ -1,0 +1,58 @@
+// One error hierarchy for the API and the activities. The API's error handler
+// maps `status`/`code` to the JSON error shape of API.md; activities convert
+// these into non-retryable Temporal failures (business errors never retry).
+
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, details?: unknown, code = 'invalid_input') {
+    super(400, code, message, details);
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(message = 'Sign in first', code = 'unauthorized') {
+    super(401, code, message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message = 'Not allowed', code = 'forbidden') {
+    super(403, code, message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(what = 'Resource', code = 'not_found') {
+    super(404, code, `${what} not found`);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, code = 'conflict', details?: unknown) {
+    super(409, code, message, details);
+  }
+}
+
+export class RateLimitedError extends AppError {
+  constructor(message: string, retryAfterSeconds: number, code = 'rate_limited') {
+    super(429, code, message, undefined, { 'retry-after': String(retryAfterSeconds) });
+  }
+}
+
+export class UnavailableError extends AppError {
+  constructor(message: string, code = 'unavailable', details?: unknown) {
+    super(503, code, message, details);
+  }
+}

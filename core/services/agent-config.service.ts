@@ -1,0 +1,75 @@
+import { AGENT_PORT, type OwnerKind } from '../contracts/agent.contract.ts';
+import type { Keyring } from '../crypto.ts';
+import type { Agent, Db } from '../db.ts';
+import { ValidationError } from '../errors.ts';
+import type { ProviderModel } from './providers.service.ts';
+
+export interface AgentConfigInput {
+  primaryModel: string | null;
+  fallbackModels: string[];
+  personality: string | null;
+  providerId: string | null;
+}
+
+export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Keyring }) {
+  return {
+    async get(ownerKind: OwnerKind, ownerId: string): Promise<AgentConfigInput> {
+      const c = await db.agentConfig.findUnique({ where: { ownerKind_ownerId: { ownerKind, ownerId } } });
+      return {
+        primaryModel: c?.primaryModel ?? null,
+        fallbackModels: c?.fallbackModels ?? [],
+        personality: c?.personality ?? null,
+        providerId: c?.providerId ?? null,
+      };
+    },
+
+    async put(userId: string, input: AgentConfigInput): Promise<AgentConfigInput> {
+      if (input.providerId) {
+        // Only the caller's own providers: another user's id reads as unknown.
+        const p = await db.llmProvider.findFirst({ where: { id: input.providerId, userId } });
+        if (!p) throw new ValidationError('providerId does not name one of your providers', { field: 'providerId' });
+      }
+      const data = { ...input, fallbackModels: input.fallbackModels };
+      await db.agentConfig.upsert({
+        where: { ownerKind_ownerId: { ownerKind: 'user', ownerId: userId } },
+        create: { ownerKind: 'user', ownerId: userId, ...data },
+        update: data,
+      });
+      return this.get('user', userId);
+    },
+
+    /** What the internal config endpoint hands an agent at boot: the only place keys are decrypted. */
+    async runtimeConfig(agent: Agent) {
+      const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
+      const providers =
+        agent.ownerKind === 'user'
+          ? await db.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } })
+          : [];
+      const preferred = providers.find((p) => p.id === cfg.providerId) ?? providers[0];
+      const firstModel = (preferred?.models as unknown as ProviderModel[] | undefined)?.[0]?.id;
+      const primary = cfg.primaryModel ?? (preferred && firstModel ? `${preferred.name}/${firstModel}` : null);
+      return {
+        gateway: { agentId: agent.id, port: AGENT_PORT, ownerKind: agent.ownerKind },
+        agents: {
+          defaults: { model: { primary, fallbacks: cfg.fallbackModels } },
+          personality: cfg.personality,
+        },
+        models: {
+          providers: Object.fromEntries(
+            providers.map((p) => [
+              p.name,
+              {
+                baseUrl: p.baseUrl,
+                apiKey: p.apiKey ? keyring.decrypt(p.apiKey) : null,
+                api: p.apiType,
+                models: p.models,
+              },
+            ]),
+          ),
+        },
+      };
+    },
+  };
+}
+
+export type AgentConfigService = ReturnType<typeof createAgentConfigService>;

@@ -1,0 +1,177 @@
+import type { HangarConfig } from '../config.ts';
+import { agentApiBase } from '../config.ts';
+import {
+  agentContainerName,
+  agentVolumeName,
+  agentWorkflowId,
+  type AgentStatus,
+  type ContainerSpec,
+  type OwnerKind,
+} from '../contracts/agent.contract.ts';
+import { randomToken, safeEqual, type Keyring } from '../crypto.ts';
+import type { Agent, Db } from '../db.ts';
+import { NotFoundError, ValidationError } from '../errors.ts';
+
+export interface AgentServiceDeps {
+  db: Db;
+  keyring: Keyring;
+  config: HangarConfig;
+  /** The port the API really listens on (tests use an ephemeral one). */
+  apiPort?: () => number;
+}
+
+export type PublicAgent = ReturnType<typeof toPublicAgent>;
+
+export function toPublicAgent(a: Agent) {
+  return {
+    id: a.id,
+    status: a.status as AgentStatus,
+    statusReason: a.statusReason,
+    image: a.image,
+    imageDigest: a.imageDigest,
+    lastActiveAt: a.lastActiveAt?.toISOString() ?? null,
+    idleTimeoutMin: a.idleTimeoutMin,
+    updateAvailable: a.updateAvailable,
+    workflowId: agentWorkflowId(a.id),
+  };
+}
+
+export function createAgentService({ db, keyring, config, apiPort }: AgentServiceDeps) {
+  const tokenCache = new Map<string, string>();
+
+  return {
+    async findOwned(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
+      return db.agent.findUnique({ where: { ownerKind_ownerId_name: { ownerKind, ownerId, name } } });
+    },
+
+    /** Idempotent: concurrent first calls converge on one row via the unique key. */
+    async getOrCreate(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent> {
+      const existing = await this.findOwned(ownerKind, ownerId, name);
+      if (existing) return existing;
+      const id = crypto.randomUUID();
+      try {
+        return await db.agent.create({
+          data: {
+            id,
+            ownerKind,
+            ownerId,
+            name,
+            image: config.agentImage,
+            dockerHostId: config.dockerHostId,
+            containerName: agentContainerName(id),
+            volumeName: agentVolumeName(id),
+            gatewayToken: keyring.encrypt(randomToken(32)),
+            idleTimeoutMin: config.idleTimeoutMin,
+          },
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'P2002') {
+          const row = await this.findOwned(ownerKind, ownerId, name);
+          if (row) return row;
+        }
+        throw err;
+      }
+    },
+
+    async get(agentId: string): Promise<Agent> {
+      const row = await db.agent.findUnique({ where: { id: agentId } });
+      if (!row) throw new NotFoundError('Agent');
+      return row;
+    },
+
+    async containerSpec(agentId: string): Promise<ContainerSpec> {
+      const a = await this.get(agentId);
+      return {
+        agentId: a.id,
+        ownerKind: a.ownerKind as OwnerKind,
+        ownerId: a.ownerId,
+        containerName: a.containerName,
+        volumeName: a.volumeName,
+        image: a.image,
+        network: config.agentNetwork,
+        env: {
+          HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
+          HANGAR_AGENT_ID: a.id,
+        },
+        secretEnv: { HANGAR_GATEWAY_TOKEN: a.gatewayToken },
+        memoryMb: config.agentMemoryMb,
+        cpus: config.agentCpus,
+        pids: config.agentPids,
+        healthTimeoutSec: config.agentStartTimeoutSec,
+      };
+    },
+
+    async recordState(
+      agentId: string,
+      patch: { status: AgentStatus; containerId: string | null; gatewayPort: number | null; statusReason: string | null },
+    ): Promise<void> {
+      await db.agent.update({
+        where: { id: agentId },
+        // A start counts as activity: the reaper must not stop an agent that just came up.
+        data: { ...patch, ...(patch.status === 'running' ? { lastActiveAt: new Date() } : {}) },
+      });
+    },
+
+    async isIdle(agentId: string, now = new Date()): Promise<boolean> {
+      const a = await db.agent.findUnique({ where: { id: agentId } });
+      if (!a) return true;
+      const last = a.lastActiveAt?.getTime() ?? 0;
+      return now.getTime() - last >= a.idleTimeoutMin * 60_000;
+    },
+
+    async findIdleAgentIds(now = new Date(), limit = 500): Promise<string[]> {
+      const running = await db.agent.findMany({
+        where: { status: 'running' },
+        select: { id: true, lastActiveAt: true, idleTimeoutMin: true },
+        take: limit,
+      });
+      return running
+        .filter((a) => now.getTime() - (a.lastActiveAt?.getTime() ?? 0) >= a.idleTimeoutMin * 60_000)
+        .map((a) => a.id);
+    },
+
+    async listForReconcile(dockerHostId: string) {
+      return db.agent.findMany({
+        where: { dockerHostId },
+        select: { id: true, status: true, containerName: true },
+      });
+    },
+
+    async existingIds(ids: string[]): Promise<string[]> {
+      if (ids.length === 0) return [];
+      const rows = await db.agent.findMany({ where: { id: { in: ids } }, select: { id: true } });
+      return rows.map((r) => r.id);
+    },
+
+    async touch(agentId: string, at = new Date()): Promise<void> {
+      await db.agent.update({ where: { id: agentId }, data: { lastActiveAt: at } });
+    },
+
+    async setIdleTimeout(agentId: string, minutes: number): Promise<Agent> {
+      if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
+        throw new ValidationError('idleTimeoutMin must be an integer from 1 to 1440');
+      }
+      return db.agent.update({ where: { id: agentId }, data: { idleTimeoutMin: minutes } });
+    },
+
+    /** Plaintext gateway token, for the proxy; cached because it never changes for an agent. */
+    gatewayToken(agent: Agent): string {
+      let t = tokenCache.get(agent.id);
+      if (!t) {
+        t = keyring.decrypt(agent.gatewayToken);
+        tokenCache.set(agent.id, t);
+      }
+      return t;
+    },
+
+    /** Constant-time check of a bearer token against the agent it claims to be. */
+    async verifyGatewayToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<Agent | null> {
+      const row = await db.agent.findUnique({ where: { id: agentId } }).catch(() => null);
+      const expected = row && row.ownerKind === ownerKind ? this.gatewayToken(row) : randomToken(32);
+      const ok = safeEqual(bearer ?? '', expected);
+      return ok && row && row.ownerKind === ownerKind ? row : null;
+    },
+  };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;

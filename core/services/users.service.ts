@@ -1,0 +1,122 @@
+import bcrypt from 'bcryptjs';
+import { randomToken, sha256 } from '../crypto.ts';
+import type { Db, User } from '../db.ts';
+import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
+
+export const BCRYPT_COST = 12;
+const TOKEN_PREFIX = 'hgr_';
+// A hash to compare against when the user is unknown, so both failures take as long.
+const DUMMY_HASH = bcrypt.hashSync('hangar-timing-equaliser', BCRYPT_COST);
+
+export function toPublicUser(u: User) {
+  return {
+    id: u.id,
+    email: u.email,
+    username: u.username,
+    displayName: u.displayName,
+    role: u.role,
+    authSource: u.authSource,
+  };
+}
+
+export interface CreateUserInput {
+  username?: string;
+  email?: string;
+  displayName?: string;
+  password?: string;
+  role?: 'admin' | 'member';
+  authSource?: 'local' | 'breakglass' | 'oidc';
+}
+
+export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlHours: number }) {
+  return {
+    async create(input: CreateUserInput): Promise<User> {
+      if (!input.username && !input.email) throw new ValidationError('username or email is required');
+      if (input.password !== undefined && input.password.length < 12) {
+        throw new ValidationError('password must be at least 12 characters', { field: 'password' });
+      }
+      try {
+        return await db.user.create({
+          data: {
+            username: input.username?.toLowerCase(),
+            email: input.email?.toLowerCase(),
+            displayName: input.displayName ?? input.username ?? input.email ?? 'user',
+            role: input.role ?? 'member',
+            authSource: input.authSource ?? 'local',
+            passwordHash: input.password ? await bcrypt.hash(input.password, BCRYPT_COST) : null,
+          },
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'P2002') throw new ConflictError('That username or email is taken', 'user_exists');
+        throw err;
+      }
+    },
+
+    /** One answer for unknown user and wrong password. */
+    async authenticate(login: string, password: string): Promise<User> {
+      const key = login.toLowerCase();
+      const user = await db.user.findFirst({ where: { OR: [{ username: key }, { email: key }] } });
+      const ok = await bcrypt.compare(password, user?.passwordHash ?? DUMMY_HASH);
+      if (!user || !user.passwordHash || !ok || user.status !== 'active') {
+        throw new UnauthorizedError('Wrong username or password', 'invalid_credentials');
+      }
+      return user;
+    },
+
+    async createSession(userId: string): Promise<{ token: string; csrfToken: string; expiresAt: Date }> {
+      const token = randomToken(32);
+      const csrfToken = randomToken(24);
+      const expiresAt = new Date(Date.now() + sessionTtlHours * 3600_000);
+      await db.session.create({
+        data: { tokenHash: sha256(token), userId, csrfToken, expiresAt, lastSeenAt: new Date() },
+      });
+      return { token, csrfToken, expiresAt };
+    },
+
+    async resolveSession(token: string): Promise<{ user: User; csrfToken: string } | null> {
+      const s = await db.session.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } });
+      if (!s || s.revokedAt || s.expiresAt < new Date() || s.user.status !== 'active') return null;
+      return { user: s.user, csrfToken: s.csrfToken };
+    },
+
+    async revokeSession(token: string): Promise<void> {
+      await db.session.updateMany({ where: { tokenHash: sha256(token), revokedAt: null }, data: { revokedAt: new Date() } });
+    },
+
+    async createToken(userId: string, name: string, expiresInDays?: number) {
+      const prefix = randomToken(6).replace(/[-_]/g, 'x').slice(0, 8);
+      const token = `${TOKEN_PREFIX}${prefix}_${randomToken(32)}`;
+      const row = await db.apiToken.create({
+        data: {
+          userId,
+          name,
+          prefix: `${TOKEN_PREFIX}${prefix}`,
+          tokenHash: sha256(token),
+          scopes: ['*'],
+          expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null,
+        },
+      });
+      return { id: row.id, name: row.name, prefix: row.prefix, token, expiresAt: row.expiresAt };
+    },
+
+    async resolveToken(token: string): Promise<User | null> {
+      if (!token.startsWith(TOKEN_PREFIX)) return null;
+      const t = await db.apiToken.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } });
+      if (!t || t.revokedAt || (t.expiresAt && t.expiresAt < new Date()) || t.user.status !== 'active') return null;
+      // lastUsedAt is advisory; do not make the request wait for it.
+      void db.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+      return t.user;
+    },
+
+    listTokens(userId: string) {
+      return db.apiToken.findMany({ where: { userId, revokedAt: null }, orderBy: { createdAt: 'desc' } });
+    },
+
+    async revokeToken(userId: string, id: string): Promise<void> {
+      const { count } = await db.apiToken.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: new Date() } });
+      if (count === 0) throw new NotFoundError('Token');
+    },
+  };
+}
+
+export type UserService = ReturnType<typeof createUserService>;

@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// `npm start`: install what is missing, then run the whole stack
+// (scripts/run-hangar.ts). Plain JS so it runs before dependencies exist.
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const step = (cmd, args) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
+
+if (!existsSync(path.join(root, 'node_modules/.package-lock.json'))) {
+  console.log('[hangar] installing dependencies (npm ci)…');
+  step('npm', ['ci', '--no-audit', '--no-fund']);
+}
+if (!existsSync(path.join(root, 'core/generated/prisma/client.ts'))) step(process.execPath, ['scripts/prisma-generate.mjs']);
+
+const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/run-hangar.ts', ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+});
+// Ctrl-C reaches the child through the terminal's process group; we only wait.
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+child.on('exit', (code) => process.exit(code ?? 0));

@@ -1,0 +1,63 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface SeenRequest {
+  path: string;
+  authorization: string | undefined;
+  body: { model?: string; messages?: Array<{ role: string; content: string }>; stream?: boolean } | null;
+}
+
+/**
+ * An OpenAI-compatible upstream on this machine. It answers with the last
+ * user message echoed, so a test can tell whose words came back; streamed
+ * answers arrive in several SSE chunks with a pause between them.
+ */
+export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
+  const seen: SeenRequest[] = [];
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', async () => {
+      const body = raw ? JSON.parse(raw) : null;
+      seen.push({ path: req.url ?? '', authorization: req.headers.authorization, body });
+      if (req.url === '/v1/models') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ object: 'list', data: [{ id: 'fake-model', object: 'model' }] }));
+      }
+      if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
+        res.writeHead(404).end();
+        return;
+      }
+      const last = [...(body?.messages ?? [])].reverse().find((m: { role: string }) => m.role === 'user');
+      const answer = `echo: ${last?.content ?? ''}`;
+      if (body?.stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        const words = answer.split(' ');
+        for (const [i, w] of words.entries()) {
+          const chunk = { id: 'c1', object: 'chat.completion.chunk', model: body.model, choices: [{ index: 0, delta: { content: (i ? ' ' : '') + w } }] };
+          res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          await new Promise((r) => setTimeout(r, opts.chunkDelayMs ?? 30));
+        }
+        res.write('data: [DONE]\n\n');
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        id: 'c1',
+        object: 'chat.completion',
+        model: body?.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }],
+      }));
+    });
+  });
+  // All interfaces: agent containers reach it through host.docker.internal (the bridge gateway).
+  await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    seen,
+    /** The base URL as an agent container sees it. */
+    agentBaseUrl: `http://host.docker.internal:${port}/v1`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startStack } from '../../core/runtime/stack.runtime.ts';
+import { buildWorkflowBundle } from '../../worker/workers.ts';
+import { freePort } from './ports.ts';
+
+export interface StackInfo {
+  dataDir: string;
+  databaseUrl: string;
+  adminDatabaseUrl: string | null;
+  temporalAddress: string;
+  secretKey: string;
+  workflowBundlePath: string;
+  agentImage: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stack: StackInfo;
+  }
+}
+
+// Start the real stack once per run: Postgres, Temporal, the agent image and
+// the workflow bundle. Tests isolate themselves by unique ids.
+export default async function setup(project: TestProject) {
+  const started = Date.now();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hangar-test-'));
+  const agentImage = process.env.HANGAR_AGENT_IMAGE ?? 'hangar/agent:latest';
+  const stack = await startStack({
+    dataDir,
+    databaseUrl: process.env.TEST_DATABASE_URL,
+    temporalAddress: process.env.TEST_TEMPORAL_ADDRESS,
+    pgPort: await freePort(),
+    temporalPort: await freePort(),
+    temporalUiPort: await freePort(),
+    persistent: false,
+    agentImage,
+    log: (m) => console.log(`[stack] ${m}`),
+  });
+  const bundle = await buildWorkflowBundle();
+  const workflowBundlePath = path.join(dataDir, 'workflow-bundle.js');
+  await writeFile(workflowBundlePath, bundle.code);
+  console.log(`[stack] ready in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  project.provide('stack', {
+    dataDir,
+    databaseUrl: stack.databaseUrl,
+    adminDatabaseUrl: stack.adminDatabaseUrl,
+    temporalAddress: stack.temporalAddress,
+    secretKey: randomBytes(32).toString('base64url'),
+    workflowBundlePath,
+    agentImage,
+  });
+  return async () => {
+    await stack.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  };
+}

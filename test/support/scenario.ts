@@ -1,0 +1,24 @@
+import { expect } from 'vitest';
+import type { startFakeOpenAI } from './fake-openai.ts';
+import type { TestUser } from './hangar.harness.ts';
+
+/** A user with a provider pointing at the fake upstream and an agent config using it. */
+export async function giveProvider(user: TestUser, fake: Awaited<ReturnType<typeof startFakeOpenAI>>, key = 'sk-test-key-1234') {
+  const res = await user.api('/api/me/providers', {
+    body: { name: 'fake', displayName: 'Fake', type: 'custom', baseUrl: fake.agentBaseUrl, apiKey: key, models: [{ id: 'fake-model' }] },
+  });
+  expect(res.status).toBe(201);
+  const provider = await res.json();
+  const cfg = await user.api('/api/me/agent-config', {
+    method: 'PUT',
+    body: { primaryModel: 'fake/fake-model', fallbackModels: [], personality: null, providerId: provider.id },
+  });
+  expect(cfg.status).toBe(200);
+  return provider as { id: string };
+}
+
+export async function chat(user: TestUser, content: string) {
+  const res = await user.api('/api/chat', { body: { messages: [{ role: 'user', content }] } });
+  const body = await res.json();
+  return { status: res.status, body, text: body?.choices?.[0]?.message?.content as string | undefined };
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../core/config.ts';
+
+describe('config', () => {
+  it('applies defaults and freezes', () => {
+    const cfg = parseConfig({});
+    expect(cfg.port).toBe(8080);
+    expect(cfg.idleTimeoutMin).toBe(30);
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+
+  it('lists every problem at once and never echoes secrets', () => {
+    let err: ConfigError | null = null;
+    try {
+      parseConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', HANGAR_MODE: 'production', HANGAR_SECRET_KEY: 'tooshort-secret', HANGAR_AGENT_CPUS: '-1' });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const text = err!.message;
+    expect(text).toContain('PORT');
+    expect(text).toContain('LOG_LEVEL: must be one of');
+    expect(text).toContain('HANGAR_AGENT_CPUS');
+    expect(text).toContain('DATABASE_URL: required in production');
+    expect(text).toContain('HANGAR_SECRET_KEY');
+    expect(text).not.toContain('tooshort-secret');
+  });
+
+  it('production requires a secret key', () => {
+    expect(() => parseConfig({ HANGAR_MODE: 'production', DATABASE_URL: 'postgres://x/y', TEMPORAL_ADDRESS: 'x:7233' })).toThrow(
+      /HANGAR_SECRET_KEY: required/,
+    );
+  });
+});

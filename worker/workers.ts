@@ -1,0 +1,87 @@
+import { createRequire } from 'node:module';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import Docker from 'dockerode';
+import { createAgentActivities } from '../activities/agent.activities.ts';
+import { createDockerActivities } from '../activities/docker.activities.ts';
+import type { HangarConfig } from '../core/config.ts';
+import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
+import { createCore } from '../core/hangar.ts';
+import { registerSchedules, registerSearchAttributes } from './temporal-setup.ts';
+
+const require = createRequire(import.meta.url);
+
+export const workflowsPath = () => require.resolve('../workflows/index.ts');
+
+export async function buildWorkflowBundle(): Promise<{ code: string }> {
+  return bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: undefined });
+}
+
+export interface RunningWorkers {
+  /** Resolves when both workers have stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The control worker (workflows + DB activities) and the Docker-host worker
+ * for the local engine. More engines = more Docker-host workers, each on its
+ * own `docker-<hostId>` queue; Temporal does the routing.
+ */
+export async function startWorkers(opts: {
+  config: HangarConfig;
+  databaseUrl: string;
+  temporalAddress: string;
+  apiPort?: () => number;
+  workflowBundle?: WorkflowBundleOption;
+  registerSchedules?: boolean;
+  log?: (msg: string) => void;
+}): Promise<RunningWorkers> {
+  const { config } = opts;
+  const log = opts.log ?? ((m: string) => console.log(`[worker] ${m}`));
+  const core = createCore(config, { databaseUrl: opts.databaseUrl, apiPort: opts.apiPort });
+  const docker = new Docker();
+  await docker.ping();
+  await core.db.dockerHost.upsert({
+    where: { id: config.dockerHostId },
+    create: { id: config.dockerHostId, endpoint: process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock', labels: {}, capacity: 100, status: 'active' },
+    update: { status: 'active' },
+  });
+
+  const clientConn = await Connection.connect({ address: opts.temporalAddress });
+  await registerSearchAttributes(clientConn, config.temporalNamespace);
+  if (opts.registerSchedules !== false) {
+    await registerSchedules(new Client({ connection: clientConn, namespace: config.temporalNamespace }), config);
+  }
+  await clientConn.close();
+
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const workflowBundle = opts.workflowBundle ?? (await buildWorkflowBundle());
+  const control = await Worker.create({
+    connection,
+    namespace: config.temporalNamespace,
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowBundle,
+    activities: createAgentActivities({ agents: core.agents, db: core.db }),
+    shutdownGraceTime: '5 seconds',
+  });
+  const dockerWorker = await Worker.create({
+    connection,
+    namespace: config.temporalNamespace,
+    taskQueue: dockerTaskQueue(config.dockerHostId),
+    activities: createDockerActivities({ docker, keyring: core.keyring }),
+    shutdownGraceTime: '5 seconds',
+  });
+  log(`polling ${CONTROL_TASK_QUEUE} and ${dockerTaskQueue(config.dockerHostId)}`);
+  const done = Promise.all([control.run(), dockerWorker.run()]).then(async () => {
+    await connection.close();
+    await core.close();
+  });
+  return {
+    done,
+    async shutdown() {
+      for (const w of [control, dockerWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,4 @@
+// The worker bundles this file: every workflow type Hangar runs.
+export { agentLifecycle } from './agent-lifecycle.workflow.ts';
+export { idleReaper } from './idle-reaper.workflow.ts';
+export { fleetReconcile } from './fleet-reconcile.workflow.ts';
