@@ -34,23 +34,37 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
     }
   }
 
-  async function ensureNetwork(name: string): Promise<void> {
-    try {
-      await docker.getNetwork(name).inspect();
-    } catch (err) {
-      if (!isStatus(err, 404)) throw err;
-      try {
-        // Inter-container traffic off: one tenant's agent can never reach another's.
-        await docker.createNetwork({
-          Name: name,
-          Driver: 'bridge',
-          Labels: { [LABEL_MANAGED]: 'true' },
-          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
-        });
-      } catch (e) {
-        if (!isStatus(e, 409)) throw e;
-      }
+  // Docker allows two networks with one name, so concurrent creates would make
+  // duplicates: one creation per worker process, and extras cleaned up.
+  const networks = new Map<string, Promise<string>>();
+  function ensureNetwork(name: string): Promise<string> {
+    let p = networks.get(name);
+    if (!p) {
+      p = findOrCreateNetwork(name).catch((err) => {
+        networks.delete(name);
+        throw err;
+      });
+      networks.set(name, p);
     }
+    return p;
+  }
+
+  async function findOrCreateNetwork(name: string): Promise<string> {
+    const found = (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+    if (found.length > 0) {
+      const [keep, ...extra] = found.sort((a, b) => a.Id.localeCompare(b.Id));
+      for (const n of extra) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+      return keep.Id;
+    }
+    // Inter-container traffic off: one tenant's agent can never reach another's.
+    const created = await docker.createNetwork({
+      Name: name,
+      Driver: 'bridge',
+      CheckDuplicate: true,
+      Labels: { [LABEL_MANAGED]: 'true' },
+      Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+    });
+    return created.id;
   }
 
   async function ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
@@ -88,7 +102,7 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
         throw err;
       }
       const labels = { [LABEL_MANAGED]: 'true', [LABEL_AGENT_ID]: spec.agentId, [LABEL_OWNER]: `${spec.ownerKind}:${spec.ownerId}` };
-      await ensureNetwork(spec.network);
+      const networkId = await ensureNetwork(spec.network);
       await ensureVolume(spec.volumeName, labels);
       const env = { ...spec.env };
       for (const [k, v] of Object.entries(spec.secretEnv)) env[k] = keyring.decrypt(v);
@@ -104,7 +118,7 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
             // Loopback only: agents are reached through Hangar's proxy, never directly.
             PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
             Mounts: [{ Type: 'volume', Source: spec.volumeName, Target: '/data' }],
-            NetworkMode: spec.network,
+            NetworkMode: networkId,
             ExtraHosts: ['host.docker.internal:host-gateway'],
             CapDrop: ['ALL'],
             SecurityOpt: ['no-new-privileges'],

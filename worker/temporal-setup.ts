@@ -1,5 +1,5 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import {
   CONTROL_TASK_QUEUE,
   FLEET_RECONCILE_SCHEDULE_ID,
@@ -11,7 +11,7 @@ import {
 // start: a second start (or a second worker) changes nothing.
 
 export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
-  const Keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  const Keyword = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const missing = Object.values(SEARCH_ATTRIBUTES).filter((n) => !(n in (existing.customAttributes ?? {})));
   if (missing.length === 0) return;

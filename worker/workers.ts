@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createDockerActivities } from '../activities/docker.activities.ts';
@@ -14,7 +14,8 @@ const require = createRequire(import.meta.url);
 export const workflowsPath = () => require.resolve('../workflows/index.ts');
 
 export async function buildWorkflowBundle(): Promise<{ code: string }> {
-  return bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: undefined });
+  // Quiet: webpack's report is noise in `npm start` and test output.
+  return bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
 }
 
 export interface RunningWorkers {

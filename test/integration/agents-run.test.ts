@@ -17,7 +17,7 @@ describe('agents run', () => {
   });
 
   afterAll(async () => {
-    await removeAgentsFromDocker(h.docker, agentIds);
+    if (h) await removeAgentsFromDocker(h.docker, agentIds);
     await h?.stop();
     await fake?.close();
   });
@@ -52,8 +52,8 @@ describe('agents run', () => {
       alice.api('/api/me/agent/start', { method: 'POST' }),
       bob.api('/api/me/agent/start', { method: 'POST' }),
     ]);
-    expect(a.status).toBe(200);
-    expect(b.status).toBe(200);
+    expect(a.status, await a.clone().text()).toBe(200);
+    expect(b.status, await b.clone().text()).toBe(200);
     const [agentA, agentB] = [await a.json(), await b.json()];
     agentIds.push(agentA.id, agentB.id);
     expect(agentA.status).toBe('running');

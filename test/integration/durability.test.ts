@@ -14,7 +14,7 @@ describe('durability', () => {
     [h, fake] = await Promise.all([startHangar(), startFakeOpenAI()]);
   });
   afterAll(async () => {
-    await removeAgentsFromDocker(h.docker, agentIds);
+    if (h) await removeAgentsFromDocker(h.docker, agentIds);
     await h?.stop();
     await fake?.close();
   });

@@ -16,7 +16,7 @@ describe('idle reaper and fleet reconcile', () => {
     [h, fake] = await Promise.all([startHangar(), startFakeOpenAI()]);
   });
   afterAll(async () => {
-    await removeAgentsFromDocker(h.docker, agentIds);
+    if (h) await removeAgentsFromDocker(h.docker, agentIds);
     await h?.stop();
     await fake?.close();
   });

@@ -25,7 +25,7 @@ describe('with Temporal down', () => {
     [h, fake] = await Promise.all([startHangar({ TEMPORAL_ADDRESS: temporal.address }), startFakeOpenAI()]);
   });
   afterAll(async () => {
-    await removeAgentsFromDocker(h.docker, agentIds);
+    if (h) await removeAgentsFromDocker(h.docker, agentIds);
     await h?.stop();
     await temporal?.stop();
     await fake?.close();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -28,6 +28,8 @@ declare module 'vitest' {
 export default async function setup(project: TestProject) {
   const started = Date.now();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hangar-test-'));
+  // mkdtemp makes it 0700; Postgres runs as its own user when we are root.
+  await chmod(dataDir, 0o755);
   const agentImage = process.env.HANGAR_AGENT_IMAGE ?? 'hangar/agent:latest';
   const stack = await startStack({
     dataDir,
