@@ -57,6 +57,11 @@ export async function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 90_000): P
   };
 }
 
+/** For an API that shares another Hangar's worker. */
+function noWorker(): WorkerProcess {
+  return { child: null as unknown as ChildProcess, kill: async () => undefined, stop: async () => undefined };
+}
+
 export interface Hangar {
   url: string;
   core: Core;
@@ -69,7 +74,7 @@ export interface Hangar {
 }
 
 /** The API in this process (port on all interfaces so agents reach it) and the worker as a child process. */
-export async function startHangar(overrides: Record<string, string> = {}): Promise<Hangar> {
+export async function startHangar(overrides: Record<string, string> = {}, opts: { worker?: boolean } = {}): Promise<Hangar> {
   const stack = inject('stack');
   const apiPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -99,7 +104,7 @@ export async function startHangar(overrides: Record<string, string> = {}): Promi
     temporal,
     docker: new Docker(),
     env,
-    worker: await spawnWorker(env),
+    worker: opts.worker === false ? noWorker() : await spawnWorker(env),
     async restartWorker() {
       await h.worker.stop();
       h.worker = await spawnWorker(env);

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentWorkflowId, SEARCH_ATTRIBUTES } from '../../core/contracts/agent.contract.ts';
+import { stateQuery } from '../../workflows/agent-lifecycle.workflow.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import { createTestUser, eventually, removeAgentsFromDocker, startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { chat, giveProvider } from '../support/scenario.ts';
+
+// Controlling one agent: start progress as SSE, stop/restart, config changes
+// that restart once, back-pressure on starts, and what operators see in Temporal.
+describe('agent control', () => {
+  let h: Hangar;
+  let fake: Awaited<ReturnType<typeof startFakeOpenAI>>;
+  const agentIds: string[] = [];
+
+  beforeAll(async () => {
+    [h, fake] = await Promise.all([startHangar(), startFakeOpenAI()]);
+  });
+  afterAll(async () => {
+    if (h) await removeAgentsFromDocker(h.docker, agentIds);
+    await h?.stop();
+    await fake?.close();
+  });
+
+  it('streams start progress, then stops and restarts on request', async () => {
+    const user = await createTestUser(h);
+    await giveProvider(user, fake);
+    const res = await user.api('/api/me/agent/start', { method: 'POST', headers: { accept: 'text/event-stream' } });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const text = await res.text();
+    const events = [...text.matchAll(/event: (\w+)\ndata: (.*)\n/g)].map(([, e, d]) => ({ event: e, data: JSON.parse(d) }));
+    const phases = events.filter((e) => e.event === 'progress').map((e) => e.data.phase);
+    expect(phases.length).toBeGreaterThan(0);
+    expect(phases.every((p) => ['creating', 'starting', 'waiting_for_health', 'ready'].includes(p))).toBe(true);
+    const ready = events.at(-1)!;
+    expect(ready.event).toBe('ready');
+    expect(ready.data.status).toBe('running');
+    agentIds.push(ready.data.id);
+
+    const stopped = await user.api('/api/me/agent/stop', { method: 'POST' });
+    expect((await stopped.json()).status).toBe('stopped');
+    expect((await h.docker.getContainer(`hangar-agent-${ready.data.id}`).inspect()).State.Running).toBe(false);
+
+    const restarted = await user.api('/api/me/agent/restart', { method: 'POST' });
+    expect((await restarted.json()).status).toBe('running');
+    expect((await chat(user, 'alive')).text).toBe('echo: alive');
+  });
+
+  it('restarts a running agent once for a burst of config changes, keeping its data', async () => {
+    const user = await createTestUser(h);
+    const provider = await giveProvider(user, fake);
+    await user.api('/api/me/agent/start', { method: 'POST' });
+    const agent = (await h.core.agents.findOwned('user', user.id))!;
+    agentIds.push(agent.id);
+    expect((await chat(user, 'before the change')).text).toBe('echo: before the change');
+    const handle = h.temporal.workflow.getHandle(agentWorkflowId(agent.id));
+    const before = await handle.query(stateQuery);
+    const startedAt = (await h.docker.getContainer(agent.containerName).inspect()).State.StartedAt;
+
+    const bodies = ['Be brief.', 'Be very brief.', 'Be kind.'];
+    for (const personality of bodies) {
+      const put = await user.api('/api/me/agent-config', {
+        method: 'PUT',
+        body: { primaryModel: 'fake/fake-model', fallbackModels: [], personality, providerId: provider.id },
+      });
+      expect((await put.json()).restart).toBe('scheduled');
+    }
+    const after = await eventually(async () => {
+      const s = await handle.query(stateQuery);
+      return s.generation > before.generation && s.status === 'running' && !s.restartPending ? s : null;
+    }, 'the debounced restart');
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await handle.query(stateQuery)).generation).toBe(after.generation);
+    expect(after.generation).toBe(before.generation + 1);
+    expect((await h.docker.getContainer(agent.containerName).inspect()).State.StartedAt).not.toBe(startedAt);
+
+    // The new personality reached the agent, and the old history survived the restart.
+    expect((await chat(user, 'after the change')).text).toBe('echo: after the change');
+    const upstream = fake.seen.filter((s) => s.body?.messages?.some((m) => m.content === 'after the change')).at(-1);
+    expect(upstream?.body?.messages?.[0]).toEqual({ role: 'system', content: 'Be kind.' });
+    expect(JSON.stringify(await (await user.api('/api/chat/sessions')).json())).toContain('before the change');
+  });
+
+  it('operators find agent workflows by search attributes, with a summary', async () => {
+    const user = await createTestUser(h);
+    await giveProvider(user, fake);
+    const { id } = await (await user.api('/api/me/agent/start', { method: 'POST' })).json();
+    agentIds.push(id);
+    const desc = await h.temporal.workflow.getHandle(agentWorkflowId(id)).describe();
+    expect(desc.searchAttributes[SEARCH_ATTRIBUTES.agentId]).toEqual([id]);
+    expect(desc.searchAttributes[SEARCH_ATTRIBUTES.ownerId]).toEqual([user.id]);
+    expect(await desc.staticSummary()).toContain(user.id);
+    const found = await eventually(async () => {
+      for await (const wf of h.temporal.workflow.list({ query: `${SEARCH_ATTRIBUTES.ownerId}="${user.id}"` })) return wf;
+      return null;
+    }, 'the visibility index', 20_000);
+    expect(found.workflowId).toBe(agentWorkflowId(id));
+  });
+
+  it('sheds load: more distinct starts than allowed get 429 with Retry-After', async () => {
+    const tight = await startHangar({ HANGAR_MAX_CONCURRENT_STARTS: '1' }, { worker: false });
+    try {
+      const users = await Promise.all([createTestUser(tight), createTestUser(tight), createTestUser(tight)]);
+      for (const u of users) await giveProvider(u, fake);
+      const results = await Promise.all(users.map((u) => u.api('/api/me/agent/start', { method: 'POST' })));
+      const statuses = results.map((r) => r.status).sort();
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+      const limited = results.filter((r) => r.status === 429);
+      expect(limited.length).toBeGreaterThanOrEqual(1);
+      expect(limited[0].headers.get('retry-after')).toBe('5');
+      expect((await limited[0].json()).error.code).toBe('rate_limited');
+      for (const u of users) {
+        const a = await tight.core.agents.findOwned('user', u.id);
+        if (a) agentIds.push(a.id);
+      }
+    } finally {
+      await tight.stop();
+    }
+  });
+});
