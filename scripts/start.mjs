@@ -13,8 +13,9 @@ const step = (cmd, args) => {
 };
 
 if (!existsSync(path.join(root, 'node_modules/.package-lock.json'))) {
-  console.log('[hangar] installing dependencies (npm ci)…');
-  step('npm', ['ci', '--no-audit', '--no-fund']);
+  console.log('[hangar] installing dependencies…');
+  // npm install, pinned by the lockfile (see .ci/run for why not npm ci).
+  step('npm', ['install', '--no-audit', '--no-fund']);
 }
 if (!existsSync(path.join(root, 'core/generated/prisma/client.ts'))) step(process.execPath, ['scripts/prisma-generate.mjs']);
 
