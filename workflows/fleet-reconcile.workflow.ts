@@ -23,6 +23,7 @@ export interface ReconcileReport {
  */
 export async function fleetReconcile(): Promise<ReconcileReport> {
   const report: ReconcileReport = { hosts: 0, fixed: [], orphansRemoved: [], missingLifecycle: [] };
+  const instanceId = await control.getInstanceId();
   for (const hostId of await control.listDockerHosts()) {
     report.hosts++;
     const docker = proxyActivities<ReturnType<typeof createDockerActivities>>({
@@ -30,7 +31,7 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
       startToCloseTimeout: '1 minute',
       retry: { maximumAttempts: 3 },
     });
-    const containers = await docker.listManagedContainers();
+    const containers = await docker.listManagedContainers(instanceId);
     const rows = await control.listAgentsOnHost(hostId);
     const byName = new Map(containers.map((c) => [c.name, c]));
 

@@ -57,6 +57,7 @@ export interface ReconcileRequest {
 /** What the Docker activities need to run one agent's container. */
 export interface ContainerSpec {
   agentId: string;
+  instanceId: string;
   ownerKind: OwnerKind;
   ownerId: string;
   containerName: string;
@@ -87,4 +88,6 @@ export const agentVolumeName = (agentId: string) => `hangar-agent-${agentId}-dat
 export const LABEL_MANAGED = 'dev.hangar.managed';
 export const LABEL_AGENT_ID = 'dev.hangar.agent-id';
 export const LABEL_OWNER = 'dev.hangar.owner';
+/** Which Hangar installation owns a container: two on one engine never reap each other's. */
+export const LABEL_INSTANCE = 'dev.hangar.instance';
 export const AGENT_PORT = 18789;

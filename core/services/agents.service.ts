@@ -20,6 +20,8 @@ export interface AgentServiceDeps {
   apiPort?: () => number;
 }
 
+const INSTANCE_KEY = 'instance.id';
+
 export type PublicAgent = ReturnType<typeof toPublicAgent>;
 
 export function toPublicAgent(a: Agent) {
@@ -38,6 +40,7 @@ export function toPublicAgent(a: Agent) {
 
 export function createAgentService({ db, keyring, config, apiPort }: AgentServiceDeps) {
   const tokenCache = new Map<string, string>();
+  let instance: Promise<string> | null = null;
 
   return {
     async findOwned(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
@@ -79,10 +82,27 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
       return row;
     },
 
+    /** This installation's id, made once and kept in the database. */
+    instanceId(): Promise<string> {
+      instance ??= (async () => {
+        const row = await db.systemConfig.upsert({
+          where: { key: INSTANCE_KEY },
+          create: { key: INSTANCE_KEY, value: crypto.randomUUID() },
+          update: {},
+        });
+        return row.value;
+      })().catch((err) => {
+        instance = null;
+        throw err;
+      });
+      return instance;
+    },
+
     async containerSpec(agentId: string): Promise<ContainerSpec> {
       const a = await this.get(agentId);
       return {
         agentId: a.id,
+        instanceId: await this.instanceId(),
         ownerKind: a.ownerKind as OwnerKind,
         ownerId: a.ownerId,
         containerName: a.containerName,

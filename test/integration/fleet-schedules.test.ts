@@ -91,9 +91,15 @@ describe('idle reaper and fleet reconcile', () => {
     await h.docker.createContainer({
       name,
       Image: h.core.config.agentImage,
-      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.agent-id': orphanId },
+      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': await h.core.agents.instanceId(), 'dev.hangar.agent-id': orphanId },
     });
     const bystander = await h.docker.createContainer({ name: `not-hangar-${orphanId}`, Image: h.core.config.agentImage });
+    // Another Hangar installation's container on the same engine is not ours to reap.
+    const neighbour = await h.docker.createContainer({
+      name: `hangar-agent-other-${orphanId}`,
+      Image: h.core.config.agentImage,
+      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': 'another-install', 'dev.hangar.agent-id': randomUUID() },
+    });
     try {
       await trigger(FLEET_RECONCILE_SCHEDULE_ID);
       await eventually(async () => {
@@ -106,8 +112,10 @@ describe('idle reaper and fleet reconcile', () => {
       );
       expect(event.type).toBe('orphan_removed');
       expect((await bystander.inspect()).Id).toBeTruthy();
+      expect((await neighbour.inspect()).Id).toBeTruthy();
     } finally {
       await bystander.remove({ force: true });
+      await neighbour.remove({ force: true });
     }
   });
 });

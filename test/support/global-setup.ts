@@ -23,9 +23,8 @@ declare module 'vitest' {
   }
 }
 
-// Start the real stack once per run: Postgres, Temporal, the agent image and
-// the workflow bundle. Tests isolate themselves by unique ids.
-export default async function setup(project: TestProject) {
+/** The real stack, throwaway: Postgres, Temporal, the agent image, the workflow bundle. */
+export async function startTestStack(log: (m: string) => void = (m) => console.log(`[stack] ${m}`)) {
   const started = Date.now();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hangar-test-'));
   // mkdtemp makes it 0700; Postgres runs as its own user when we are root.
@@ -40,13 +39,13 @@ export default async function setup(project: TestProject) {
     temporalUiPort: await freePort(),
     persistent: false,
     agentImage,
-    log: (m) => console.log(`[stack] ${m}`),
+    log,
   });
   const bundle = await buildWorkflowBundle();
   const workflowBundlePath = path.join(dataDir, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, bundle.code);
-  console.log(`[stack] ready in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-  project.provide('stack', {
+  log(`ready in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  const info: StackInfo = {
     dataDir,
     databaseUrl: stack.databaseUrl,
     adminDatabaseUrl: stack.adminDatabaseUrl,
@@ -54,9 +53,19 @@ export default async function setup(project: TestProject) {
     secretKey: randomBytes(32).toString('base64url'),
     workflowBundlePath,
     agentImage,
-  });
-  return async () => {
-    await stack.stop();
-    await rm(dataDir, { recursive: true, force: true });
   };
+  return {
+    info,
+    async stop() {
+      await stack.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Start the real stack once per run; tests isolate themselves by unique ids.
+export default async function setup(project: TestProject) {
+  const { info, stop } = await startTestStack();
+  project.provide('stack', info);
+  return stop;
 }

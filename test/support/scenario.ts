@@ -1,4 +1,3 @@
-import { expect } from 'vitest';
 import type { startFakeOpenAI } from './fake-openai.ts';
 import type { TestUser } from './hangar.harness.ts';
 
@@ -7,13 +6,13 @@ export async function giveProvider(user: TestUser, fake: Awaited<ReturnType<type
   const res = await user.api('/api/me/providers', {
     body: { name: 'fake', displayName: 'Fake', type: 'custom', baseUrl: fake.agentBaseUrl, apiKey: key, models: [{ id: 'fake-model' }] },
   });
-  expect(res.status).toBe(201);
+  if (res.status !== 201) throw new Error(`provider create answered ${res.status}: ${await res.text()}`);
   const provider = await res.json();
   const cfg = await user.api('/api/me/agent-config', {
     method: 'PUT',
     body: { primaryModel: 'fake/fake-model', fallbackModels: [], personality: null, providerId: provider.id },
   });
-  expect(cfg.status).toBe(200);
+  if (cfg.status !== 200) throw new Error(`agent config answered ${cfg.status}: ${await cfg.text()}`);
   return provider as { id: string };
 }
 
