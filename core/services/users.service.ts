@@ -103,8 +103,10 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       if (!token.startsWith(TOKEN_PREFIX)) return null;
       const t = await db.apiToken.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } });
       if (!t || t.revokedAt || (t.expiresAt && t.expiresAt < new Date()) || t.user.status !== 'active') return null;
-      // lastUsedAt is advisory; do not make the request wait for it.
-      void db.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+      // lastUsedAt is advisory: at most one write a minute per token, off the request path.
+      if (!t.lastUsedAt || Date.now() - t.lastUsedAt.getTime() > 60_000) {
+        void db.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+      }
       return t.user;
     },
 
