@@ -35,24 +35,7 @@ const OWNER_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.ownerId, SearchAttri
 export function createAgentControl({ client, config }: { client: Client; config: HangarConfig }) {
   const starting = new Map<string, Promise<LifecycleState>>();
 
-  const startOperation = (agent: Agent) =>
-    new WithStartWorkflowOperation(agentLifecycle, {
-      workflowId: agentWorkflowId(agent.id),
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [
-        {
-          agentId: agent.id,
-          dockerHostId: agent.dockerHostId,
-          settings: { restartDebounceMs: config.restartDebounceSec * 1000, healthTimeoutSec: config.agentStartTimeoutSec },
-        },
-      ],
-      typedSearchAttributes: [
-        { key: AGENT_ID, value: agent.id },
-        { key: OWNER_ID, value: agent.ownerId },
-      ],
-      staticSummary: `Agent "${agent.name}" of ${agent.ownerKind} ${agent.ownerId}`,
-    });
+  const startOperation = (agent: Agent) => lifecycleStartOperation(agent, config);
 
   async function withStart(agent: Agent, update: typeof ensureRunningUpdate | typeof restartUpdate, args: unknown[]) {
     try {
@@ -135,6 +118,27 @@ export function createAgentControl({ client, config }: { client: Client; config:
 }
 
 export type AgentControl = ReturnType<typeof createAgentControl>;
+
+/** How an agent's lifecycle is started if it is not running yet: one id per agent, so any number of callers share one. */
+export function lifecycleStartOperation(agent: Agent, config: HangarConfig) {
+  return new WithStartWorkflowOperation(agentLifecycle, {
+    workflowId: agentWorkflowId(agent.id),
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    args: [
+      {
+        agentId: agent.id,
+        dockerHostId: agent.dockerHostId,
+        settings: { restartDebounceMs: config.restartDebounceSec * 1000, healthTimeoutSec: config.agentStartTimeoutSec },
+      },
+    ],
+    typedSearchAttributes: [
+      { key: AGENT_ID, value: agent.id },
+      { key: OWNER_ID, value: agent.ownerId },
+    ],
+    staticSummary: `Agent "${agent.name}" of ${agent.ownerKind} ${agent.ownerId}`,
+  });
+}
 
 function asStartFailure(err: unknown): unknown {
   if (err instanceof WorkflowUpdateFailedError) {

@@ -99,6 +99,16 @@ export async function applyMigrations(
   databaseUrl: string,
   opts: { migrationsDir?: string; log?: (msg: string) => void } = {},
 ): Promise<{ applied: string[] }> {
+  // One at a time within a process (the engine's instance is shared); across
+  // processes the engine's advisory lock serialises.
+  const run = applyQueue.then(() => applyOnce(databaseUrl, opts));
+  applyQueue = run.catch(() => undefined);
+  return run;
+}
+
+let applyQueue: Promise<unknown> = Promise.resolve();
+
+async function applyOnce(databaseUrl: string, opts: { migrationsDir?: string; log?: (msg: string) => void }) {
   const list = await migrationsList(opts.migrationsDir);
   const out = await withEngine(
     databaseUrl,

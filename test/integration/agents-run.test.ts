@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lifecycleStartOperation } from '../../api/agent-control.ts';
+import { ensureRunningUpdate } from '../../workflows/agent-lifecycle.workflow.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { createTestUser, removeAgentsFromDocker, startHangar, type Hangar, type TestUser } from '../support/hangar.harness.ts';
 
@@ -170,5 +172,23 @@ describe('agents run', () => {
     const list = await h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agentId}`] } });
     expect(list).toHaveLength(1);
     expect(await h.core.db.agent.count({ where: { ownerKind: 'user', ownerId: carol.id } })).toBe(1);
+  });
+
+  it('20 concurrent ensureRunning updates straight to Temporal (no API in between) make one container', async () => {
+    const dave = await createTestUser(h);
+    await setUpProvider(dave, 'sk-dave-0004');
+    const agent = await h.core.agents.getOrCreate('user', dave.id);
+    agentIds.push(agent.id);
+    const states = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        h.temporal.workflow.executeUpdateWithStart(ensureRunningUpdate, {
+          startWorkflowOperation: lifecycleStartOperation(agent, h.core.config),
+        }),
+      ),
+    );
+    expect(states.every((s) => s.status === 'running')).toBe(true);
+    expect(new Set(states.map((s) => s.containerId)).size).toBe(1);
+    const list = await h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agent.id}`] } });
+    expect(list).toHaveLength(1);
   });
 });
