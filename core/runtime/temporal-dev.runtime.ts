@@ -46,6 +46,8 @@ export async function startTemporalDevServer(opts: {
   dbFile?: string;
   logFile?: string;
   headless?: boolean;
+  /** Extra `--dynamic-config-value` entries (tests use these to provoke server behaviour early). */
+  dynamicConfig?: string[];
 }): Promise<RunningTemporal> {
   const cli = findTemporalCli();
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
@@ -57,6 +59,7 @@ export async function startTemporalDevServer(opts: {
   }
   for (const name of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=Keyword`);
   args.push('--dynamic-config-value', 'frontend.enableExecuteMultiOperation=true');
+  for (const v of opts.dynamicConfig ?? []) args.push('--dynamic-config-value', v);
   const out = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(cli, args, { stdio: ['ignore', out, out], detached: false });
   const address = `127.0.0.1:${opts.port}`;
