@@ -15,6 +15,7 @@ import {
 } from '../core/contracts/agent.contract.ts';
 import type { Agent } from '../core/db.ts';
 import { RateLimitedError, UnavailableError } from '../core/errors.ts';
+import type { Metrics } from './metrics.ts';
 import {
   agentLifecycle,
   configChangedSignal,
@@ -32,18 +33,21 @@ const OWNER_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.ownerId, SearchAttri
  * started on first use (update-with-start). Concurrent starts of one agent
  * share one call; too many distinct starts at once get 429, not a pile-up.
  */
-export function createAgentControl({ client, config }: { client: Client; config: HangarConfig }) {
+export function createAgentControl({ client, config, metrics }: { client: Client; config: HangarConfig; metrics?: Metrics }) {
   const starting = new Map<string, Promise<LifecycleState>>();
 
   const startOperation = (agent: Agent) => lifecycleStartOperation(agent, config);
 
   async function withStart(agent: Agent, update: typeof ensureRunningUpdate | typeof restartUpdate, args: unknown[]) {
     try {
-      return await client.workflow.executeUpdateWithStart(update as typeof ensureRunningUpdate, {
+      const state = await client.workflow.executeUpdateWithStart(update as typeof ensureRunningUpdate, {
         args: args as [],
         startWorkflowOperation: startOperation(agent),
       });
+      metrics?.workflowCalls.inc({ operation: update.name, outcome: 'ok' });
+      return state;
     } catch (err) {
+      metrics?.workflowCalls.inc({ operation: update.name, outcome: 'failed' });
       throw asStartFailure(err);
     }
   }

@@ -9,6 +9,7 @@ import type { Core } from '../core/hangar.ts';
 import { createAgentControl, type AgentControl } from './agent-control.ts';
 import { createAuth, type Auth } from './auth.ts';
 import { installErrorHandler } from './error-handler.ts';
+import { createMetrics } from './metrics.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { chatRoutes } from './routes/chat.routes.ts';
@@ -70,10 +71,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  const metrics = createMetrics(core.db);
+  metrics.install(app);
   const deps: RouteDeps = {
     core,
     auth: createAuth(core.users),
-    control: createAgentControl({ client: opts.temporal, config: core.config }),
+    control: createAgentControl({ client: opts.temporal, config: core.config, metrics }),
     secureCookies: core.config.mode === 'production',
     readiness: {
       temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),

@@ -94,6 +94,11 @@ describe('agent control', () => {
       return null;
     }, 'the visibility index', 20_000);
     expect(found.workflowId).toBe(agentWorkflowId(id));
+
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    expect(metrics).toMatch(/hangar_agents\{status="running"\} [1-9]/);
+    expect(metrics).toMatch(/hangar_workflow_operations_total\{operation="ensureRunning",outcome="ok"\} [1-9]/);
+    expect(metrics).toContain('hangar_http_request_duration_seconds_bucket');
   });
 
   it('sheds load: more distinct starts than allowed get 429 with Retry-After', async () => {

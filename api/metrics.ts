@@ -1,0 +1,52 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Db } from '../core/db.ts';
+
+// Prometheus metrics for one API process (GET /metrics). Agents by status are
+// read from the database at scrape time, so every API replica reports the
+// same fleet-wide numbers.
+export function createMetrics(db: Db) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'hangar_process_' });
+  const httpDuration = new Histogram({
+    name: 'hangar_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
+    registers: [registry],
+  });
+  const workflowCalls = new Counter({
+    name: 'hangar_workflow_operations_total',
+    help: 'Operations sent to agent lifecycle workflows, by operation and outcome',
+    labelNames: ['operation', 'outcome'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'hangar_agents',
+    help: 'Agents by status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const rows = await db.agent.groupBy({ by: ['status'], _count: { _all: true } });
+      this.reset();
+      for (const r of rows) this.set({ status: r.status }, r._count._all);
+    },
+  });
+
+  return {
+    registry,
+    workflowCalls,
+    install(app: FastifyInstance) {
+      app.addHook('onResponse', async (request, reply) => {
+        const route = request.routeOptions.url ?? 'unmatched';
+        httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+      });
+      app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+        reply.header('content-type', registry.contentType);
+        return registry.metrics();
+      });
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
