@@ -1,29 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { agentWorkflowId, SEARCH_ATTRIBUTES } from '../../core/contracts/agent.contract.ts';
 import { stateQuery } from '../../workflows/agent-lifecycle.workflow.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import { createTestUser, eventually, removeAgentsFromDocker, startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { createTestUser, eventually, startHangar, useScene } from '../support/hangar.harness.ts';
 import { chat, giveProvider } from '../support/scenario.ts';
 
 // Controlling one agent: start progress as SSE, stop/restart, config changes
 // that restart once, back-pressure on starts, and what operators see in Temporal.
 describe('agent control', () => {
-  let h: Hangar;
-  let fake: Awaited<ReturnType<typeof startFakeOpenAI>>;
-  const agentIds: string[] = [];
-
-  beforeAll(async () => {
-    [h, fake] = await Promise.all([startHangar(), startFakeOpenAI()]);
-  });
-  afterAll(async () => {
-    if (h) await removeAgentsFromDocker(h.docker, agentIds);
-    await h?.stop();
-    await fake?.close();
-  });
+  const scene = useScene({});
 
   it('streams start progress, then stops and restarts on request', async () => {
-    const user = await createTestUser(h);
-    await giveProvider(user, fake);
+    const user = await createTestUser(scene.h);
+    await giveProvider(user, scene.fake);
     const res = await user.api('/api/me/agent/start', { method: 'POST', headers: { accept: 'text/event-stream' } });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const text = await res.text();
@@ -34,11 +22,11 @@ describe('agent control', () => {
     const ready = events.at(-1)!;
     expect(ready.event).toBe('ready');
     expect(ready.data.status).toBe('running');
-    agentIds.push(ready.data.id);
+    scene.agentIds.push(ready.data.id);
 
     const stopped = await user.api('/api/me/agent/stop', { method: 'POST' });
     expect((await stopped.json()).status).toBe('stopped');
-    expect((await h.docker.getContainer(`hangar-agent-${ready.data.id}`).inspect()).State.Running).toBe(false);
+    expect((await scene.h.docker.getContainer(`hangar-agent-${ready.data.id}`).inspect()).State.Running).toBe(false);
 
     const restarted = await user.api('/api/me/agent/restart', { method: 'POST' });
     expect((await restarted.json()).status).toBe('running');
@@ -46,21 +34,21 @@ describe('agent control', () => {
   });
 
   it('restarts a running agent once for a burst of config changes, keeping its data', async () => {
-    const user = await createTestUser(h);
-    const provider = await giveProvider(user, fake);
+    const user = await createTestUser(scene.h);
+    const provider = await giveProvider(user, scene.fake);
     await user.api('/api/me/agent/start', { method: 'POST' });
-    const agent = (await h.core.agents.findOwned('user', user.id))!;
-    agentIds.push(agent.id);
+    const agent = (await scene.h.core.agents.findOwned('user', user.id))!;
+    scene.agentIds.push(agent.id);
     expect((await chat(user, 'before the change')).text).toBe('echo: before the change');
-    const handle = h.temporal.workflow.getHandle(agentWorkflowId(agent.id));
+    const handle = scene.h.temporal.workflow.getHandle(agentWorkflowId(agent.id));
     const before = await handle.query(stateQuery);
-    const startedAt = (await h.docker.getContainer(agent.containerName).inspect()).State.StartedAt;
+    const startedAt = (await scene.h.docker.getContainer(agent.containerName).inspect()).State.StartedAt;
 
     const bodies = ['Be brief.', 'Be very brief.', 'Be kind.'];
     for (const personality of bodies) {
       const put = await user.api('/api/me/agent-config', {
         method: 'PUT',
-        body: { primaryModel: 'fake/fake-model', fallbackModels: [], personality, providerId: provider.id },
+        body: { primaryModel: 'scene.fake/scene.fake-model', fallbackModels: [], personality, providerId: provider.id },
       });
       expect((await put.json()).restart).toBe('scheduled');
     }
@@ -71,31 +59,31 @@ describe('agent control', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect((await handle.query(stateQuery)).generation).toBe(after.generation);
     expect(after.generation).toBe(before.generation + 1);
-    expect((await h.docker.getContainer(agent.containerName).inspect()).State.StartedAt).not.toBe(startedAt);
+    expect((await scene.h.docker.getContainer(agent.containerName).inspect()).State.StartedAt).not.toBe(startedAt);
 
     // The new personality reached the agent, and the old history survived the restart.
     expect((await chat(user, 'after the change')).text).toBe('echo: after the change');
-    const upstream = fake.seen.filter((s) => s.body?.messages?.some((m) => m.content === 'after the change')).at(-1);
+    const upstream = scene.fake.seen.filter((s) => s.body?.messages?.some((m) => m.content === 'after the change')).at(-1);
     expect(upstream?.body?.messages?.[0]).toEqual({ role: 'system', content: 'Be kind.' });
     expect(JSON.stringify(await (await user.api('/api/chat/sessions')).json())).toContain('before the change');
   });
 
   it('operators find agent workflows by search attributes, with a summary', async () => {
-    const user = await createTestUser(h);
-    await giveProvider(user, fake);
+    const user = await createTestUser(scene.h);
+    await giveProvider(user, scene.fake);
     const { id } = await (await user.api('/api/me/agent/start', { method: 'POST' })).json();
-    agentIds.push(id);
-    const desc = await h.temporal.workflow.getHandle(agentWorkflowId(id)).describe();
+    scene.agentIds.push(id);
+    const desc = await scene.h.temporal.workflow.getHandle(agentWorkflowId(id)).describe();
     expect(desc.searchAttributes[SEARCH_ATTRIBUTES.agentId]).toEqual([id]);
     expect(desc.searchAttributes[SEARCH_ATTRIBUTES.ownerId]).toEqual([user.id]);
     expect(await desc.staticSummary()).toContain(user.id);
     const found = await eventually(async () => {
-      for await (const wf of h.temporal.workflow.list({ query: `${SEARCH_ATTRIBUTES.ownerId}="${user.id}"` })) return wf;
+      for await (const wf of scene.h.temporal.workflow.list({ query: `${SEARCH_ATTRIBUTES.ownerId}="${user.id}"` })) return wf;
       return null;
     }, 'the visibility index', 20_000);
     expect(found.workflowId).toBe(agentWorkflowId(id));
 
-    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    const metrics = await (await fetch(`${scene.h.url}/metrics`)).text();
     expect(metrics).toMatch(/hangar_agents\{status="running"\} [1-9]/);
     expect(metrics).toMatch(/hangar_workflow_operations_total\{operation="ensureRunning",outcome="ok"\} [1-9]/);
     expect(metrics).toContain('hangar_http_request_duration_seconds_bucket');
@@ -105,7 +93,7 @@ describe('agent control', () => {
     const tight = await startHangar({ HANGAR_MAX_CONCURRENT_STARTS: '1' }, { worker: false });
     try {
       const users = await Promise.all([createTestUser(tight), createTestUser(tight), createTestUser(tight)]);
-      for (const u of users) await giveProvider(u, fake);
+      for (const u of users) await giveProvider(u, scene.fake);
       const results = await Promise.all(users.map((u) => u.api('/api/me/agent/start', { method: 'POST' })));
       const statuses = results.map((r) => r.status).sort();
       expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
@@ -115,7 +103,7 @@ describe('agent control', () => {
       expect((await limited[0].json()).error.code).toBe('rate_limited');
       for (const u of users) {
         const a = await tight.core.agents.findOwned('user', u.id);
-        if (a) agentIds.push(a.id);
+        if (a) scene.agentIds.push(a.id);
       }
     } finally {
       await tight.stop();

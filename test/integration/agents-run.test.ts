@@ -1,32 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { lifecycleStartOperation } from '../../api/agent-control.ts';
 import { ensureRunningUpdate } from '../../workflows/agent-lifecycle.workflow.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import { createTestUser, removeAgentsFromDocker, startHangar, type Hangar, type TestUser } from '../support/hangar.harness.ts';
+import { createTestUser, useScene, type TestUser } from '../support/hangar.harness.ts';
 
 // The walking skeleton end to end: users, providers, a workflow-started
 // container per user, chat through the proxy, and isolation between users.
 describe('agents run', () => {
-  let h: Hangar;
-  let fake: Awaited<ReturnType<typeof startFakeOpenAI>>;
+  const scene = useScene();
   let alice: TestUser;
   let bob: TestUser;
-  const agentIds: string[] = [];
 
   beforeAll(async () => {
-    [h, fake] = await Promise.all([startHangar(), startFakeOpenAI()]);
-    [alice, bob] = await Promise.all([createTestUser(h), createTestUser(h)]);
-  });
-
-  afterAll(async () => {
-    if (h) await removeAgentsFromDocker(h.docker, agentIds);
-    await h?.stop();
-    await fake?.close();
+    [alice, bob] = await Promise.all([createTestUser(scene.h), createTestUser(scene.h)]);
   });
 
   async function setUpProvider(user: TestUser, key: string) {
     const res = await user.api('/api/me/providers', {
-      body: { name: 'fake', displayName: 'Fake', type: 'custom', baseUrl: fake.agentBaseUrl, apiKey: key, models: [{ id: 'fake-model' }] },
+      body: { name: 'fake', displayName: 'Fake', type: 'custom', baseUrl: scene.fake.agentBaseUrl, apiKey: key, models: [{ id: 'fake-model' }] },
     });
     expect(res.status).toBe(201);
     const provider = await res.json();
@@ -57,12 +47,12 @@ describe('agents run', () => {
     expect(a.status, await a.clone().text()).toBe(200);
     expect(b.status, await b.clone().text()).toBe(200);
     const [agentA, agentB] = [await a.json(), await b.json()];
-    agentIds.push(agentA.id, agentB.id);
+    scene.agentIds.push(agentA.id, agentB.id);
     expect(agentA.status).toBe('running');
     expect(agentA.workflowId).toBe(`agent/${agentA.id}`);
     expect(agentA.id).not.toBe(agentB.id);
 
-    const info = await h.docker.getContainer(`hangar-agent-${agentA.id}`).inspect();
+    const info = await scene.h.docker.getContainer(`hangar-agent-${agentA.id}`).inspect();
     expect(info.State.Running).toBe(true);
     expect(info.Config.User).toBe('10001:10001');
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
@@ -75,13 +65,13 @@ describe('agents run', () => {
     expect(plain.status).toBe(200);
     const answer = await plain.json();
     expect(answer.choices[0].message.content).toBe('echo: hello from alice');
-    const upstream = fake.seen.find((s) => s.body?.messages?.some((m) => m.content === 'hello from alice'));
+    const upstream = scene.fake.seen.find((s) => s.body?.messages?.some((m) => m.content === 'hello from alice'));
     expect(upstream?.authorization).toBe('Bearer sk-alice-0001');
     expect(upstream?.body?.model).toBe('fake-model');
 
     const bobPlain = await bob.api('/api/chat', { body: { messages: [{ role: 'user', content: 'hi from bob' }] } });
     expect((await bobPlain.json()).choices[0].message.content).toBe('echo: hi from bob');
-    expect(fake.seen.find((s) => s.body?.messages?.some((m) => m.content === 'hi from bob'))?.authorization).toBe('Bearer sk-bob-0002');
+    expect(scene.fake.seen.find((s) => s.body?.messages?.some((m) => m.content === 'hi from bob'))?.authorization).toBe('Bearer sk-bob-0002');
 
     const streamed = await alice.api('/api/chat', { body: { messages: [{ role: 'user', content: 'stream these words please' }], stream: true } });
     expect(streamed.status).toBe(200);
@@ -109,8 +99,8 @@ describe('agents run', () => {
   });
 
   it('keeps users apart: another user\'s agent, providers and config are 404', async () => {
-    const bobAgent = await h.core.agents.findOwned('user', bob.id);
-    const bobProviders = await h.core.providers.list(bob.id);
+    const bobAgent = await scene.h.core.agents.findOwned('user', bob.id);
+    const bobProviders = await scene.h.core.providers.list(bob.id);
     expect(bobAgent && bobProviders.length).toBeTruthy();
 
     const asAlice = [
@@ -128,17 +118,17 @@ describe('agents run', () => {
       body: { primaryModel: null, fallbackModels: [], personality: null, providerId: bobProviders[0].id },
     });
     expect(put.status).toBe(400);
-    const stillBob = await h.core.providers.list(bob.id);
+    const stillBob = await scene.h.core.providers.list(bob.id);
     expect(stillBob[0].displayName).toBe('Fake');
     const aliceList = await (await alice.api('/api/me/providers')).json();
     expect(aliceList.map((p: { id: string }) => p.id)).not.toContain(bobProviders[0].id);
   });
 
   it('the config endpoint answers only the agent\'s own token', async () => {
-    const a = (await h.core.agents.findOwned('user', alice.id))!;
-    const b = (await h.core.agents.findOwned('user', bob.id))!;
-    const url = (agentId: string) => `${h.url}/api/internal/agent-config/user/${agentId}`;
-    const own = await fetch(url(a.id), { headers: { authorization: `Bearer ${h.core.agents.gatewayToken(a)}` } });
+    const a = (await scene.h.core.agents.findOwned('user', alice.id))!;
+    const b = (await scene.h.core.agents.findOwned('user', bob.id))!;
+    const url = (agentId: string) => `${scene.h.url}/api/internal/agent-config/user/${agentId}`;
+    const own = await fetch(url(a.id), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } });
     expect(own.status).toBe(200);
     const cfg = await own.json();
     expect(cfg.models.providers.fake.apiKey).toBe('sk-alice-0001');
@@ -146,11 +136,11 @@ describe('agents run', () => {
 
     const refused = [
       fetch(url(a.id)),
-      fetch(url(a.id), { headers: { authorization: `Bearer ${h.core.agents.gatewayToken(b)}` } }),
+      fetch(url(a.id), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(b)}` } }),
       fetch(url(a.id), { headers: { authorization: `Bearer ${alice.token}` } }),
       fetch(url(a.id), { headers: { authorization: 'Bearer ' } }),
-      fetch(`${h.url}/api/internal/agent-config/workspace/${a.id}`, { headers: { authorization: `Bearer ${h.core.agents.gatewayToken(a)}` } }),
-      fetch(url('no-such-agent'), { headers: { authorization: `Bearer ${h.core.agents.gatewayToken(a)}` } }),
+      fetch(`${scene.h.url}/api/internal/agent-config/workspace/${a.id}`, { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } }),
+      fetch(url('no-such-agent'), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } }),
     ];
     for (const res of await Promise.all(refused)) {
       expect(res.status).toBe(401);
@@ -161,34 +151,34 @@ describe('agents run', () => {
   });
 
   it('20 concurrent starts for one user make exactly one container', async () => {
-    const carol = await createTestUser(h);
+    const carol = await createTestUser(scene.h);
     const results = await Promise.all(Array.from({ length: 20 }, () => carol.api('/api/me/agent/start', { method: 'POST' })));
     const statuses = results.map((r) => r.status);
     expect(statuses.every((s) => s === 200)).toBe(true);
     const ids = new Set(await Promise.all(results.map(async (r) => (await r.json()).id)));
     expect(ids.size).toBe(1);
     const [agentId] = [...ids] as string[];
-    agentIds.push(agentId);
-    const list = await h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agentId}`] } });
+    scene.agentIds.push(agentId);
+    const list = await scene.h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agentId}`] } });
     expect(list).toHaveLength(1);
-    expect(await h.core.db.agent.count({ where: { ownerKind: 'user', ownerId: carol.id } })).toBe(1);
+    expect(await scene.h.core.db.agent.count({ where: { ownerKind: 'user', ownerId: carol.id } })).toBe(1);
   });
 
   it('20 concurrent ensureRunning updates straight to Temporal (no API in between) make one container', async () => {
-    const dave = await createTestUser(h);
+    const dave = await createTestUser(scene.h);
     await setUpProvider(dave, 'sk-dave-0004');
-    const agent = await h.core.agents.getOrCreate('user', dave.id);
-    agentIds.push(agent.id);
+    const agent = await scene.h.core.agents.getOrCreate('user', dave.id);
+    scene.agentIds.push(agent.id);
     const states = await Promise.all(
       Array.from({ length: 20 }, () =>
-        h.temporal.workflow.executeUpdateWithStart(ensureRunningUpdate, {
-          startWorkflowOperation: lifecycleStartOperation(agent, h.core.config),
+        scene.h.temporal.workflow.executeUpdateWithStart(ensureRunningUpdate, {
+          startWorkflowOperation: lifecycleStartOperation(agent, scene.h.core.config),
         }),
       ),
     );
     expect(states.every((s) => s.status === 'running')).toBe(true);
     expect(new Set(states.map((s) => s.containerId)).size).toBe(1);
-    const list = await h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agent.id}`] } });
+    const list = await scene.h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agent.id}`] } });
     expect(list).toHaveLength(1);
   });
 });

@@ -1,41 +1,29 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FLEET_RECONCILE_SCHEDULE_ID, IDLE_REAPER_SCHEDULE_ID } from '../../core/contracts/agent.contract.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import { createTestUser, eventually, removeAgentsFromDocker, startHangar, type Hangar, type TestUser } from '../support/hangar.harness.ts';
+import { createTestUser, eventually, type TestUser, useScene } from '../support/hangar.harness.ts';
 import { chat, giveProvider } from '../support/scenario.ts';
 
 // The schedules registered by the worker, triggered by hand so the test does
 // not wait for the clock: the reaper, and reconciliation both ways.
 describe('idle reaper and fleet reconcile', () => {
-  let h: Hangar;
-  let fake: Awaited<ReturnType<typeof startFakeOpenAI>>;
-  const agentIds: string[] = [];
-
-  beforeAll(async () => {
-    [h, fake] = await Promise.all([startHangar(), startFakeOpenAI()]);
-  });
-  afterAll(async () => {
-    if (h) await removeAgentsFromDocker(h.docker, agentIds);
-    await h?.stop();
-    await fake?.close();
-  });
+  const scene = useScene({});
 
   async function runningAgent(): Promise<{ user: TestUser; agentId: string }> {
-    const user = await createTestUser(h);
-    await giveProvider(user, fake);
+    const user = await createTestUser(scene.h);
+    await giveProvider(user, scene.fake);
     const res = await user.api('/api/me/agent/start', { method: 'POST' });
     expect(res.status).toBe(200);
     const { id } = await res.json();
-    agentIds.push(id);
+    scene.agentIds.push(id);
     return { user, agentId: id };
   }
 
-  const trigger = (id: string) => h.temporal.schedule.getHandle(id).trigger();
+  const trigger = (id: string) => scene.h.temporal.schedule.getHandle(id).trigger();
 
   it('registers both schedules', async () => {
     for (const id of [IDLE_REAPER_SCHEDULE_ID, FLEET_RECONCILE_SCHEDULE_ID]) {
-      const d = await h.temporal.schedule.getHandle(id).describe();
+      const d = await scene.h.temporal.schedule.getHandle(id).describe();
       expect(d.scheduleId).toBe(id);
     }
   });
@@ -49,16 +37,16 @@ describe('idle reaper and fleet reconcile', () => {
     // A busy agent is left alone.
     await trigger(IDLE_REAPER_SCHEDULE_ID);
     await new Promise((r) => setTimeout(r, 3000));
-    expect((await h.core.agents.get(agentId)).status).toBe('running');
+    expect((await scene.h.core.agents.get(agentId)).status).toBe('running');
 
-    await h.core.db.agent.update({ where: { id: agentId }, data: { lastActiveAt: new Date(Date.now() - 5 * 60_000) } });
+    await scene.h.core.db.agent.update({ where: { id: agentId }, data: { lastActiveAt: new Date(Date.now() - 5 * 60_000) } });
     await trigger(IDLE_REAPER_SCHEDULE_ID);
-    await eventually(async () => (await h.core.agents.get(agentId)).status === 'stopped', 'the reaper to stop the agent');
-    const info = await h.docker.getContainer(`hangar-agent-${agentId}`).inspect();
+    await eventually(async () => (await scene.h.core.agents.get(agentId)).status === 'stopped', 'the reaper to stop the agent');
+    const info = await scene.h.docker.getContainer(`hangar-agent-${agentId}`).inspect();
     expect(info.State.Running).toBe(false);
 
     expect((await chat(user, 'back again')).text).toBe('echo: back again');
-    expect((await h.core.agents.get(agentId)).status).toBe('running');
+    expect((await scene.h.core.agents.get(agentId)).status).toBe('running');
     const sessions = JSON.stringify(await (await user.api('/api/chat/sessions')).json());
     expect(sessions).toContain('remember me');
     expect(sessions).toContain('back again');
@@ -67,18 +55,18 @@ describe('idle reaper and fleet reconcile', () => {
   it('notices a container removed behind its back and fixes the row; restarts a crashed one', async () => {
     const gone = await runningAgent();
     const crashed = await runningAgent();
-    await h.docker.getContainer(`hangar-agent-${gone.agentId}`).remove({ force: true });
-    await h.docker.getContainer(`hangar-agent-${crashed.agentId}`).kill();
+    await scene.h.docker.getContainer(`hangar-agent-${gone.agentId}`).remove({ force: true });
+    await scene.h.docker.getContainer(`hangar-agent-${crashed.agentId}`).kill();
 
     await trigger(FLEET_RECONCILE_SCHEDULE_ID);
     const row = await eventually(async () => {
-      const r = await h.core.agents.get(gone.agentId);
+      const r = await scene.h.core.agents.get(gone.agentId);
       return r.status === 'stopped' ? r : null;
     }, 'the missing container to be noticed');
     expect(row.statusReason).toBe('container_missing');
     await eventually(async () => {
-      const info = await h.docker.getContainer(`hangar-agent-${crashed.agentId}`).inspect();
-      return info.State.Running && (await h.core.agents.get(crashed.agentId)).status === 'running';
+      const info = await scene.h.docker.getContainer(`hangar-agent-${crashed.agentId}`).inspect();
+      return info.State.Running && (await scene.h.core.agents.get(crashed.agentId)).status === 'running';
     }, 'the crashed agent to be restarted');
 
     // The user's next chat brings the removed one back on its volume.
@@ -88,26 +76,26 @@ describe('idle reaper and fleet reconcile', () => {
   it('removes a Hangar-labelled container that has no agent row', async () => {
     const orphanId = randomUUID();
     const name = `hangar-agent-${orphanId}`;
-    await h.docker.createContainer({
+    await scene.h.docker.createContainer({
       name,
-      Image: h.core.config.agentImage,
-      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': await h.core.agents.instanceId(), 'dev.hangar.agent-id': orphanId },
+      Image: scene.h.core.config.agentImage,
+      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': await scene.h.core.agents.instanceId(), 'dev.hangar.agent-id': orphanId },
     });
-    const bystander = await h.docker.createContainer({ name: `not-hangar-${orphanId}`, Image: h.core.config.agentImage });
+    const bystander = await scene.h.docker.createContainer({ name: `not-hangar-${orphanId}`, Image: scene.h.core.config.agentImage });
     // Another Hangar installation's container on the same engine is not ours to reap.
-    const neighbour = await h.docker.createContainer({
+    const neighbour = await scene.h.docker.createContainer({
       name: `hangar-agent-other-${orphanId}`,
-      Image: h.core.config.agentImage,
+      Image: scene.h.core.config.agentImage,
       Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': 'another-install', 'dev.hangar.agent-id': randomUUID() },
     });
     try {
       await trigger(FLEET_RECONCILE_SCHEDULE_ID);
       await eventually(async () => {
-        const list = await h.docker.listContainers({ all: true, filters: { name: [name] } });
+        const list = await scene.h.docker.listContainers({ all: true, filters: { name: [name] } });
         return list.length === 0;
       }, 'the orphan to be removed');
       const event = await eventually(
-        () => h.core.db.fleetEvent.findFirst({ where: { type: 'orphan_removed', payload: { path: ['agentId'], equals: orphanId } } }),
+        () => scene.h.core.db.fleetEvent.findFirst({ where: { type: 'orphan_removed', payload: { path: ['agentId'], equals: orphanId } } }),
         'the orphan event',
       );
       expect(event.type).toBe('orphan_removed');

@@ -1,9 +1,53 @@
-import { inject } from 'vitest';
-import { startHangarOn, type Hangar } from './hangar.runtime.ts';
+import path from 'node:path';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime/temporal-dev.runtime.ts';
+import { startFakeOpenAI } from './fake-openai.ts';
+import { removeAgentsFromDocker, startHangarOn, type Hangar } from './hangar.runtime.ts';
+import { freePort } from './ports.ts';
+
+type FakeOpenAI = Awaited<ReturnType<typeof startFakeOpenAI>>;
 
 export * from './hangar.runtime.ts';
 
 /** A Hangar on the stack the global setup started for this run. */
 export function startHangar(overrides: Record<string, string> = {}, opts: { worker?: boolean } = {}): Promise<Hangar> {
   return startHangarOn(inject('stack'), overrides, opts);
+}
+
+export interface Scene {
+  h: Hangar;
+  fake: FakeOpenAI;
+  /** The file's own Temporal server, when it asked for one. */
+  temporal: RunningTemporal | null;
+  /** Agents the tests made; their containers and volumes go in afterAll. */
+  agentIds: string[];
+}
+
+/**
+ * The usual file setup: a Hangar (API + worker) and a fake upstream, cleaned
+ * up after the file. `ownTemporal` gives the file a Temporal server of its own
+ * (for tests that stop it or tune it) instead of the run's shared one.
+ */
+export function useScene(opts: { overrides?: Record<string, string>; ownTemporal?: { dynamicConfig?: string[] } } = {}): Scene {
+  const scene = { temporal: null, agentIds: [] } as unknown as Scene;
+  beforeAll(async () => {
+    const overrides = { ...opts.overrides };
+    if (opts.ownTemporal) {
+      scene.temporal = await startTemporalDevServer({
+        port: await freePort(),
+        headless: true,
+        logFile: path.join(inject('stack').dataDir, `temporal-${process.pid}-${Date.now()}.log`),
+        dynamicConfig: opts.ownTemporal.dynamicConfig,
+      });
+      overrides.TEMPORAL_ADDRESS = scene.temporal.address;
+    }
+    [scene.h, scene.fake] = await Promise.all([startHangar(overrides), startFakeOpenAI()]);
+  });
+  afterAll(async () => {
+    if (scene.h) await removeAgentsFromDocker(scene.h.docker, scene.agentIds);
+    await scene.h?.stop();
+    await scene.temporal?.stop();
+    await scene.fake?.close();
+  });
+  return scene;
 }
