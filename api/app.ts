@@ -1,4 +1,5 @@
 import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Client } from '@temporalio/client';
@@ -6,10 +7,12 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Core } from '../core/hangar.ts';
+import { createLoginThrottle, type LoginThrottle } from '../core/services/login-throttle.ts';
 import { createAgentControl, type AgentControl } from './agent-control.ts';
 import { createAuth, type Auth } from './auth.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { createMetrics } from './metrics.ts';
+import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { chatRoutes } from './routes/chat.routes.ts';
@@ -22,6 +25,7 @@ export interface RouteDeps {
   auth: Auth;
   control: AgentControl;
   secureCookies: boolean;
+  loginThrottle: LoginThrottle;
   readiness: { temporal: () => Promise<unknown>; docker: () => Promise<unknown> };
 }
 
@@ -58,6 +62,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('csrfToken', null);
 
   await app.register(cookie);
+  // Security headers; the CSP allows what /docs (Swagger UI) needs.
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:'], 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"] } },
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'Hangar', version: '0.1.0', description: 'Per-user agent containers driven by Temporal workflows' },
@@ -78,12 +86,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     auth: createAuth(core.users),
     control: createAgentControl({ client: opts.temporal, config: core.config, metrics }),
     secureCookies: core.config.mode === 'production',
+    loginThrottle: createLoginThrottle(),
     readiness: {
       temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),
       docker: opts.readiness?.docker ?? (async () => undefined),
     },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes]) {
     await app.register(routes, deps);
   }
   return app;

@@ -41,17 +41,24 @@ export function createAuth(users: UserService) {
     }
   }
 
+  /** Signed in, and cookie-authenticated writes carry the CSRF header. */
+  async function requireUser(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    await identify(request);
+    if (!request.user) throw new UnauthorizedError();
+    if (request.authVia === 'session' && !SAFE_METHODS.has(request.method)) {
+      if (request.headers[CSRF_HEADER] !== request.csrfToken) {
+        throw new ForbiddenError('Missing or wrong CSRF header (x-hangar-csrf)', 'csrf_failed');
+      }
+    }
+  }
+
   return {
     identify,
-    /** preHandler: signed in, and cookie-authenticated writes carry the CSRF header. */
-    async requireUser(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
-      await identify(request);
-      if (!request.user) throw new UnauthorizedError();
-      if (request.authVia === 'session' && !SAFE_METHODS.has(request.method)) {
-        if (request.headers[CSRF_HEADER] !== request.csrfToken) {
-          throw new ForbiddenError('Missing or wrong CSRF header (x-hangar-csrf)', 'csrf_failed');
-        }
-      }
+    requireUser,
+    /** The one place the admin role is checked. */
+    async requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      await requireUser(request, reply);
+      if (request.user!.role !== 'admin') throw new ForbiddenError('Admins only', 'admin_required');
     },
   };
 }

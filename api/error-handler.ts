@@ -22,6 +22,10 @@ export function installErrorHandler(app: FastifyInstance): void {
         },
       });
     }
+    if ((err as { code?: string }).code === 'P2034') {
+      // Serializable transaction lost a race: nothing was written; the caller may retry.
+      return reply.code(409).send({ error: { code: 'concurrent_change', message: 'Another change got there first; try again' } });
+    }
     const status = err.statusCode ?? 500;
     if (status < 500) {
       const code =

@@ -3,6 +3,7 @@ import { createKeyring, type Keyring } from './crypto.ts';
 import { createDb, type Db } from './db.ts';
 import { resolveSecretKey } from './runtime/secret-key.runtime.ts';
 import { createAgentConfigService } from './services/agent-config.service.ts';
+import { createAuditService } from './services/audit.service.ts';
 import { createAgentService } from './services/agents.service.ts';
 import { createProviderService } from './services/providers.service.ts';
 import { createUserService } from './services/users.service.ts';
@@ -21,6 +22,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; a
     agents: createAgentService({ db, keyring, config, apiPort: opts.apiPort }),
     providers: createProviderService({ db, keyring }),
     agentConfigs: createAgentConfigService({ db, keyring }),
+    audit: createAuditService({ db }),
     async close() {
       await db.$disconnect();
     },

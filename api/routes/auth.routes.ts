@@ -11,13 +11,23 @@ const Login = strict({
   password: Type.String({ minLength: 1, maxLength: 1024 }),
 });
 
-export async function authRoutes(fastify: FastifyInstance, { core, auth, secureCookies }: RouteDeps) {
+export async function authRoutes(fastify: FastifyInstance, { core, auth, secureCookies, loginThrottle }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post('/api/auth/login', {
     schema: { body: Login, response: { 200: Type.Object({ user: PublicUser }), ...errors(400, 401, 429) } },
   }, async (request, reply) => {
-    const user = await core.users.authenticate(request.body.username, request.body.password);
+    const account = `account:${request.body.username.toLowerCase()}`;
+    const keys = [account, `ip:${request.ip}`];
+    loginThrottle.check(keys);
+    let user;
+    try {
+      user = await core.users.authenticate(request.body.username, request.body.password);
+    } catch (err) {
+      loginThrottle.fail(keys);
+      throw err;
+    }
+    loginThrottle.succeed([account]);
     const old = request.cookies[SESSION_COOKIE];
     if (old) await core.users.revokeSession(old);
     const session = await core.users.createSession(user.id);

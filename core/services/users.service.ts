@@ -8,6 +8,21 @@ const TOKEN_PREFIX = 'hgr_';
 // A hash to compare against when the user is unknown, so both failures take as long.
 const DUMMY_HASH = bcrypt.hashSync('hangar-timing-equaliser', BCRYPT_COST);
 
+/** What admins see of a user: never a password hash or anything of the user's data. */
+export function toAdminUserView(u: User) {
+  return {
+    id: u.id,
+    email: u.email,
+    username: u.username,
+    displayName: u.displayName,
+    role: u.role,
+    status: u.status,
+    authSource: u.authSource,
+    createdAt: u.createdAt.toISOString(),
+    deactivatedAt: u.deactivatedAt?.toISOString() ?? null,
+  };
+}
+
 export function toPublicUser(u: User) {
   return {
     id: u.id,
@@ -26,6 +41,7 @@ export interface CreateUserInput {
   password?: string;
   role?: 'admin' | 'member';
   authSource?: 'local' | 'breakglass' | 'oidc';
+  invitedById?: string;
 }
 
 export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlHours: number }) {
@@ -44,6 +60,8 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
             role: input.role ?? 'member',
             authSource: input.authSource ?? 'local',
             passwordHash: input.password ? await bcrypt.hash(input.password, BCRYPT_COST) : null,
+            invitedById: input.invitedById,
+            invitedAt: input.invitedById ? new Date() : undefined,
           },
         });
       } catch (err) {
@@ -114,11 +132,58 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       return db.apiToken.findMany({ where: { userId, revokedAt: null }, orderBy: { createdAt: 'desc' } });
     },
 
+    async list(page: number, limit: number) {
+      const [total, rows] = await Promise.all([
+        db.user.count(),
+        db.user.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
+      ]);
+      return { data: rows, meta: { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) } };
+    },
+
+    async get(id: string): Promise<User> {
+      const u = await db.user.findUnique({ where: { id } });
+      if (!u) throw new NotFoundError('User');
+      return u;
+    },
+
+    /** Role and name changes, never leaving the instance without an active admin. */
+    async update(actorId: string, id: string, patch: { displayName?: string; role?: 'admin' | 'member' }): Promise<{ before: User; after: User }> {
+      return db.$transaction(async (tx) => {
+        const before = await tx.user.findUnique({ where: { id } });
+        if (!before) throw new NotFoundError('User');
+        if (before.role === 'admin' && patch.role === 'member') await assertAnotherAdmin(tx, id);
+        const after = await tx.user.update({ where: { id }, data: patch });
+        return { before, after };
+      }, { isolationLevel: 'Serializable' });
+    },
+
+    /** Deactivation ends every session and token at once. */
+    async deactivate(actorId: string, id: string): Promise<{ before: User; after: User }> {
+      if (actorId === id) throw new ConflictError('You cannot deactivate yourself', 'cannot_deactivate_self');
+      return db.$transaction(async (tx) => {
+        const before = await tx.user.findUnique({ where: { id } });
+        if (!before) throw new NotFoundError('User');
+        if (before.role === 'admin' && before.status === 'active') await assertAnotherAdmin(tx, id);
+        const now = new Date();
+        const after = await tx.user.update({ where: { id }, data: { status: 'deactivated', deactivatedAt: before.deactivatedAt ?? now } });
+        await tx.session.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
+        await tx.apiToken.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
+        return { before, after };
+      }, { isolationLevel: 'Serializable' });
+    },
+
     async revokeToken(userId: string, id: string): Promise<void> {
       const { count } = await db.apiToken.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: new Date() } });
       if (count === 0) throw new NotFoundError('Token');
     },
   };
+}
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+async function assertAnotherAdmin(tx: Tx, exceptId: string): Promise<void> {
+  const others = await tx.user.count({ where: { role: 'admin', status: 'active', id: { not: exceptId } } });
+  if (others === 0) throw new ConflictError('This would leave no active admin', 'last_admin');
 }
 
 export type UserService = ReturnType<typeof createUserService>;

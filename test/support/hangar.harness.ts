@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { ensureDatabase } from '../../core/runtime/postgres.runtime.ts';
 import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime/temporal-dev.runtime.ts';
+import { applyMigrations } from '../../prisma/migrate.ts';
 import { startFakeOpenAI } from './fake-openai.ts';
 import { removeAgentsFromDocker, startHangarOn, type Hangar } from './hangar.runtime.ts';
 import { freePort } from './ports.ts';
@@ -50,4 +54,23 @@ export function useScene(opts: { overrides?: Record<string, string>; ownTemporal
     await scene.fake?.close();
   });
   return scene;
+}
+
+/** A new, migrated, empty database on the run's Postgres (for tests that need "no users yet"). */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const adminUrl = inject('stack').adminDatabaseUrl;
+  if (!adminUrl) throw new Error('freshDatabase needs the embedded Postgres');
+  const name = `fresh_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  await ensureDatabase(adminUrl, name);
+  const url = adminUrl.replace(/\/postgres$/, `/${name}`);
+  await applyMigrations(url);
+  return {
+    url,
+    async drop() {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
 }

@@ -1,0 +1,90 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { toAdminUserView } from '../../core/services/users.service.ts';
+import { errors, IdParams, Nullable, strict } from '../schemas.ts';
+import type { RouteDeps } from '../app.ts';
+
+const AdminUser = Type.Object({
+  id: Type.String(),
+  email: Nullable(Type.String()),
+  username: Nullable(Type.String()),
+  displayName: Type.String(),
+  role: Type.String(),
+  status: Type.String(),
+  authSource: Type.String(),
+  createdAt: Type.String(),
+  deactivatedAt: Nullable(Type.String()),
+});
+
+export const Paging = strict({
+  page: Type.Integer({ minimum: 1, maximum: 100_000, default: 1 }),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+});
+export const PageMeta = Type.Object({ total: Type.Integer(), page: Type.Integer(), limit: Type.Integer(), totalPages: Type.Integer() });
+
+const Role = Type.Union([Type.Literal('admin'), Type.Literal('member')]);
+const DisplayName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
+
+export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('preHandler', auth.requireAdmin);
+
+  app.get('/api/admin/users', {
+    schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(AdminUser), meta: PageMeta }), ...errors(400, 401, 403) } },
+  }, async (request) => {
+    const { data, meta } = await core.users.list(request.query.page, request.query.limit);
+    return { data: data.map(toAdminUserView), meta };
+  });
+
+  app.post('/api/admin/users', {
+    schema: {
+      body: strict({
+        email: Type.String({ format: 'email', maxLength: 254 }),
+        displayName: DisplayName,
+        role: Role,
+        password: Type.Optional(Type.String({ minLength: 12, maxLength: 1024 })),
+      }),
+      response: { 201: AdminUser, ...errors(400, 401, 403, 409) },
+    },
+  }, async (request, reply) => {
+    const user = await core.users.create({ ...request.body, invitedById: request.user!.id });
+    await core.audit.record({ actorId: request.user!.id, action: 'user.create', target: `user:${user.id}`, after: toAdminUserView(user) });
+    return reply.code(201).send(toAdminUserView(user));
+  });
+
+  app.patch('/api/admin/users/:id', {
+    schema: {
+      params: IdParams,
+      body: Type.Object({ displayName: Type.Optional(DisplayName), role: Type.Optional(Role) }, { additionalProperties: false, minProperties: 1 }),
+      response: { 200: AdminUser, ...errors(400, 401, 403, 404, 409) },
+    },
+  }, async (request) => {
+    const { before, after } = await core.users.update(request.user!.id, request.params.id, request.body);
+    await core.audit.record({
+      actorId: request.user!.id,
+      action: 'user.update',
+      target: `user:${after.id}`,
+      before: toAdminUserView(before),
+      after: toAdminUserView(after),
+    });
+    return toAdminUserView(after);
+  });
+
+  app.post('/api/admin/users/:id/deactivate', {
+    schema: { params: IdParams, response: { 200: AdminUser, ...errors(400, 401, 403, 404, 409) } },
+  }, async (request) => {
+    const { before, after } = await core.users.deactivate(request.user!.id, request.params.id);
+    await core.audit.record({
+      actorId: request.user!.id,
+      action: 'user.deactivate',
+      target: `user:${after.id}`,
+      before: toAdminUserView(before),
+      after: toAdminUserView(after),
+    });
+    // Their agent stops too; the lifecycle does it, so it never races a start.
+    const agent = await core.agents.findOwned('user', after.id);
+    if (agent) await control.stop(agent, 'owner_deactivated').catch((err) => request.log.warn({ err }, 'could not stop agent of deactivated user'));
+    return toAdminUserView(after);
+  });
+}
