@@ -12,6 +12,8 @@ import { createAgentControl, type AgentControl } from './agent-control.ts';
 import { createAuth, type Auth } from './auth.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { createMetrics } from './metrics.ts';
+import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts';
+import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
@@ -26,6 +28,8 @@ export interface RouteDeps {
   control: AgentControl;
   secureCookies: boolean;
   loginThrottle: LoginThrottle;
+  temporal: Client;
+  onboardingGate: OnboardingGate;
   readiness: { temporal: () => Promise<unknown>; docker: () => Promise<unknown> };
 }
 
@@ -81,18 +85,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const metrics = createMetrics(core.db);
   metrics.install(app);
+  const onboardingGate = createOnboardingGate(core.db);
+  onboardingGate.install(app);
   const deps: RouteDeps = {
     core,
     auth: createAuth(core.users),
     control: createAgentControl({ client: opts.temporal, config: core.config, metrics }),
     secureCookies: core.config.mode === 'production',
     loginThrottle: createLoginThrottle(),
+    temporal: opts.temporal,
+    onboardingGate,
     readiness: {
       temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),
       docker: opts.readiness?.docker ?? (async () => undefined),
     },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, onboardingRoutes]) {
     await app.register(routes, deps);
   }
   return app;

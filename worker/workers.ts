@@ -4,6 +4,7 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type Workf
 import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createDockerActivities } from '../activities/docker.activities.ts';
+import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
 import { createCore } from '../core/hangar.ts';
@@ -63,7 +64,10 @@ export async function startWorkers(opts: {
     namespace: config.temporalNamespace,
     taskQueue: CONTROL_TASK_QUEUE,
     workflowBundle,
-    activities: createAgentActivities({ agents: core.agents, db: core.db }),
+    activities: {
+      ...createAgentActivities({ agents: core.agents, db: core.db }),
+      ...createOnboardingActivities(core),
+    },
     shutdownGraceTime: '5 seconds',
   });
   const dockerWorker = await Worker.create({

@@ -2,3 +2,4 @@
 export { agentLifecycle } from './agent-lifecycle.workflow.ts';
 export { idleReaper } from './idle-reaper.workflow.ts';
 export { fleetReconcile } from './fleet-reconcile.workflow.ts';
+export { onboarding } from './onboarding.workflow.ts';

@@ -22,7 +22,7 @@ const fields = {
   models: Type.Array(Model, { maxItems: 200 }),
 };
 
-const CreateProvider = strict({
+export const CreateProvider = strict({
   name: fields.name,
   displayName: fields.displayName,
   type: fields.type,

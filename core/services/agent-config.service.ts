@@ -29,22 +29,28 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
         const p = await db.llmProvider.findFirst({ where: { id: input.providerId, userId } });
         if (!p) throw new ValidationError('providerId does not name one of your providers', { field: 'providerId' });
       }
-      const data = { ...input, fallbackModels: input.fallbackModels };
+      return this.putFor('user', userId, input);
+    },
+
+    async putFor(ownerKind: OwnerKind, ownerId: string, input: AgentConfigInput): Promise<AgentConfigInput> {
       await db.agentConfig.upsert({
-        where: { ownerKind_ownerId: { ownerKind: 'user', ownerId: userId } },
-        create: { ownerKind: 'user', ownerId: userId, ...data },
-        update: data,
+        where: { ownerKind_ownerId: { ownerKind, ownerId } },
+        create: { ownerKind, ownerId, ...input },
+        update: input,
       });
-      return this.get('user', userId);
+      return this.get(ownerKind, ownerId);
     },
 
     /** What the internal config endpoint hands an agent at boot: the only place keys are decrypted. */
     async runtimeConfig(agent: Agent) {
       const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
+      // A user's agent sees that user's providers; a system agent only the admin provider it was given.
       const providers =
         agent.ownerKind === 'user'
           ? await db.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } })
-          : [];
+          : cfg.providerId
+            ? await db.llmProvider.findMany({ where: { id: cfg.providerId, isActive: true } })
+            : [];
       const preferred = providers.find((p) => p.id === cfg.providerId) ?? providers[0];
       const firstModel = (preferred?.models as unknown as ProviderModel[] | undefined)?.[0]?.id;
       const primary = cfg.primaryModel ?? (preferred && firstModel ? `${preferred.name}/${firstModel}` : null);

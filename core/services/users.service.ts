@@ -9,6 +9,8 @@ const TOKEN_PREFIX = 'hgr_';
 const DUMMY_HASH = bcrypt.hashSync('hangar-timing-equaliser', BCRYPT_COST);
 
 /** What admins see of a user: never a password hash or anything of the user's data. */
+export const hashPassword = (password: string) => bcrypt.hash(password, BCRYPT_COST);
+
 export function toAdminUserView(u: User) {
   return {
     id: u.id,
@@ -42,6 +44,8 @@ export interface CreateUserInput {
   role?: 'admin' | 'member';
   authSource?: 'local' | 'breakglass' | 'oidc';
   invitedById?: string;
+  /** Already hashed (the onboarding workflow never sees a plaintext password). */
+  passwordHash?: string;
 }
 
 export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlHours: number }) {
@@ -59,7 +63,7 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
             displayName: input.displayName ?? input.username ?? input.email ?? 'user',
             role: input.role ?? 'member',
             authSource: input.authSource ?? 'local',
-            passwordHash: input.password ? await bcrypt.hash(input.password, BCRYPT_COST) : null,
+            passwordHash: input.passwordHash ?? (input.password ? await bcrypt.hash(input.password, BCRYPT_COST) : null),
             invitedById: input.invitedById,
             invitedAt: input.invitedById ? new Date() : undefined,
           },

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { ONBOARDING_COMPLETED_KEY } from '../../core/contracts/onboarding.contract.ts';
 import { startStack } from '../../core/runtime/stack.runtime.ts';
 import { buildWorkflowBundle } from '../../worker/workers.ts';
 import { freePort } from './ports.ts';
@@ -20,6 +22,19 @@ export interface StackInfo {
 declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackInfo;
+  }
+}
+
+export async function markOnboarded(databaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO system_config (key, value, encrypted, "updatedAt") VALUES ($1, $2, false, now()) ON CONFLICT (key) DO NOTHING`,
+      [ONBOARDING_COMPLETED_KEY, JSON.stringify({ breakglass: 'done', oidc: 'skipped', provider: 'skipped', systemAgents: 'skipped' })],
+    );
+  } finally {
+    await client.end();
   }
 }
 
@@ -41,6 +56,9 @@ export async function startTestStack(log: (m: string) => void = (m) => console.l
     agentImage,
     log,
   });
+  // The shared database stands for an instance past its first boot; the
+  // onboarding tests make fresh databases of their own.
+  await markOnboarded(stack.databaseUrl);
   const bundle = await buildWorkflowBundle();
   const workflowBundlePath = path.join(dataDir, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, bundle.code);

@@ -7,6 +7,7 @@ import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime
 import { applyMigrations } from '../../prisma/migrate.ts';
 import { startFakeOpenAI } from './fake-openai.ts';
 import { removeAgentsFromDocker, startHangarOn, type Hangar } from './hangar.runtime.ts';
+import { markOnboarded } from './global-setup.ts';
 import { freePort } from './ports.ts';
 
 type FakeOpenAI = Awaited<ReturnType<typeof startFakeOpenAI>>;
@@ -57,13 +58,14 @@ export function useScene(opts: { overrides?: Record<string, string>; ownTemporal
 }
 
 /** A new, migrated, empty database on the run's Postgres (for tests that need "no users yet"). */
-export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function freshDatabase(opts: { onboarded?: boolean } = {}): Promise<{ url: string; drop(): Promise<void> }> {
   const adminUrl = inject('stack').adminDatabaseUrl;
   if (!adminUrl) throw new Error('freshDatabase needs the embedded Postgres');
   const name = `fresh_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   await ensureDatabase(adminUrl, name);
   const url = adminUrl.replace(/\/postgres$/, `/${name}`);
   await applyMigrations(url);
+  if (opts.onboarded !== false) await markOnboarded(url);
   return {
     url,
     async drop() {

@@ -70,6 +70,8 @@ export interface Hangar {
   env: NodeJS.ProcessEnv;
   worker: WorkerProcess;
   restartWorker(): Promise<void>;
+  /** Closes the API and serves the same port from a new instance (fresh process state, same database). */
+  restartApi(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,7 +101,7 @@ export async function startHangarOn(
   const core = createCore(config);
   const connection = Connection.lazy({ address: env.TEMPORAL_ADDRESS! });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const app = await buildApp({ core, temporal });
+  let app = await buildApp({ core, temporal });
   await app.listen({ host: '0.0.0.0', port: apiPort });
   const h: Hangar = {
     url: `http://127.0.0.1:${apiPort}`,
@@ -108,6 +110,12 @@ export async function startHangarOn(
     docker: new Docker(),
     env,
     worker: opts.worker === false ? noWorker() : await spawnWorker(env),
+    async restartApi() {
+      await app.close();
+      h.core = createCore(config);
+      app = await buildApp({ core: h.core, temporal });
+      await app.listen({ host: '0.0.0.0', port: apiPort });
+    },
     async restartWorker() {
       await h.worker.stop();
       h.worker = await spawnWorker(env);
@@ -116,7 +124,7 @@ export async function startHangarOn(
       await h.worker.stop();
       await app.close();
       await connection.close().catch(() => undefined);
-      await core.close();
+      await h.core.close();
     },
   };
   return h;
