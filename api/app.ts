@@ -14,6 +14,8 @@ import { installErrorHandler } from './error-handler.ts';
 import { createMetrics } from './metrics.ts';
 import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
+import { oidcRoutes } from './routes/oidc.routes.ts';
+import { createOidcService, type OidcService } from '../core/services/oidc.service.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
@@ -30,6 +32,7 @@ export interface RouteDeps {
   loginThrottle: LoginThrottle;
   temporal: Client;
   onboardingGate: OnboardingGate;
+  oidc: OidcService;
   readiness: { temporal: () => Promise<unknown>; docker: () => Promise<unknown> };
 }
 
@@ -65,7 +68,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('authVia', null);
   app.decorateRequest('csrfToken', null);
 
-  await app.register(cookie);
+  await app.register(cookie, { secret: core.keyring.derive('cookie-signing') });
   // Security headers; the CSP allows what /docs (Swagger UI) needs.
   await app.register(helmet, {
     contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:'], 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"] } },
@@ -95,12 +98,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     loginThrottle: createLoginThrottle(),
     temporal: opts.temporal,
     onboardingGate,
+    oidc: createOidcService({ db: core.db, keyring: core.keyring }),
     readiness: {
       temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),
       docker: opts.readiness?.docker ?? (async () => undefined),
     },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, onboardingRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, onboardingRoutes, oidcRoutes]) {
     await app.register(routes, deps);
   }
   return app;

@@ -8,6 +8,8 @@ const PREFIX = 'enc:v1:';
 
 export interface Keyring {
   readonly keyId: string;
+  /** A separate key for another purpose (e.g. cookie signing), derived from the current secret. */
+  derive(label: string): string;
   encrypt(plaintext: string): string;
   decrypt(ciphertext: string): string;
 }
@@ -36,6 +38,9 @@ export function createKeyring(...secrets: string[]): Keyring {
   const [currentId, currentKey] = [...keys.entries()][0];
   return {
     keyId: currentId,
+    derive(label) {
+      return Buffer.from(hkdfSync('sha256', secrets[0], 'hangar/derived', label, 32)).toString('base64url');
+    },
     encrypt(plaintext) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', currentKey, iv);

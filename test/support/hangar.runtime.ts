@@ -94,6 +94,7 @@ export async function startHangarOn(
     HANGAR_RESTART_DEBOUNCE_SEC: '1',
     HANGAR_AGENT_START_TIMEOUT_SEC: '60',
     PORT: String(apiPort),
+    HANGAR_PUBLIC_URL: `http://127.0.0.1:${apiPort}`,
     LOG_LEVEL: 'warn',
     ...overrides,
   };

@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OIDC_KEYS } from '../../core/services/oidc-settings.service.ts';
+import { startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { browser, startOidcProvider } from '../support/oidc-provider.ts';
+
+// Sign-in with a real OpenID provider on loopback, and the ways it must fail.
+describe('OIDC sign-in', () => {
+  let h: Hangar;
+  let idp: Awaited<ReturnType<typeof startOidcProvider>>;
+  let foreign: Awaited<ReturnType<typeof startOidcProvider>>;
+
+  beforeAll(async () => {
+    h = await startHangar({}, { worker: false });
+    const redirectUri = `${h.url}/api/auth/oidc/callback`;
+    [idp, foreign] = await Promise.all([startOidcProvider({ redirectUri }), startOidcProvider({ redirectUri })]);
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await idp?.close();
+    await foreign?.close();
+  });
+
+  async function configure(issuer: string, secret = 'hangar-client-secret') {
+    const rows = { [OIDC_KEYS.issuer]: issuer, [OIDC_KEYS.clientId]: 'hangar', [OIDC_KEYS.clientSecret]: h.core.keyring.encrypt(secret) };
+    for (const [key, value] of Object.entries(rows)) {
+      const encrypted = key === OIDC_KEYS.clientSecret;
+      await h.core.db.systemConfig.upsert({ where: { key }, create: { key, value, encrypted }, update: { value, encrypted } });
+    }
+  }
+
+  it('answers 404 oidc_not_configured until configured', async () => {
+    await h.core.db.systemConfig.deleteMany({ where: { key: { in: Object.values(OIDC_KEYS) } } });
+    const res = await fetch(`${h.url}/api/auth/oidc/login`, { redirect: 'manual' });
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe('oidc_not_configured');
+  });
+
+  it('signs a user in end to end, creating them once (settings apply without a restart)', async () => {
+    await configure(idp.issuer);
+    const b = browser();
+    const callback = await b.signInAtProvider(h.url, 'alice');
+    const back = await b.request(callback);
+    expect(back.res.status, back.body).toBe(302);
+    expect(new URL(back.location!).pathname).toBe('/');
+    const session = b.cookie(h.url, 'hangar_session');
+    expect(session).toBeTruthy();
+    const me = await (await fetch(`${h.url}/api/auth/me`, { headers: { cookie: `hangar_session=${session}` } })).json();
+    expect(me.user).toMatchObject({ email: 'alice@example.com', authSource: 'oidc', role: 'member', displayName: 'User alice' });
+
+    const again = browser();
+    await again.request(await again.signInAtProvider(h.url, 'alice'));
+    const me2 = await (await fetch(`${h.url}/api/auth/me`, { headers: { cookie: `hangar_session=${again.cookie(h.url, 'hangar_session')}` } })).json();
+    expect(me2.user.id).toBe(me.user.id);
+  });
+
+  it('refuses a tampered state, a wrong nonce and a foreign issuer\'s code', async () => {
+    await configure(idp.issuer);
+    const before = await h.core.db.user.count();
+
+    const tamperedState = browser();
+    const cb = new URL(await tamperedState.signInAtProvider(h.url, 'mallory'));
+    cb.searchParams.set('state', 'forged-state');
+    const r1 = await tamperedState.request(cb.href);
+    expect(r1.res.status).toBe(401);
+    expect(JSON.parse(r1.body).error.code).toBe('oidc_failed');
+    expect(tamperedState.cookie(h.url, 'hangar_session')).toBeUndefined();
+
+    const wrongNonce = browser();
+    const cb2 = await wrongNonce.signInAtProvider(h.url, 'mallory', (u) => {
+      const url = new URL(u);
+      url.searchParams.set('nonce', 'attacker-nonce');
+      return url.href;
+    });
+    const r2 = await wrongNonce.request(cb2);
+    expect(r2.res.status).toBe(401);
+    expect(JSON.parse(r2.body).error.message).toContain('JWT_CLAIM_COMPARISON');
+    expect(wrongNonce.cookie(h.url, 'hangar_session')).toBeUndefined();
+
+    const wrongIssuer = browser();
+    const cb3 = await wrongIssuer.signInAtProvider(h.url, 'mallory', (u) => u.replace(idp.issuer, foreign.issuer));
+    const r3 = await wrongIssuer.request(cb3);
+    expect(r3.res.status).toBe(401);
+    expect(JSON.parse(r3.body).error.code).toBe('oidc_failed');
+    expect(wrongIssuer.cookie(h.url, 'hangar_session')).toBeUndefined();
+
+    const forgedCookie = browser();
+    const cb4 = await forgedCookie.signInAtProvider(h.url, 'mallory');
+    const signed = decodeURIComponent(forgedCookie.cookie(h.url, 'hangar_oidc')!);
+    const [, sig] = [signed.slice(0, signed.lastIndexOf('.')), signed.slice(signed.lastIndexOf('.') + 1)];
+    forgedCookie.setCookie(h.url, 'hangar_oidc', encodeURIComponent(`{"state":"x","nonce":"y","codeVerifier":"z","issuer":"${idp.issuer}"}.${sig}`));
+    expect((await forgedCookie.request(cb4)).res.status).toBe(401);
+
+    expect(await h.core.db.user.count()).toBe(before);
+  });
+
+  it('with the issuer unreachable, OIDC says 503 and breakglass sign-in still works', async () => {
+    await configure('http://127.0.0.1:9');
+    const res = await fetch(`${h.url}/api/auth/oidc/login`, { redirect: 'manual' });
+    expect(res.status).toBe(503);
+    expect((await res.json()).error.code).toBe('oidc_unavailable');
+    const username = `bg-${Date.now()}`;
+    await h.core.users.create({ username, password: 'breakglass password!', role: 'admin', authSource: 'breakglass' });
+    const login = await fetch(`${h.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password: 'breakglass password!' }),
+    });
+    expect(login.status).toBe(200);
+  });
+});
