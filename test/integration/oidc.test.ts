@@ -93,6 +93,20 @@ describe('OIDC sign-in', () => {
     expect(await h.core.db.user.count()).toBe(before);
   });
 
+  it('refuses an ID token that has expired by the time it arrives', async () => {
+    const slow = await startOidcProvider({ redirectUri: `${h.url}/api/auth/oidc/callback`, idTokenTtlSec: 1, tokenDelayMs: 7000 });
+    try {
+      await configure(slow.issuer);
+      const b = browser();
+      const res = await b.request(await b.signInAtProvider(h.url, 'late'));
+      expect(res.res.status).toBe(401);
+      expect(JSON.parse(res.body).error.message).toMatch(/exp|timestamp|JWT/i);
+      expect(b.cookie(h.url, 'hangar_session')).toBeUndefined();
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('with the issuer unreachable, OIDC says 503 and breakglass sign-in still works', async () => {
     await configure('http://127.0.0.1:9');
     const res = await fetch(`${h.url}/api/auth/oidc/login`, { redirect: 'manual' });

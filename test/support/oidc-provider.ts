@@ -5,7 +5,13 @@ import Provider from 'oidc-provider';
 // A real OpenID provider (oidc-provider) on loopback, with its development
 // login pages, and a tiny "browser" that walks them with a cookie jar.
 
-export async function startOidcProvider(opts: { redirectUri: string; idTokenTtlSec?: number; clientSecret?: string }) {
+export async function startOidcProvider(opts: {
+  redirectUri: string;
+  idTokenTtlSec?: number;
+  clientSecret?: string;
+  /** Holds each token response this long after minting it (to deliver an already expired ID token). */
+  tokenDelayMs?: number;
+}) {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -29,6 +35,12 @@ export async function startOidcProvider(opts: { redirectUri: string; idTokenTtlS
     }),
   });
   provider.on('server_error', () => undefined);
+  if (opts.tokenDelayMs) {
+    provider.use(async (ctx: { path: string }, next: () => Promise<void>) => {
+      await next();
+      if (ctx.path === '/token') await new Promise((r) => setTimeout(r, opts.tokenDelayMs));
+    });
+  }
   server.on('request', provider.callback());
   return {
     issuer,
