@@ -67,6 +67,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('user', null);
   app.decorateRequest('authVia', null);
   app.decorateRequest('csrfToken', null);
+  app.decorateRequest('tokenScopes', null);
 
   await app.register(cookie, { secret: core.keyring.derive('cookie-signing') });
   // Security headers; the CSP allows what /docs (Swagger UI) needs.

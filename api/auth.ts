@@ -10,11 +10,42 @@ declare module 'fastify' {
   interface FastifyRequest {
     user: User | null;
     authVia: 'session' | 'token' | null;
+    tokenScopes: string[] | null;
     csrfToken: string | null;
   }
 }
 
+/** The session cookie: HttpOnly, SameSite=Lax, Secure in production or behind TLS. */
+export function setSessionCookie(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  session: { token: string; expiresAt: Date },
+  secureCookies: boolean,
+): void {
+  reply.setCookie(SESSION_COOKIE, session.token, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: secureCookies || request.protocol === 'https',
+    expires: session.expiresAt,
+  });
+}
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+// Which token scope each part of the API needs: one table, checked in one place.
+const SCOPE_BY_PREFIX: Array<[string, string]> = [
+  ['/api/admin/', 'admin'],
+  ['/api/me/providers', 'providers'],
+  ['/api/me/agent-config', 'providers'],
+  ['/api/me/agent', 'agent'],
+  ['/api/chat', 'agent'],
+  ['/api/tokens', 'tokens'],
+];
+
+export function requiredScope(routeUrl: string): string | null {
+  return SCOPE_BY_PREFIX.find(([prefix]) => routeUrl.startsWith(prefix))?.[1] ?? null;
+}
 
 /** Resolves the caller once per request: cookie session or bearer API token. */
 export function createAuth(users: UserService) {
@@ -22,11 +53,13 @@ export function createAuth(users: UserService) {
     request.user = null;
     request.authVia = null;
     request.csrfToken = null;
+    request.tokenScopes = null;
     const header = request.headers.authorization;
     if (header?.startsWith('Bearer ')) {
-      const user = await users.resolveToken(header.slice(7).trim());
-      if (!user) throw new UnauthorizedError('That API token is not valid', 'invalid_token');
-      request.user = user;
+      const resolved = await users.resolveToken(header.slice(7).trim());
+      if (!resolved) throw new UnauthorizedError('That API token is not valid', 'invalid_token');
+      request.user = resolved.user;
+      request.tokenScopes = resolved.scopes;
       request.authVia = 'token';
       return;
     }
@@ -45,6 +78,10 @@ export function createAuth(users: UserService) {
   async function requireUser(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     await identify(request);
     if (!request.user) throw new UnauthorizedError();
+    const scope = requiredScope(request.routeOptions.url ?? request.url);
+    if (request.tokenScopes && scope && !request.tokenScopes.includes('*') && !request.tokenScopes.includes(scope)) {
+      throw new ForbiddenError(`This API token lacks the "${scope}" scope`, 'insufficient_scope');
+    }
     if (request.authVia === 'session' && !SAFE_METHODS.has(request.method)) {
       if (request.headers[CSRF_HEADER] !== request.csrfToken) {
         throw new ForbiddenError('Missing or wrong CSRF header (x-hangar-csrf)', 'csrf_failed');

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { toPublicUser } from '../../core/services/users.service.ts';
-import { SESSION_COOKIE } from '../auth.ts';
+import { TOKEN_SCOPES, toPublicUser } from '../../core/services/users.service.ts';
+import { SESSION_COOKIE, setSessionCookie } from '../auth.ts';
 import { errors, IdParams, PublicUser, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
@@ -31,13 +31,7 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
     const old = request.cookies[SESSION_COOKIE];
     if (old) await core.users.revokeSession(old);
     const session = await core.users.createSession(user.id);
-    reply.setCookie(SESSION_COOKIE, session.token, {
-      path: '/',
-      httpOnly: true,
-      sameSite: 'lax',
-      secure: secureCookies,
-      expires: session.expiresAt,
-    });
+    setSessionCookie(request, reply, session, secureCookies);
     return { user: toPublicUser(user) };
   });
 
@@ -58,6 +52,7 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
     name: Type.String(),
     prefix: Type.String(),
     createdAt: Type.String(),
+    scopes: Type.Array(Type.String()),
     lastUsedAt: Type.Union([Type.String(), Type.Null()]),
     expiresAt: Type.Union([Type.String(), Type.Null()]),
   });
@@ -68,14 +63,22 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
       body: strict({
         name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]+$' }),
         expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+        scopes: Type.Optional(Type.Array(Type.Union(TOKEN_SCOPES.map((sc) => Type.Literal(sc))), { minItems: 1, maxItems: 5 })),
       }),
       response: {
-        201: Type.Object({ id: Type.String(), name: Type.String(), prefix: Type.String(), token: Type.String(), expiresAt: Type.Union([Type.String(), Type.Null()]) }),
+        201: Type.Object({
+          id: Type.String(),
+          name: Type.String(),
+          prefix: Type.String(),
+          token: Type.String(),
+          scopes: Type.Array(Type.String()),
+          expiresAt: Type.Union([Type.String(), Type.Null()]),
+        }),
         ...errors(400, 401, 403),
       },
     },
   }, async (request, reply) => {
-    const t = await core.users.createToken(request.user!.id, request.body.name, request.body.expiresInDays);
+    const t = await core.users.createToken(request.user!.id, request.body.name, request.body.expiresInDays, request.body.scopes);
     return reply.code(201).send({ ...t, expiresAt: t.expiresAt?.toISOString() ?? null });
   });
 
@@ -88,6 +91,7 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
       id: t.id,
       name: t.name,
       prefix: t.prefix,
+      scopes: t.scopes,
       createdAt: t.createdAt.toISOString(),
       lastUsedAt: t.lastUsedAt?.toISOString() ?? null,
       expiresAt: t.expiresAt?.toISOString() ?? null,

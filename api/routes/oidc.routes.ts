@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { UnauthorizedError } from '../../core/errors.ts';
 import type { OidcLoginState } from '../../core/services/oidc.service.ts';
-import { SESSION_COOKIE } from '../auth.ts';
+import { SESSION_COOKIE, setSessionCookie } from '../auth.ts';
 import { errors } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
@@ -15,14 +15,14 @@ export async function oidcRoutes(fastify: FastifyInstance, { core, oidc, secureC
   const base = (core.config.publicUrl ?? `http://localhost:${core.config.port}`).replace(/\/$/, '');
   const redirectUri = `${base}/api/auth/oidc/callback`;
 
-  app.get('/api/auth/oidc/login', { schema: { response: { ...errors(404, 503) } } }, async (_request, reply) => {
+  app.get('/api/auth/oidc/login', { schema: { response: { ...errors(404, 503) } } }, async (request, reply) => {
     const { url, login } = await oidc.begin(redirectUri);
     // Signed, short-lived and bound to this browser: the callback must present the same state.
     reply.setCookie(LOGIN_COOKIE, JSON.stringify(login), {
       path: COOKIE_PATH,
       httpOnly: true,
       sameSite: 'lax',
-      secure: secureCookies,
+      secure: secureCookies || request.protocol === 'https',
       signed: true,
       maxAge: 600,
     });
@@ -49,7 +49,7 @@ export async function oidcRoutes(fastify: FastifyInstance, { core, oidc, secureC
     const old = request.cookies[SESSION_COOKIE];
     if (old) await core.users.revokeSession(old);
     const session = await core.users.createSession(user.id);
-    reply.setCookie(SESSION_COOKIE, session.token, { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies, expires: session.expiresAt });
+    setSessionCookie(request, reply, session, secureCookies);
     return reply.redirect('/', 302);
   });
 }

@@ -15,7 +15,7 @@ import {
   providerUpdate,
   systemAgentsUpdate,
 } from '../../workflows/onboarding.workflow.ts';
-import { SESSION_COOKIE } from '../auth.ts';
+import { setSessionCookie } from '../auth.ts';
 import { errors, PublicUser, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import { CreateProvider } from './providers.routes.ts';
@@ -100,7 +100,7 @@ export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, t
     const { userId } = await update<{ userId: string }, [unknown]>(breakglassUpdate, { username: request.body.username, passwordHash });
     const user = await core.users.get(userId);
     const session = await core.users.createSession(user.id);
-    reply.setCookie(SESSION_COOKIE, session.token, { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies, expires: session.expiresAt });
+    setSessionCookie(request, reply, session, secureCookies);
     return reply.code(201).send({ user: toPublicUser(user) });
   });
 

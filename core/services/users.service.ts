@@ -4,6 +4,9 @@ import type { Db, User } from '../db.ts';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
 
 export const BCRYPT_COST = 12;
+/** What an API token may be limited to; '*' is everything its owner may do. */
+export const TOKEN_SCOPES = ['*', 'agent', 'providers', 'tokens', 'admin'] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
 const TOKEN_PREFIX = 'hgr_';
 // A hash to compare against when the user is unknown, so both failures take as long.
 const DUMMY_HASH = bcrypt.hashSync('hangar-timing-equaliser', BCRYPT_COST);
@@ -105,7 +108,13 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       await db.session.updateMany({ where: { tokenHash: sha256(token), revokedAt: null }, data: { revokedAt: new Date() } });
     },
 
-    async createToken(userId: string, name: string, expiresInDays?: number) {
+    async createToken(userId: string, name: string, expiresInDays?: number, scopes: TokenScope[] = ['*']) {
+      const owner = await db.user.findUnique({ where: { id: userId } });
+      if (!owner) throw new NotFoundError('User');
+      // A token can be narrower than its owner, never wider.
+      if (owner.role !== 'admin' && scopes.some((sc) => sc === 'admin')) {
+        throw new ValidationError('Only admins can create tokens with the admin scope', { field: 'scopes' }, 'scope_not_allowed');
+      }
       const prefix = randomToken(6).replace(/[-_]/g, 'x').slice(0, 8);
       const token = `${TOKEN_PREFIX}${prefix}_${randomToken(32)}`;
       const row = await db.apiToken.create({
@@ -114,14 +123,14 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
           name,
           prefix: `${TOKEN_PREFIX}${prefix}`,
           tokenHash: sha256(token),
-          scopes: ['*'],
+          scopes: [...new Set(scopes)],
           expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null,
         },
       });
-      return { id: row.id, name: row.name, prefix: row.prefix, token, expiresAt: row.expiresAt };
+      return { id: row.id, name: row.name, prefix: row.prefix, token, expiresAt: row.expiresAt, scopes: row.scopes };
     },
 
-    async resolveToken(token: string): Promise<User | null> {
+    async resolveToken(token: string): Promise<{ user: User; scopes: string[] } | null> {
       if (!token.startsWith(TOKEN_PREFIX)) return null;
       const t = await db.apiToken.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } });
       if (!t || t.revokedAt || (t.expiresAt && t.expiresAt < new Date()) || t.user.status !== 'active') return null;
@@ -129,7 +138,7 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       if (!t.lastUsedAt || Date.now() - t.lastUsedAt.getTime() > 60_000) {
         void db.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
       }
-      return t.user;
+      return { user: t.user, scopes: t.scopes };
     },
 
     listTokens(userId: string) {

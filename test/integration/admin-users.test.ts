@@ -92,6 +92,26 @@ describe('admin user management', () => {
     }
   });
 
+  it('API tokens can be narrower than their owner, never wider', async () => {
+    const admin = await createTestUser(scene.h, 'admin');
+    const member = await createTestUser(scene.h);
+    const mk = async (user: typeof admin, scopes: string[]) => user.api('/api/tokens', { body: { name: 'scoped', scopes } });
+    expect((await mk(member, ['admin'])).status).toBe(400);
+    expect((await mk(member, ['root'])).status).toBe(400);
+    const agentOnly = (await (await mk(admin, ['agent'])).json()).token;
+    const as = (token: string, path: string) => fetch(`${scene.h.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const denied = await as(agentOnly, '/api/admin/users');
+    expect(denied.status).toBe(403);
+    expect((await denied.json()).error.code).toBe('insufficient_scope');
+    expect((await as(agentOnly, '/api/me/providers')).status).toBe(403);
+    expect((await as(agentOnly, '/api/me/agent')).status).toBe(404);
+    expect((await as(agentOnly, '/api/auth/me')).status).toBe(200);
+    const adminScoped = (await (await mk(admin, ['admin'])).json()).token;
+    expect((await as(adminScoped, '/api/admin/users')).status).toBe(200);
+    const list = await (await admin.api('/api/tokens')).json();
+    expect(list.find((t: { scopes: string[] }) => t.scopes.includes('agent'))).toBeTruthy();
+  });
+
   it('throttles repeated failed sign-ins per account with 429 and Retry-After', async () => {
     const username = `throttle-${Date.now()}`;
     await scene.h.core.users.create({ username, password: 'the right password' });
