@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Keyring } from '../core/crypto.ts';
-import type { Db } from '../core/db.ts';
+import { asUser, type Db } from '../core/db.ts';
 import { AppError } from '../core/errors.ts';
 import {
   ONBOARDING_COMPLETED_KEY,
@@ -66,7 +66,7 @@ export function createOnboardingActivities(deps: {
 
     /** Creates (once, by name) and tests the admin's first provider; a failing test removes it again. */
     async createFirstProvider(adminId: string, input: NonNullable<ProviderStepInput['provider']>): Promise<{ providerId: string }> {
-      const existing = await db.llmProvider.findFirst({ where: { userId: adminId, name: input.name } });
+      const existing = await asUser(db, adminId, (tx) => tx.llmProvider.findFirst({ where: { userId: adminId, name: input.name } }));
       if (existing) return { providerId: existing.id };
       const { apiKeyEnc, ...rest } = input;
       const provider = await deps.providers
@@ -74,7 +74,7 @@ export function createOnboardingActivities(deps: {
         .catch(final);
       const test = await deps.providers.test(adminId, provider.id);
       if (!test.ok) {
-        await db.llmProvider.delete({ where: { id: provider.id } });
+        await asUser(db, adminId, (tx) => tx.llmProvider.delete({ where: { id: provider.id } }));
         throw ApplicationFailure.nonRetryable(`The provider did not answer: ${test.error}`, 'provider_test_failed');
       }
       return { providerId: provider.id };
@@ -83,7 +83,7 @@ export function createOnboardingActivities(deps: {
     async createSystemAgents(adminId: string, specs: SystemAgentSpec[]): Promise<{ agentIds: string[] }> {
       const agentIds: string[] = [];
       for (const spec of specs) {
-        const provider = await db.llmProvider.findFirst({ where: { id: spec.providerId, userId: adminId } });
+        const provider = await asUser(db, adminId, (tx) => tx.llmProvider.findFirst({ where: { id: spec.providerId, userId: adminId } }));
         if (!provider) throw ApplicationFailure.nonRetryable(`providerId ${spec.providerId} is not one of the admin's providers`, 'invalid_provider');
         const agent = await deps.agents.getOrCreate('system', spec.name);
         await deps.agentConfigs.putFor('system', spec.name, {

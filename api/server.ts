@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
 import { parseConfig } from '../core/config.ts';
+import { checkDatabaseRole } from '../core/db.ts';
 import { createCore } from '../core/hangar.ts';
 import { buildApp } from './app.ts';
 
@@ -8,6 +9,7 @@ import { buildApp } from './app.ts';
 // keeps working while the workflow service is down.
 const config = parseConfig();
 const core = createCore(config);
+await checkDatabaseRole(core.db, config.mode, (m) => console.warn(`[api] WARNING: ${m}`));
 const connection = Connection.lazy({ address: config.temporalAddress ?? '127.0.0.1:7233' });
 const temporal = new Client({ connection, namespace: config.temporalNamespace });
 const docker = new Docker();

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { createKeyring, isEncrypted } from '../core/crypto.ts';
+import { asSystem } from '../core/db.ts';
 import { createCore } from '../core/hangar.ts';
 import { resolveSecretKey } from '../core/runtime/secret-key.runtime.ts';
 import { toPublicUser } from '../core/services/users.service.ts';
@@ -81,7 +82,8 @@ async function main(argv: string[]): Promise<number> {
         const newKey = await readStdin();
         const oldKey = resolveSecretKey(config);
         const ring = createKeyring(newKey, oldKey);
-        const counts = await core.db.$transaction(async (tx) => {
+        // System work: row-level security must show every tenant's secrets to re-encrypt them.
+        const counts = await asSystem(core.db, async (tx) => {
           let providers = 0, agents = 0, settings = 0;
           for (const p of await tx.llmProvider.findMany({ where: { apiKey: { not: null } } })) {
             if (!isEncrypted(p.apiKey)) continue;
@@ -97,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
             settings++;
           }
           return { providers, agents, settings };
-        }, { timeout: 120_000 });
+        }, { timeoutMs: 120_000 });
         if (!config.secretKey) {
           writeFileSync(path.resolve(config.dataDir, 'secret.key'), `${newKey}\n`, { mode: 0o600 });
           console.log(`re-encrypted ${JSON.stringify(counts)}; the new key is in ${config.dataDir}/secret.key. Restart Hangar.`);

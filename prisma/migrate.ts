@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { bindMigrationAwareSqlAdapterFactory, type SqlDriverAdapter } from '@prisma/driver-adapter-utils';
+import { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum } from '@prisma/driver-adapter-utils';
 import pg from 'pg';
 
 // Migrations with Prisma's own schema engine compiled to WebAssembly
@@ -104,88 +104,131 @@ async function adminQuery(url: string, sql: string): Promise<void> {
   }
 }
 
-/**
- * pg.Client that reports Postgres' internal `"char"` type (OID 18, in
- * pg_catalog columns such as relkind) as text: adapter-pg has no mapping for
- * it, so describing a schema through the adapter fails with "Column type
- * 'char' could not be deserialized". pg already returns the value as a string.
- */
-class CharAsTextClient extends pg.Client {}
-const clientQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
-type Fields = { fields?: { dataTypeID: number }[] };
-function charAsText<T>(result: T): T {
-  for (const r of (Array.isArray(result) ? result : [result]) as Fields[]) {
-    for (const f of r?.fields ?? []) if (f.dataTypeID === 18) f.dataTypeID = 25;
+type PgAdapter = Awaited<ReturnType<PrismaPg['connect']>>;
+
+// Postgres' internal `"char"` type (OID 18: pg_class.relkind,
+// pg_constraint.contype…) has no mapping in adapter-pg, so describing a schema
+// through it fails with "Column type 'char' could not be deserialized", and
+// the engine wants it as a Character column. This client reports such columns
+// as text to the adapter (pg returns the value as a string anyway) and
+// remembers where they were, keyed by the rows array the adapter passes on.
+const charColumns = new WeakMap<object, number[]>();
+type PgResult = { fields?: { dataTypeID: number }[]; rows?: object };
+function markCharColumns<T>(result: T): T {
+  for (const r of (Array.isArray(result) ? result : [result]) as PgResult[]) {
+    const at: number[] = [];
+    r?.fields?.forEach((f, i) => {
+      if (f.dataTypeID !== 18) return;
+      f.dataTypeID = 25;
+      at.push(i);
+    });
+    if (at.length && r.rows) charColumns.set(r.rows, at);
   }
   return result;
 }
-(CharAsTextClient.prototype as unknown as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+class CharAwareClient extends pg.Client {}
+const clientQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+(CharAwareClient.prototype as unknown as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const cb = args.findIndex((a) => typeof a === 'function');
   if (cb >= 0) {
     const done = args[cb] as (err: Error | null, res?: unknown) => void;
-    args[cb] = (err: Error | null, res?: unknown) => done(err, err ? res : charAsText(res));
+    args[cb] = (err: Error | null, res?: unknown) => done(err, err ? res : markCharColumns(res));
     return clientQuery.apply(this, args);
   }
   const out = clientQuery.apply(this, args) as { then?: unknown };
-  return typeof out?.then === 'function' ? (out as Promise<unknown>).then(charAsText) : out;
+  return typeof out?.then === 'function' ? (out as Promise<unknown>).then(markCharColumns) : out;
 };
 
 /**
- * The adapter's own `connectToShadowDb` drops the shadow database before it
- * closes its pool (so the drop fails and the database leaks) and cannot
- * describe it (the "char" problem above). This one creates a temporary
- * database on the same server and drops it once the engine is done.
+ * One connection (max 1, never idled out): the engine's session-level
+ * `pg_advisory_lock` then covers every statement it runs and is released
+ * only when we close the pool, as with the native engine's single connection.
  */
-class ShadowDatabases extends PrismaPg {
-  private readonly live = new Set<string>();
-  constructor(private readonly url: string, pool: pg.Pool) {
+function enginePool(url: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, Client: CharAwareClient, max: 1, idleTimeoutMillis: 0 });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+function forEngine(adapter: PgAdapter): PgAdapter {
+  const queryRaw = adapter.queryRaw.bind(adapter);
+  adapter.queryRaw = async (query) => {
+    const rs = await queryRaw(query);
+    for (const i of charColumns.get(rs.rows) ?? []) rs.columnTypes[i] = ColumnTypeEnum.Character;
+    return rs;
+  };
+  // adapter-pg splits scripts on ";", which breaks `DO $$ … $$` blocks and
+  // any ";" in a string or comment, and runs the pieces outside one
+  // transaction. The native engine sends a migration as one simple-query
+  // script (an implicit transaction); so do we.
+  adapter.executeScript = async (script: string) => {
+    try {
+      await (adapter.underlyingDriver() as pg.Pool).query(script);
+    } catch (err) {
+      (adapter as unknown as { onError(e: unknown): never }).onError(err);
+    }
+  };
+  return adapter;
+}
+
+/**
+ * The adapter factory the engine drives. Its shadow databases are temporary
+ * databases on the same server, dropped once the engine is done with them
+ * (adapter-pg's own `connectToShadowDb` drops before it disconnects, so the
+ * drop fails and the database leaks).
+ */
+class EngineAdapters extends PrismaPg {
+  private readonly shadows = new Set<string>();
+  constructor(private readonly url: string, private readonly pool: pg.Pool) {
     super(pool);
   }
 
-  async connectToShadowDb(): Promise<SqlDriverAdapter> {
+  async connect(): Promise<PgAdapter> {
+    return forEngine(await super.connect());
+  }
+
+  async connectToShadowDb(): Promise<PgAdapter> {
     const name = `hangar_shadow_${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
     await adminQuery(this.url, `CREATE DATABASE "${name}"`);
-    this.live.add(name);
-    const adapter = await new PrismaPg({ connectionString: withDatabase(this.url, name), Client: CharAsTextClient }).connect();
-    const release = adapter.dispose.bind(adapter);
+    this.shadows.add(name);
+    const adapter = forEngine(await new PrismaPg(enginePool(withDatabase(this.url, name)), { disposeExternalPool: true }).connect());
+    const dispose = adapter.dispose.bind(adapter);
     adapter.dispose = async () => {
-      await release();
-      await this.drop(name);
+      await dispose();
+      await this.dropShadow(name);
     };
     return adapter;
   }
 
-  /** Drops whatever the engine left behind (it does not always dispose on error). */
-  async dropAll(): Promise<void> {
-    await Promise.all([...this.live].map((name) => this.drop(name)));
+  /** Closes our connection and drops whatever shadow database the engine left behind. */
+  async close(log: Log): Promise<void> {
+    const drops = [...this.shadows].map((name) => this.dropShadow(name));
+    for (const r of await Promise.allSettled(drops)) if (r.status === 'rejected') log(`could not drop a shadow database: ${r.reason}`);
+    await this.pool.end().catch(() => undefined);
   }
 
-  private async drop(name: string) {
-    if (!this.live.delete(name)) return;
+  private async dropShadow(name: string) {
+    if (!this.shadows.delete(name)) return;
     await adminQuery(this.url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   }
 }
 
 /** Runs `fn` with an engine connected to `databaseUrl`, and closes every connection afterwards. */
-async function withEngine<T>(databaseUrl: string, log: Log, fn: (engine: WasmSchemaEngine) => Promise<T>): Promise<T> {
+async function withEngine<T>(databaseUrl: string, log: Log, fn: (engine: WasmSchemaEngine) => Promise<T>, schemaPath = SCHEMA_PATH): Promise<T> {
   const { SchemaEngine } = await loadEngine();
-  const schema = await readFile(SCHEMA_PATH, 'utf8');
-  // Our own pool, so no idle connection outlives the call (callers drop test databases right after).
-  const pool = new pg.Pool({ connectionString: databaseUrl });
-  pool.on('error', () => undefined);
-  const factory = new ShadowDatabases(databaseUrl, pool);
+  const schema = await readFile(schemaPath, 'utf8');
+  const adapters = new EngineAdapters(databaseUrl, enginePool(databaseUrl));
   const registry = panics.PRISMA_WASM_PANIC_REGISTRY!;
   registry.lastPanic = undefined;
   let engine: WasmSchemaEngine | null = null;
   try {
-    engine = await SchemaEngine.new({ datamodels: [[SCHEMA_PATH, schema]] }, engineLogger(log), bindMigrationAwareSqlAdapterFactory(factory));
+    engine = await SchemaEngine.new({ datamodels: [[schemaPath, schema]] }, engineLogger(log), bindMigrationAwareSqlAdapterFactory(adapters));
     return await fn(engine);
   } catch (err) {
     throw engineError(err, databaseUrl, registry.lastPanic);
   } finally {
     engine?.free();
-    await factory.dropAll().catch((e) => log(`could not drop a shadow database: ${(e as Error).message}`));
-    await pool.end().catch(() => undefined);
+    await adapters.close(log);
   }
 }
 
@@ -195,13 +238,14 @@ function engineError(err: unknown, databaseUrl: string, panic: string | undefine
     generation++;
     return new Error(`the schema engine panicked: ${panic ?? (err as Error).message}`);
   }
-  const message = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err);
-  const code = (err as { code?: string }).code;
-  if (code === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND|does not exist|password authentication/.test(message)) {
-    return new Error(`cannot use the database at ${describeUrl(databaseUrl)}: ${message.split('\n')[0]}`);
-  }
-  // Drop the engine's Rust span trace ("0: schema_engine_wasm::...") but keep its message.
-  return new Error(message.replace(/\n\s+0: schema_\S+::[\s\S]*$/, ''));
+  const raw = err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err);
+  // Keep the engine's message, not its Rust span trace ("   0: crate::module…"),
+  // except for the name of the migration that failed.
+  const failed = /migration_name="([^"]+)"/.exec(raw)?.[1];
+  const text = raw.replace(/\n\s+0: \w+::[\s\S]*$/, '').replace(/^external connector error\n/, '').trim();
+  const message = failed ? `migration ${failed} failed: ${text}` : text;
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT/.test(message)) return new Error(`cannot reach Postgres at ${describeUrl(databaseUrl)}: ${message}`);
+  return new Error(message);
 }
 
 async function migrationsList(dir: string) {
@@ -225,7 +269,13 @@ async function migrationsList(dir: string) {
   };
 }
 
-let applyQueue: Promise<unknown> = Promise.resolve();
+// Within one process, one engine at a time: they share one wasm instance.
+let queue: Promise<unknown> = Promise.resolve();
+function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(fn);
+  queue = run.catch(() => undefined);
+  return run;
+}
 
 /**
  * Applies every pending migration. Safe to call from several processes at
@@ -233,8 +283,7 @@ let applyQueue: Promise<unknown> = Promise.resolve();
  * `prisma migrate deploy` does.
  */
 export async function applyMigrations(databaseUrl: string, opts: { migrationsDir?: string; log?: Log } = {}): Promise<{ applied: string[] }> {
-  // Within one process, one at a time: the engines share one wasm instance.
-  const run = applyQueue.then(async () => {
+  return serialized(async () => {
     const list = await migrationsList(opts.migrationsDir ?? MIGRATIONS_DIR);
     if (!list.migrationDirectories.length) throw new Error(`no migrations in ${list.baseDir}`);
     const out = await withEngine(databaseUrl, opts.log ?? (() => undefined), (engine) =>
@@ -242,8 +291,6 @@ export async function applyMigrations(databaseUrl: string, opts: { migrationsDir
     );
     return { applied: out.appliedMigrationNames };
   });
-  applyQueue = run.catch(() => undefined);
-  return run;
 }
 
 /**
@@ -254,7 +301,13 @@ export async function applyMigrations(databaseUrl: string, opts: { migrationsDir
  * diffs that against the datamodel. Returns the new folder, or null when
  * schema.prisma and the migrations already agree.
  */
-export async function diffMigration(opts: { databaseUrl?: string; name: string; migrationsDir?: string; log?: Log }): Promise<string | null> {
+export async function diffMigration(opts: {
+  databaseUrl?: string;
+  name: string;
+  migrationsDir?: string;
+  schemaPath?: string;
+  log?: Log;
+}): Promise<string | null> {
   if (!/^[a-z0-9_]{1,60}$/.test(opts.name)) throw new Error('the migration name must be lower_snake_case (a-z, 0-9, _), at most 60 characters');
   const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('diff needs a Postgres server for its shadow database: pass databaseUrl or set DATABASE_URL');
@@ -262,16 +315,17 @@ export async function diffMigration(opts: { databaseUrl?: string; name: string; 
   const list = await migrationsList(dir);
   // The engine needs the lockfile to know the provider; a first migration has none yet.
   list.lockfile.content ??= LOCKFILE_CONTENT;
-  const schema = await readFile(SCHEMA_PATH, 'utf8');
-  const result = await withEngine(databaseUrl, opts.log ?? (() => undefined), (engine) =>
-    engine.diff({
-      from: list.migrationDirectories.length ? { tag: 'migrations', ...list } : { tag: 'empty' },
-      to: { tag: 'schemaDatamodel', files: [{ path: SCHEMA_PATH, content: schema }] },
-      script: true,
-      exitCode: true,
-      filters: NO_FILTER,
-    }),
-  );
+  const schemaPath = opts.schemaPath ?? SCHEMA_PATH;
+  const schema = await readFile(schemaPath, 'utf8');
+  const diff = {
+    from: list.migrationDirectories.length ? { tag: 'migrations', ...list } : { tag: 'empty' },
+    to: { tag: 'schemaDatamodel', files: [{ path: schemaPath, content: schema }] },
+    script: true,
+    exitCode: true,
+    filters: NO_FILTER,
+  };
+  const log = opts.log ?? (() => undefined);
+  const result = await serialized(() => withEngine(databaseUrl, log, (engine) => engine.diff(diff), schemaPath));
   const sql = (result.stdout ?? '').trim();
   if (result.exitCode === 0 || !sql || sql === '-- This is an empty migration.') return null;
 

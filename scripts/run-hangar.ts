@@ -20,6 +20,7 @@ const dataDir = path.resolve(repoRoot, config.dataDir);
 const stack = await startStack({
   dataDir,
   databaseUrl: config.databaseUrl,
+  migrationDatabaseUrl: process.env.HANGAR_MIGRATION_DATABASE_URL,
   temporalAddress: config.temporalAddress,
   pgPort: Number(process.env.HANGAR_PG_PORT ?? 54329),
   temporalPort: Number(process.env.HANGAR_TEMPORAL_PORT ?? 7233),

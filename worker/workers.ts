@@ -7,6 +7,7 @@ import { createDockerActivities } from '../activities/docker.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
+import { checkDatabaseRole } from '../core/db.ts';
 import { createCore } from '../core/hangar.ts';
 import { registerSchedules, registerSearchAttributes } from './temporal-setup.ts';
 
@@ -42,6 +43,7 @@ export async function startWorkers(opts: {
   const { config } = opts;
   const log = opts.log ?? ((m: string) => console.log(`[worker] ${m}`));
   const core = createCore(config, { databaseUrl: opts.databaseUrl, apiPort: opts.apiPort });
+  await checkDatabaseRole(core.db, config.mode, (m) => log(`WARNING: ${m}`));
   const docker = new Docker();
   await docker.ping();
   await core.db.dockerHost.upsert({

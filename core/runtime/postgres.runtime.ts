@@ -53,6 +53,28 @@ export async function startEmbeddedPostgres(opts: {
   };
 }
 
+/** The login the application uses: a member of hangar_app (made by the RLS migration), never a superuser. */
+export const APP_LOGIN = { user: 'hangar', password: 'hangar' };
+
+export async function ensureAppLogin(ownerUrl: string): Promise<string> {
+  const client = new pg.Client({ connectionString: ownerUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_LOGIN.user]);
+    if (!rowCount) {
+      await client.query(`CREATE ROLE ${APP_LOGIN.user} LOGIN PASSWORD '${APP_LOGIN.password}' NOSUPERUSER NOBYPASSRLS IN ROLE hangar_app`);
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42710') throw err; // created by a concurrent start
+  } finally {
+    await client.end();
+  }
+  const u = new URL(ownerUrl);
+  u.username = APP_LOGIN.user;
+  u.password = APP_LOGIN.password;
+  return u.href;
+}
+
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(database)) throw new Error(`bad database name ${database}`);
   const client = new pg.Client({ connectionString: adminUrl });

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { applyMigrations } from '../../prisma/migrate.ts';
-import { startEmbeddedPostgres, type RunningPostgres } from './postgres.runtime.ts';
+import { ensureAppLogin, startEmbeddedPostgres, type RunningPostgres } from './postgres.runtime.ts';
 import { startTemporalDevServer, type RunningTemporal } from './temporal-dev.runtime.ts';
 
 const run = promisify(execFile);
@@ -14,6 +14,8 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export interface StackOptions {
   dataDir: string;
   databaseUrl?: string;
+  /** Owner connection for migrations when DATABASE_URL is the (non-owner) application role. */
+  migrationDatabaseUrl?: string;
   temporalAddress?: string;
   pgPort: number;
   temporalPort: number;
@@ -69,8 +71,11 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       temporalAddress = temporal.address;
     }
 
-    const { applied } = await applyMigrations(databaseUrl);
+    // Migrations run as the owner; the application connects as a non-superuser
+    // member of hangar_app, so row-level security binds it.
+    const { applied } = await applyMigrations(opts.migrationDatabaseUrl ?? databaseUrl);
     if (applied.length) opts.log(`applied migrations: ${applied.join(', ')}`);
+    if (pg) databaseUrl = await ensureAppLogin(pg.url);
     await dockerReady;
     return {
       databaseUrl,

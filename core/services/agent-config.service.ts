@@ -1,6 +1,8 @@
 import { AGENT_PORT, type OwnerKind } from '../contracts/agent.contract.ts';
 import type { Keyring } from '../crypto.ts';
-import type { Agent, Db } from '../db.ts';
+import { asSystem, asUser, type Agent, type Db } from '../db.ts';
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 import { ValidationError } from '../errors.ts';
 import type { ProviderModel } from './providers.service.ts';
 
@@ -14,7 +16,8 @@ export interface AgentConfigInput {
 export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {
     async get(ownerKind: OwnerKind, ownerId: string): Promise<AgentConfigInput> {
-      const c = await db.agentConfig.findUnique({ where: { ownerKind_ownerId: { ownerKind, ownerId } } });
+      const find = (tx: Tx) => tx.agentConfig.findUnique({ where: { ownerKind_ownerId: { ownerKind, ownerId } } });
+      const c = ownerKind === 'user' ? await asUser(db, ownerId, find) : await asSystem(db, find);
       return {
         primaryModel: c?.primaryModel ?? null,
         fallbackModels: c?.fallbackModels ?? [],
@@ -26,18 +29,20 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
     async put(userId: string, input: AgentConfigInput): Promise<AgentConfigInput> {
       if (input.providerId) {
         // Only the caller's own providers: another user's id reads as unknown.
-        const p = await db.llmProvider.findFirst({ where: { id: input.providerId, userId } });
+        const p = await asUser(db, userId, (tx) => tx.llmProvider.findFirst({ where: { id: input.providerId!, userId } }));
         if (!p) throw new ValidationError('providerId does not name one of your providers', { field: 'providerId' });
       }
       return this.putFor('user', userId, input);
     },
 
     async putFor(ownerKind: OwnerKind, ownerId: string, input: AgentConfigInput): Promise<AgentConfigInput> {
-      await db.agentConfig.upsert({
-        where: { ownerKind_ownerId: { ownerKind, ownerId } },
-        create: { ownerKind, ownerId, ...input },
-        update: input,
-      });
+      const upsert = (tx: Tx) =>
+        tx.agentConfig.upsert({
+          where: { ownerKind_ownerId: { ownerKind, ownerId } },
+          create: { ownerKind, ownerId, ...input },
+          update: input,
+        });
+      await (ownerKind === 'user' ? asUser(db, ownerId, upsert) : asSystem(db, upsert));
       return this.get(ownerKind, ownerId);
     },
 
@@ -47,9 +52,11 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
       // A user's agent sees that user's providers; a system agent only the admin provider it was given.
       const providers =
         agent.ownerKind === 'user'
-          ? await db.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } })
+          ? await asUser(db, agent.ownerId, (tx) =>
+              tx.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } }),
+            )
           : cfg.providerId
-            ? await db.llmProvider.findMany({ where: { id: cfg.providerId, isActive: true } })
+            ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { id: cfg.providerId!, isActive: true } }))
             : [];
       const preferred = providers.find((p) => p.id === cfg.providerId) ?? providers[0];
       const firstModel = (preferred?.models as unknown as ProviderModel[] | undefined)?.[0]?.id;

@@ -1,5 +1,5 @@
 import type { Keyring } from '../crypto.ts';
-import type { Db, LlmProvider } from '../db.ts';
+import { asUser, type Db, type LlmProvider } from '../db.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 
 export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'zai', 'custom'] as const;
@@ -65,8 +65,8 @@ export function hostSideUrl(baseUrl: string): string {
 
 export function createProviderService({ db, keyring }: { db: Db; keyring: Keyring }) {
   async function owned(userId: string, id: string): Promise<LlmProvider> {
-    // Scoped by owner: another user's provider is indistinguishable from a missing one.
-    const p = await db.llmProvider.findFirst({ where: { id, userId } });
+    // Scoped by owner (and by row-level security): another user's provider reads as missing.
+    const p = await asUser(db, userId, (tx) => tx.llmProvider.findFirst({ where: { id, userId } }));
     if (!p) throw new NotFoundError('Provider');
     return p;
   }
@@ -81,12 +81,12 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
     owned,
 
     list(userId: string) {
-      return db.llmProvider.findMany({ where: { userId }, orderBy: { createdAt: 'asc' } });
+      return asUser(db, userId, (tx) => tx.llmProvider.findMany({ where: { userId }, orderBy: { createdAt: 'asc' } }));
     },
 
     async create(userId: string, input: ProviderInput): Promise<LlmProvider> {
       try {
-        return await db.llmProvider.create({
+        return await asUser(db, userId, (tx) => tx.llmProvider.create({
           data: {
             userId,
             name: input.name,
@@ -97,7 +97,7 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
             apiType: input.apiType ?? defaultApiType(input.type),
             models: (input.models ?? []) as object[],
           },
-        });
+        }));
       } catch (err) {
         if ((err as { code?: string }).code === 'P2002') {
           throw new ConflictError(`A provider named "${input.name}" already exists`, 'duplicate_name');
@@ -110,7 +110,7 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
       const current = await owned(userId, id);
       const type = (patch.type ?? current.type) as ProviderType;
       try {
-        return await db.llmProvider.update({
+        return await asUser(db, userId, (tx) => tx.llmProvider.update({
           where: { id: current.id },
           data: {
             name: patch.name,
@@ -121,7 +121,7 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
             apiType: patch.apiType,
             models: patch.models as object[] | undefined,
           },
-        });
+        }));
       } catch (err) {
         if ((err as { code?: string }).code === 'P2002') {
           throw new ConflictError(`A provider named "${patch.name}" already exists`, 'duplicate_name');
@@ -131,10 +131,13 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
     },
 
     async remove(userId: string, id: string): Promise<void> {
-      const p = await owned(userId, id);
-      const inUse = await db.agentConfig.findFirst({ where: { ownerKind: 'user', ownerId: userId, providerId: p.id } });
-      if (inUse) throw new ConflictError('The agent config uses this provider; point it elsewhere first', 'provider_in_use');
-      await db.llmProvider.delete({ where: { id: p.id } });
+      await asUser(db, userId, async (tx) => {
+        const p = await tx.llmProvider.findFirst({ where: { id, userId } });
+        if (!p) throw new NotFoundError('Provider');
+        const inUse = await tx.agentConfig.findFirst({ where: { ownerKind: 'user', ownerId: userId, providerId: p.id } });
+        if (inUse) throw new ConflictError('The agent config uses this provider; point it elsewhere first', 'provider_in_use');
+        await tx.llmProvider.delete({ where: { id: p.id } });
+      });
     },
 
     /** Calls the provider's model list with the stored key. */

@@ -11,23 +11,6 @@ const TOKEN_PREFIX = 'hgr_';
 // A hash to compare against when the user is unknown, so both failures take as long.
 const DUMMY_HASH = bcrypt.hashSync('hangar-timing-equaliser', BCRYPT_COST);
 
-/** What admins see of a user: never a password hash or anything of the user's data. */
-export const hashPassword = (password: string) => bcrypt.hash(password, BCRYPT_COST);
-
-export function toAdminUserView(u: User) {
-  return {
-    id: u.id,
-    email: u.email,
-    username: u.username,
-    displayName: u.displayName,
-    role: u.role,
-    status: u.status,
-    authSource: u.authSource,
-    createdAt: u.createdAt.toISOString(),
-    deactivatedAt: u.deactivatedAt?.toISOString() ?? null,
-  };
-}
-
 export function toPublicUser(u: User) {
   return {
     id: u.id,
@@ -38,6 +21,18 @@ export function toPublicUser(u: User) {
     authSource: u.authSource,
   };
 }
+
+/** What admins see of a user: never a password hash or anything of the user's data. */
+export function toAdminUserView(u: User) {
+  return {
+    ...toPublicUser(u),
+    status: u.status,
+    createdAt: u.createdAt.toISOString(),
+    deactivatedAt: u.deactivatedAt?.toISOString() ?? null,
+  };
+}
+
+export const hashPassword = (password: string) => bcrypt.hash(password, BCRYPT_COST);
 
 export interface CreateUserInput {
   username?: string;

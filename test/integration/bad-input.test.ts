@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asSystem } from '../../core/db.ts';
 import { createTestUser, startHangar, type Hangar, type TestUser } from '../support/hangar.harness.ts';
 
 // Bad input to every route of the "Agents run" issue: a 4xx JSON error with a
@@ -20,11 +21,14 @@ describe('bad input', () => {
 
   const snapshot = async () => {
     const db = h.core.db;
-    const [providers, tokens, agents, configs, users, sessions] = await Promise.all([
-      db.llmProvider.findMany({ where: { userId: user.id }, orderBy: { id: 'asc' } }),
+    // Read as system work: this checks everything, whoever it belongs to.
+    const [providers, configs] = await asSystem(db, async (tx) => [
+      await tx.llmProvider.findMany({ orderBy: { id: 'asc' } }),
+      await tx.agentConfig.findMany({ orderBy: { id: 'asc' } }),
+    ]);
+    const [tokens, agents, users, sessions] = await Promise.all([
       db.apiToken.count({ where: { userId: user.id } }),
       db.agent.count({ where: { ownerId: user.id } }),
-      db.agentConfig.findMany({ where: { ownerId: user.id } }),
       db.user.count(),
       db.session.count(),
     ]);

@@ -66,8 +66,10 @@ export async function freshDatabase(opts: { onboarded?: boolean } = {}): Promise
   const url = adminUrl.replace(/\/postgres$/, `/${name}`);
   await applyMigrations(url);
   if (opts.onboarded !== false) await markOnboarded(url);
+  const appUrl = new URL(inject('stack').databaseUrl);
+  appUrl.pathname = `/${name}`;
   return {
-    url,
+    url: appUrl.href,
     async drop() {
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
