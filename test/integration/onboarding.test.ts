@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime/temporal-dev.runtime.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
-import { freshDatabase, startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { freshDatabase, spawnApi, startHangar, type Hangar } from '../support/hangar.harness.ts';
 import { freePort } from '../support/ports.ts';
 
 // A first boot from an empty database, through the API alone, with the API
@@ -36,6 +36,7 @@ describe('onboarding', () => {
     h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address });
   });
   afterAll(async () => {
+    await api?.kill();
     await h?.stop();
     await temporal?.stop();
     await db?.drop();
@@ -45,8 +46,11 @@ describe('onboarding', () => {
 
   let cookie = '';
   let csrf = '';
+  // The wizard runs against an API in its own process, killed mid-way.
+  let api: Awaited<ReturnType<typeof spawnApi>>;
+  let apiPort: number;
   const call = async (method: string, url: string, body?: unknown) => {
-    const res = await fetch(`${h.url}${url}`, {
+    const res = await fetch(`${api.url}${url}`, {
       method,
       headers: {
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
@@ -58,7 +62,9 @@ describe('onboarding', () => {
     return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };
   };
 
-  it('runs the wizard end to end, surviving an API restart between steps', async () => {
+  it('runs the wizard end to end, surviving an API process killed between steps', async () => {
+    apiPort = await freePort();
+    api = await spawnApi(h.env, apiPort);
     const initial = await call('GET', '/api/onboarding');
     expect(initial.body).toEqual({ completed: false, steps: { breakglass: 'pending', oidc: 'pending', provider: 'pending', systemAgents: 'pending' } });
     expect((await call('GET', '/api/me/providers')).body.error.code).toBe('onboarding_required');
@@ -74,8 +80,9 @@ describe('onboarding', () => {
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('breakglass_exists');
 
-    // A new API instance: the wizard's state lives in the workflow and the database.
-    await h.restartApi();
+    // SIGKILL the API and start a new one: the wizard's state lives in the workflow and the database.
+    await api.kill();
+    api = await spawnApi(h.env, apiPort);
     csrf = (await call('GET', '/api/auth/me')).body.csrfToken;
     expect((await call('GET', '/api/onboarding')).body.steps.breakglass).toBe('done');
 

@@ -70,8 +70,6 @@ export interface Hangar {
   env: NodeJS.ProcessEnv;
   worker: WorkerProcess;
   restartWorker(): Promise<void>;
-  /** Closes the API and serves the same port from a new instance (fresh process state, same database). */
-  restartApi(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -102,7 +100,7 @@ export async function startHangarOn(
   const core = createCore(config);
   const connection = Connection.lazy({ address: env.TEMPORAL_ADDRESS! });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  let app = await buildApp({ core, temporal });
+  const app = await buildApp({ core, temporal });
   await app.listen({ host: '0.0.0.0', port: apiPort });
   const h: Hangar = {
     url: `http://127.0.0.1:${apiPort}`,
@@ -111,12 +109,6 @@ export async function startHangarOn(
     docker: new Docker(),
     env,
     worker: opts.worker === false ? noWorker() : await spawnWorker(env),
-    async restartApi() {
-      await app.close();
-      h.core = createCore(config);
-      app = await buildApp({ core: h.core, temporal });
-      await app.listen({ host: '0.0.0.0', port: apiPort });
-    },
     async restartWorker() {
       await h.worker.stop();
       h.worker = await spawnWorker(env);
@@ -175,4 +167,31 @@ export async function removeAgentsFromDocker(docker: Docker, agentIds: string[])
     await docker.getContainer(`hangar-agent-${id}`).remove({ force: true }).catch(() => undefined);
     await docker.getVolume(`hangar-agent-${id}-data`).remove().catch(() => undefined);
   }
+}
+
+/** The API as its own process (api/server.ts), so a test can SIGKILL it. */
+export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs = 60_000) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+    cwd: repoRoot,
+    env: { ...env, PORT: String(port), HOST: '0.0.0.0', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 1000; i++) {
+    if (child.exitCode !== null) throw new Error(`api exited: ${stderr}`);
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) throw new Error(`api not up in ${timeoutMs}ms: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
