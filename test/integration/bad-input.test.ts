@@ -81,6 +81,16 @@ describe('bad input', () => {
     ['internal: bad kind', 'GET', '/api/internal/agent-config/robot/abc'],
     ['internal: no token', 'GET', '/api/internal/agent-config/user/abc'],
     ['unknown route', 'GET', '/api/nope'],
+    ['token: unknown scope', 'POST', '/api/tokens', { name: 'x', scopes: ['root'] }],
+    ['token: admin scope for a member', 'POST', '/api/tokens', { name: 'x', scopes: ['admin'] }],
+    ['login: header injection', 'POST', '/api/auth/login', { username: 'a\r\nSet-Cookie: x=1', password: 'whatever' }],
+    ['admin: list as a member', 'GET', '/api/admin/users'],
+    ['admin: create as a member', 'POST', '/api/admin/users', { email: 'x@example.com', displayName: 'X', role: 'admin' }],
+    ['admin: deactivate as a member', 'POST', `/api/admin/users/${user.id}/deactivate`],
+    ['oidc: callback without a login', 'GET', '/api/auth/oidc/callback?code=abc&state=def'],
+    ['onboarding: breakglass after completion', 'POST', '/api/onboarding/breakglass', { username: 'late-admin', password: 'a long enough password' }],
+    ['onboarding: oidc as a member', 'POST', '/api/onboarding/oidc', { skip: true }],
+    ['onboarding: complete again', 'POST', '/api/onboarding/complete'],
   ];
 
   it('answers every case with a 4xx JSON error and changes nothing', async () => {
