@@ -133,6 +133,7 @@ export function lifecycleStartOperation(agent: Agent, config: HangarConfig) {
       {
         agentId: agent.id,
         dockerHostId: agent.dockerHostId,
+        alwaysOn: agent.ownerKind === 'system',
         settings: { restartDebounceMs: config.restartDebounceSec * 1000, healthTimeoutSec: config.agentStartTimeoutSec },
       },
     ],

@@ -177,11 +177,11 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       if (state.status !== 'running') return;
       const seen = await docker.inspectContainer(containerNameOf(state));
       if (seen?.running) return;
-      if (!seen) {
+      if (!seen && !input.alwaysOn) {
         // Gone behind our back: the row says stopped; the next chat recreates it on the same volume.
         await record({ status: 'stopped', containerId: null, hostPort: null, phase: 'idle' }, 'container_missing');
       } else {
-        log.info('restarting crashed agent', { agentId: state.agentId, exitCode: seen.exitCode, observed: req.observed });
+        log.info('restarting agent', { agentId: state.agentId, exitCode: seen?.exitCode, observed: req.observed });
         await start();
       }
     }).catch((err) => log.warn('reconcile failed', { message: failureMessage(err) }));

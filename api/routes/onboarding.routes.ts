@@ -38,7 +38,7 @@ const UPDATE_ERRORS: Record<string, (m: string) => AppError> = {
 };
 
 /** The wizard's REST face: each POST is one update of the `onboarding` workflow. */
-export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, temporal, secureCookies, onboardingGate }: RouteDeps) {
+export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, control, temporal, secureCookies, onboardingGate }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   const start = () =>
@@ -164,6 +164,10 @@ export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, t
     await requireOnboardingAdmin(request, reply);
     await update<OnboardingState, []>(completeUpdate);
     onboardingGate.markComplete();
+    // System agents are always on: bring them up now, without holding the wizard's answer.
+    for (const agent of await core.agents.listSystemAgents()) {
+      control.ensureRunning(agent).catch((err) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
+    }
     return { completed: true as const };
   });
 }

@@ -22,6 +22,8 @@ export type StartPhase = 'idle' | 'creating' | 'starting' | 'waiting_for_health'
 export interface LifecycleInput {
   agentId: string;
   dockerHostId: string;
+  /** System agents: never reaped, and brought back when their container vanishes. */
+  alwaysOn?: boolean;
   /** Carried across continue-as-new. */
   state?: LifecycleState;
 }

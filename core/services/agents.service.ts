@@ -135,13 +135,15 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
     async isIdle(agentId: string, now = new Date()): Promise<boolean> {
       const a = await db.agent.findUnique({ where: { id: agentId } });
       if (!a) return true;
+      // System agents are always on.
+      if (a.ownerKind === 'system') return false;
       const last = a.lastActiveAt?.getTime() ?? 0;
       return now.getTime() - last >= a.idleTimeoutMin * 60_000;
     },
 
     async findIdleAgentIds(now = new Date(), limit = 500): Promise<string[]> {
       const running = await db.agent.findMany({
-        where: { status: 'running' },
+        where: { status: 'running', ownerKind: { not: 'system' } },
         select: { id: true, lastActiveAt: true, idleTimeoutMin: true },
         take: limit,
       });
@@ -155,6 +157,10 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
         where: { dockerHostId },
         select: { id: true, status: true, containerName: true },
       });
+    },
+
+    listSystemAgents() {
+      return db.agent.findMany({ where: { ownerKind: 'system' }, orderBy: { createdAt: 'asc' } });
     },
 
     async existingIds(ids: string[]): Promise<string[]> {

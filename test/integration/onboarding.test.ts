@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime/temporal-dev.runtime.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
-import { freshDatabase, spawnApi, startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { eventually, freshDatabase, removeAgentsFromDocker, spawnApi, startHangar, type Hangar } from '../support/hangar.harness.ts';
 import { freePort } from '../support/ports.ts';
 
 // A first boot from an empty database, through the API alone, with the API
@@ -126,5 +126,10 @@ describe('onboarding', () => {
       'onboarding_completed',
     );
     expect(await h.core.db.user.count()).toBe(1);
+
+    // The system agent is always on: started at completion, never idle.
+    await eventually(async () => (await h.core.agents.get(systemAgent.id)).status === 'running', 'the system agent to start');
+    expect(await h.core.agents.isIdle(systemAgent.id, new Date(Date.now() + 365 * 86_400_000))).toBe(false);
+    await removeAgentsFromDocker(h.docker, [systemAgent.id]);
   });
 });
