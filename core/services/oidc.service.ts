@@ -111,6 +111,11 @@ export function createOidcService({ db, keyring, clockToleranceSec = 5 }: { db: 
       return existing;
     }
     const emailTaken = email ? await db.user.findUnique({ where: { email } }) : null;
+    // An admin's invitation (a user made with this email and no password) is
+    // claimed by the first verified sign-in; a password account is never taken over.
+    if (emailTaken && !emailTaken.passwordHash && emailTaken.status === 'active' && emailTaken.authSource !== 'breakglass') {
+      return db.user.update({ where: { id: emailTaken.id }, data: { username, authSource: 'oidc' } });
+    }
     return db.user.create({
       data: { username, email: emailTaken ? null : email, displayName: displayName.slice(0, 100), role: 'member', authSource: 'oidc' },
     });

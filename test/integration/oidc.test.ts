@@ -53,6 +53,21 @@ describe('OIDC sign-in', () => {
     expect(me2.user.id).toBe(me.user.id);
   });
 
+  it('an invited user (no password) is claimed by their first verified sign-in; a password account is not', async () => {
+    await configure(idp.issuer);
+    const invited = await h.core.users.create({ email: 'bob@example.com', displayName: 'Bob (invited)' });
+    const local = await h.core.users.create({ email: 'carol@example.com', password: 'carol has a password' });
+    const asBob = browser();
+    await asBob.request(await asBob.signInAtProvider(h.url, 'bob'));
+    const me = await (await fetch(`${h.url}/api/auth/me`, { headers: { cookie: `hangar_session=${asBob.cookie(h.url, 'hangar_session')}` } })).json();
+    expect(me.user.id).toBe(invited.id);
+    const asCarol = browser();
+    await asCarol.request(await asCarol.signInAtProvider(h.url, 'carol'));
+    const carol = await (await fetch(`${h.url}/api/auth/me`, { headers: { cookie: `hangar_session=${asCarol.cookie(h.url, 'hangar_session')}` } })).json();
+    expect(carol.user.id).not.toBe(local.id);
+    expect(carol.user.email).toBeNull();
+  });
+
   it('refuses a tampered state, a wrong nonce and a foreign issuer\'s code', async () => {
     await configure(idp.issuer);
     const before = await h.core.db.user.count();
