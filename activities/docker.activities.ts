@@ -186,7 +186,8 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
             'agent_exited',
           );
         }
-        await Context.current().sleep(250);
+        // Short: every poll saved here is start latency a user waits for.
+        await Context.current().sleep(100);
       }
       throw ApplicationFailure.nonRetryable(`agent not healthy within ${req.timeoutSec}s (${lastError})`, 'health_timeout');
     },

@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
-# Builds a local Node base image with no registry: a tiny root fs made of this
-# host's own Node binary and the shared libraries it links, imported with
-# `docker import`. Used when node:20-slim cannot be pulled.
-#   docker/base/build-base.sh [--force]   → prints the image tag
+# Builds a Node base image without any registry: a tiny root fs made of this
+# host's own Node binary plus the shared libraries it links, fed to
+# `docker import`. The agent image uses it when node:20-slim cannot be pulled.
+#
+#   docker/base/build-base.sh [--force]
+#
+# Tags hangar/node-base:<node version> and hangar/node-base:local, and prints
+# the versioned tag on stdout (everything else goes to stderr). Skips the build
+# when the versioned tag already exists, unless --force.
+# Env: NODE_BIN (default: the `node` on PATH).
 set -euo pipefail
-force=0
-[ "${1:-}" = "--force" ] && force=1
 
-node_bin=$(readlink -f "$(command -v node)")
-version=$(node -p 'process.versions.node')
+die() { echo "build-base: $*" >&2; exit 1; }
+
+force=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $arg (try --help)" ;;
+  esac
+done
+
+command -v docker >/dev/null || die "docker CLI not found"
+command -v ldd >/dev/null || die "ldd not found (Debian: libc-bin)"
+node_bin=${NODE_BIN:-$(command -v node || true)}
+[ -n "$node_bin" ] || die "no node on PATH; set NODE_BIN"
+node_bin=$(readlink -f "$node_bin")
+version=$("$node_bin" -p 'process.versions.node')
 tag="hangar/node-base:${version}"
 
 if [ "$force" = 0 ] && docker image inspect "$tag" >/dev/null 2>&1; then
+  # Re-point :local at the current host Node (it may have been upgraded).
   docker tag "$tag" hangar/node-base:local
   echo "$tag"
   exit 0
@@ -19,41 +39,70 @@ fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{usr/local/bin,etc,tmp,data,app,etc/ssl/certs}
+
+# Copies a host file into the root fs at the same path, following symlinks
+# (the image needs the bytes, not the host's symlink layout).
+copy_in() {
+  mkdir -p "$root$(dirname "$1")"
+  cp -L "$1" "$root$1"
+}
+
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/tmp"
 chmod 1777 "$root/tmp"
-cp "$node_bin" "$root/usr/local/bin/node"
+cp -L "$node_bin" "$root/usr/local/bin/node"
 
-# The dynamic loader and every library node links, at the same paths.
-for lib in $(ldd "$node_bin" | awk '/=>/ {print $3} /^\s*\/.*ld-linux/ {print $1}'); do
-  [ -f "$lib" ] || continue
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
-# Name resolution for host.docker.internal and DNS (glibc loads these at run time).
-for lib in /lib/x86_64-linux-gnu/libnss_files.so.2 /lib/x86_64-linux-gnu/libnss_dns.so.2 /lib/x86_64-linux-gnu/libresolv.so.2; do
-  [ -f "$lib" ] && { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
-done
-[ -d /lib64 ] && mkdir -p "$root/lib64" && [ -e /lib64/ld-linux-x86-64.so.2 ] && cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
-[ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+# Every library node links, and the dynamic loader, at their host paths.
+# ldd prints "name => /path (addr)" for libraries and "/path (addr)" for the
+# loader; POSIX character classes because Debian's default awk is mawk.
+libs=$(ldd "$node_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+if ldd "$node_bin" | grep -q 'not found'; then
+  die "ldd reports missing libraries for $node_bin"
+fi
+echo "$libs" | grep -q 'ld-linux\|ld-musl\|ld64' || die "no dynamic loader found in ldd output (static node?)"
+for lib in $libs; do copy_in "$lib"; done
 
-cat >"$root/etc/passwd" <<'PASSWD'
+# getaddrinfo() (what fetch uses to resolve host.docker.internal) dlopens the
+# NSS modules; glibc >= 2.34 has them built in, older hosts ship them apart.
+libdir=$(dirname "$(echo "$libs" | grep '/libc\.so' | head -n1)")
+for lib in libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
+  [ -e "$libdir/$lib" ] && copy_in "$libdir/$lib"
+done
+echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
+
+# Node ships its own root CAs; the host bundle adds any private CA the host
+# trusts (a self-hosted model server behind an internal TLS CA).
+change_ca=()
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  change_ca=(--change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt')
+fi
+
+cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/usr/sbin/nologin
-agent:x:10001:10001:agent:/app:/usr/sbin/nologin
+agent:x:10001:10001:agent:/tmp:/usr/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-PASSWD
-cat >"$root/etc/group" <<'GROUP'
+EOF
+cat >"$root/etc/group" <<'EOF'
 root:x:0:
 agent:x:10001:
 nogroup:x:65534:
-GROUP
-echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
-chown 10001:10001 "$root/data" "$root/app"
+EOF
 
-tar -C "$root" -c . | docker import \
+echo "build-base: importing $tag from $node_bin ($(du -sh "$root" | cut -f1))" >&2
+# Every file root-owned in the image whoever runs this; ownership of /app and
+# /data is the agent Dockerfile's business.
+tar -C "$root" --numeric-owner --owner=0 --group=0 -c . | docker import \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
-  --change 'ENV NODE_ENV=production' \
+  --change 'ENV HOME=/tmp' \
+  ${change_ca[@]+"${change_ca[@]}"} \
+  --change "LABEL dev.hangar.node-base=${version}" \
   --change 'USER 10001' \
-  --change 'WORKDIR /app' \
   - "$tag" >/dev/null
+
+# Fail here, not at agent start, if a library is missing.
+got=$(docker run --rm --network none "$tag" node -p 'process.versions.node') \
+  || { docker image rm "$tag" >/dev/null 2>&1 || true; die "imported image cannot run node"; }
+[ "$got" = "$version" ] || die "image runs node $got, expected $version"
+
 docker tag "$tag" hangar/node-base:local
 echo "$tag"

@@ -4,7 +4,8 @@ import Docker from 'dockerode';
 import { AGENT_PORT } from '../../core/contracts/agent.contract.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { startTestStack } from '../support/global-setup.ts';
-import { createTestUser, removeAgentsFromDocker, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
+import { createTestUser, removeAgentsFromDocker, spawnApi, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
+import { freePort } from '../support/ports.ts';
 import { giveProvider } from '../support/scenario.ts';
 
 // `npm run bench`: Hangar against the bare minimum doing the same job, both
@@ -79,6 +80,7 @@ async function main() {
   const config = await staticConfigServer();
   const docker = new Docker();
   let h: Hangar | null = null;
+  let stopApi: (() => Promise<void>) | null = null;
   const agentIds: string[] = [];
   try {
     h = await startHangarOn(stack.info, { LOG_LEVEL: 'error' });
@@ -111,8 +113,16 @@ async function main() {
     agentIds.push(agent.id);
     const token = h.core.agents.gatewayToken(agent);
     const body = JSON.stringify({ messages: [{ role: 'user', content: 'bench' }] });
+    // The proxy under test runs in its own process, as in production, so it does
+    // not share this process's event loop with the load generator.
+    const api = await spawnApi(h.env, await freePort());
+    stopApi = api.kill;
     const viaHangar = async () => {
-      const r = await user.api('/api/chat', { body });
+      const r = await fetch(`${api.url}/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${user.token}`, 'content-type': 'application/json' },
+        body,
+      });
       if (r.status !== 200) throw new Error(`chat ${r.status}`);
       await r.arrayBuffer();
     };
@@ -132,6 +142,7 @@ async function main() {
     console.log(`chat (${CHAT_REQUESTS} requests, ${CONCURRENCY} concurrent): direct ${d.rps.toFixed(0)} req/s p50 ${ms(d.p50)} p99 ${ms(d.p99)}; via Hangar ${p.rps.toFixed(0)} req/s p50 ${ms(p.p50)} p99 ${ms(p.p99)}`);
     console.log(`  throughput ratio Hangar / direct = ${(p.rps / d.rps).toFixed(2)}x; added latency p50 +${ms(p.p50 - d.p50)}, p99 +${ms(p.p99 - d.p99)}`);
   } finally {
+    await stopApi?.();
     if (h) {
       await removeAgentsFromDocker(docker, agentIds);
       await h.stop();
