@@ -16,7 +16,8 @@ const docker = new Docker();
 const app = await buildApp({
   core,
   temporal,
-  logger: { level: config.logLevel },
+  // Credentials never reach the log, whatever a serializer is later taught to print.
+  logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] },
   readiness: { docker: () => docker.ping() },
 });
 await app.listen({ host: config.host, port: config.port });

@@ -46,12 +46,13 @@ fi
 
 # The repository part of TAG: strip a trailing :tag but not a registry :port.
 name=$tag
-[[ ${tag##*/} == *:* ]] && name=${tag%:*}
-tags=(-t "$tag")
-[ "$tag" = "$name" ] && tags=(-t "$name:latest")
-[ "$tag" = "$name" ] || [ "$tag" = "$name:latest" ] && tags+=(-t "$name:$version")
+if [[ ${tag##*/} == *:* ]]; then name=${tag%:*}; else tag=$tag:latest; fi
+names=("$tag")
+if [ "$tag" = "$name:latest" ]; then names+=("$name:$version"); fi
+tags=()
+for n in "${names[@]}"; do tags+=(-t "$n"); done
 
-echo "build.sh: building ${tags[*]//-t /} from $base (version $version)" >&2
+echo "build.sh: building ${names[*]} from $base (version $version)" >&2
 # -q prints only the image id; on failure the builder's error still reaches stderr.
 id=$(DOCKER_BUILDKIT=0 docker build -q \
   --build-arg "BASE_IMAGE=$base" \

@@ -1,191 +1,242 @@
-// Hangar's reference agent: Node built-ins only. At boot it fetches its config
-// from Hangar with its gateway token (and exits if refused), then answers
-// OpenAI-style chat by forwarding to the user's provider, keeping history in
-// its own /data volume. Only Hangar's proxy, holding the token, can call it.
+// Hangar's reference agent, Node built-ins only. At boot it fetches its config
+// from Hangar with its gateway token and exits if refused (it never serves
+// without config); then it answers OpenAI-style chat by forwarding to the
+// user's provider, keeping history in its own /data volume. Every route but
+// /health needs the gateway token, which only Hangar's proxy holds.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHistory, sessionIdFrom, userTurn } from './history.mjs';
+import { UpstreamError, callUpstream, sseText, upstreamFailure } from './upstream.mjs';
 
-const PORT = Number(process.env.PORT ?? 18789);
-const DATA_DIR = process.env.DATA_DIR ?? '/data';
+const PORT = Number(process.env.PORT || 18789);
+const DATA_DIR = process.env.DATA_DIR || '/data';
 const CONFIG_URL = process.env.HANGAR_CONFIG_URL;
 const TOKEN = process.env.HANGAR_GATEWAY_TOKEN ?? '';
-const HISTORY_LIMIT = 200;
+/** Connection errors at boot are retried this long (Hangar may be restarting). */
+const CONFIG_RETRY_MS = 10_000;
+const BODY_LIMIT = 8 * 1024 * 1024;
 
-const log = (msg, extra = {}) => console.log(JSON.stringify({ at: new Date().toISOString(), msg, ...extra }));
-const changelog = JSON.parse(await readFile(new URL('./changelog.json', import.meta.url), 'utf8').catch(() => '{"version":"dev","changes":[]}'));
-
-async function fetchConfig() {
-  if (!CONFIG_URL || !TOKEN) {
-    log('HANGAR_CONFIG_URL and HANGAR_GATEWAY_TOKEN are required');
-    process.exit(1);
-  }
-  for (let attempt = 1; attempt <= 20; attempt++) {
-    try {
-      const res = await fetch(CONFIG_URL, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(5000) });
-      if (res.ok) return await res.json();
-      if ([401, 403, 404].includes(res.status)) {
-        log('config refused by Hangar; not serving without config', { status: res.status });
-        process.exit(1);
-      }
-      log('config fetch failed; retrying', { status: res.status, attempt });
-    } catch (err) {
-      log('config endpoint unreachable; retrying', { error: err.cause?.code ?? err.message, attempt });
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  log('gave up fetching config');
+const log = (msg, fields = {}) => console.log(JSON.stringify({ at: new Date().toISOString(), msg, ...fields }));
+const fatal = (msg, fields) => {
+  log(msg, { ...fields, fatal: true });
   process.exit(1);
-}
-
-const config = await fetchConfig();
-const providers = config.models?.providers ?? {};
-const defaults = config.agents?.defaults?.model ?? {};
-
-function resolveModel(id) {
-  const names = Object.keys(providers);
-  if (!id) return null;
-  const slash = id.indexOf('/');
-  if (slash > 0 && providers[id.slice(0, slash)]) return { provider: providers[id.slice(0, slash)], model: id.slice(slash + 1) };
-  return names.length ? { provider: providers[names[0]], model: id } : null;
-}
-
-function authorized(req) {
-  const header = req.headers.authorization ?? '';
-  const given = createHash('sha256').update(header.startsWith('Bearer ') ? header.slice(7) : '').digest();
-  return timingSafeEqual(given, createHash('sha256').update(TOKEN).digest());
-}
-
-const send = (res, status, body) => {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
 };
-const error = (res, status, code, message) => send(res, status, { error: { code, message } });
 
-async function readBody(req, limit = 8 * 1024 * 1024) {
-  let size = 0;
-  const chunks = [];
-  for await (const c of req) {
-    size += c.length;
-    if (size > limit) throw Object.assign(new Error('body too large'), { status: 413 });
-    chunks.push(c);
-  }
-  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
-}
-
-const sessionFile = (id) => path.join(DATA_DIR, 'sessions', `${id}.jsonl`);
-
-async function remember(sessionId, entry) {
-  await mkdir(path.join(DATA_DIR, 'sessions'), { recursive: true });
-  await appendFile(sessionFile(sessionId), `${JSON.stringify(entry)}\n`);
-}
-
-async function sessions() {
-  const { readdir } = await import('node:fs/promises');
-  const files = await readdir(path.join(DATA_DIR, 'sessions')).catch(() => []);
-  const out = [];
-  for (const f of files.filter((f) => f.endsWith('.jsonl'))) {
-    const lines = (await readFile(sessionFile(f.slice(0, -6)), 'utf8')).trim().split('\n').filter(Boolean);
-    out.push({ id: f.slice(0, -6), messages: lines.slice(-HISTORY_LIMIT).map((l) => JSON.parse(l)) });
-  }
-  return out;
-}
-
-/** Tries the requested (or primary) model, then each fallback, on 5xx or connection failure. */
-async function callUpstream(body) {
-  const candidates = [body.model ?? defaults.primary, ...(body.model ? [] : defaults.fallbacks ?? [])].filter(Boolean);
-  if (candidates.length === 0) throw Object.assign(new Error('no model configured'), { status: 400, code: 'no_model' });
-  let lastError = 'no provider answered';
-  for (const id of candidates) {
-    const target = resolveModel(id);
-    if (!target) {
-      lastError = `no provider for model ${id}`;
-      continue;
-    }
-    if (target.provider.api === 'anthropic-messages') {
-      throw Object.assign(new Error('anthropic providers are not supported by the reference agent yet'), { status: 501, code: 'not_supported' });
-    }
-    const messages = config.agents?.personality ? [{ role: 'system', content: config.agents.personality }, ...body.messages] : body.messages;
-    try {
-      const res = await fetch(`${target.provider.baseUrl.replace(/\/$/, '')}/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(target.provider.apiKey ? { authorization: `Bearer ${target.provider.apiKey}` } : {}) },
-        body: JSON.stringify({ ...body, messages, model: target.model }),
-      });
-      if (res.status >= 500) {
-        lastError = `upstream answered ${res.status}`;
-        await res.body?.cancel();
-        continue;
-      }
-      return { res, model: id };
-    } catch (err) {
-      lastError = err.cause?.code ?? err.message;
-    }
-  }
-  throw Object.assign(new Error(lastError), { status: 502, code: 'upstream_error' });
-}
-
-async function chat(req, res) {
-  const body = await readBody(req);
-  if (!Array.isArray(body.messages) || body.messages.length === 0) return error(res, 400, 'invalid_input', 'messages is required');
-  const rawSession = String(req.headers['x-hangar-session-id'] ?? 'default');
-  const sessionId = /^[A-Za-z0-9_-]{1,64}$/.test(rawSession) ? rawSession : 'default';
-  const { res: up, model } = await callUpstream(body);
-  const asked = body.messages.filter((m) => m.role === 'user').slice(-1);
-  if (!up.ok) {
-    return error(res, 502, 'upstream_error', `provider answered ${up.status}: ${(await up.text()).slice(0, 300)}`);
-  }
-  if (body.stream) {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    let text = '';
-    let pending = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of up.body) {
-      res.write(chunk);
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split('\n');
-      pending = lines.pop();
-      for (const line of lines) {
-        if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
-        try {
-          text += JSON.parse(line.slice(6)).choices?.[0]?.delta?.content ?? '';
-        } catch {
-          /* a partial or foreign line: the client still gets it verbatim */
-        }
-      }
-    }
-    res.end();
-    await remember(sessionId, { at: new Date().toISOString(), model, user: asked, assistant: text });
-    return;
-  }
-  const answer = await up.json();
-  send(res, 200, answer);
-  await remember(sessionId, { at: new Date().toISOString(), model, user: asked, assistant: answer.choices?.[0]?.message?.content ?? '' });
-}
-
-const server = http.createServer(async (req, res) => {
-  const started = Date.now();
-  res.on('finish', () => log('request', { method: req.method, path: req.url, status: res.statusCode, ms: Date.now() - started }));
-  try {
-    if (req.method === 'GET' && req.url === '/health') return send(res, 200, { status: 'ok', version: changelog.version });
-    if (!authorized(req)) return error(res, 401, 'unauthorized', 'gateway token required');
-    if (req.method === 'POST' && req.url === '/v1/chat/completions') return await chat(req, res);
-    if (req.method === 'GET' && req.url === '/v1/sessions') return send(res, 200, { sessions: await sessions() });
-    if (req.method === 'GET' && req.url === '/v1/info') return send(res, 200, { version: changelog.version, changelog });
-    return error(res, 404, 'not_found', 'no such route');
-  } catch (err) {
-    if (res.headersSent) return res.end();
-    if (err instanceof SyntaxError) return error(res, 400, 'invalid_json', 'body is not JSON');
-    return error(res, err.status ?? 500, err.code ?? 'agent_error', err.message);
-  }
-});
-
-server.listen(PORT, '0.0.0.0', () => log('agent ready', { port: PORT, version: changelog.version, providers: Object.keys(providers) }));
+let server;
+// Installed first: as PID 1 without a handler, SIGTERM would be ignored
+// during the boot retries and Docker would wait out its kill timeout.
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.once(sig, () => {
-    server.close();
-    server.closeAllConnections?.();
+    log('shutting down', { signal: sig });
+    server?.close();
+    server?.closeAllConnections();
     process.exit(0);
   });
 }
+
+const changelog = JSON.parse(
+  await readFile(new URL('./changelog.json', import.meta.url), 'utf8').catch(() => '{"version":"dev","changes":[]}'),
+);
+const VERSION = process.env.AGENT_VERSION || changelog.version;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const describe = (err) => err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(err);
+
+async function loadConfig() {
+  if (!CONFIG_URL || !TOKEN) fatal('HANGAR_CONFIG_URL and HANGAR_GATEWAY_TOKEN must both be set');
+  const deadline = Date.now() + CONFIG_RETRY_MS;
+  for (let attempt = 1; ; attempt++) {
+    let res;
+    try {
+      res = await fetch(CONFIG_URL, {
+        headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' },
+        signal: AbortSignal.timeout(3000),
+      });
+    } catch (err) {
+      // Only a connection failure is worth retrying; any HTTP answer is final.
+      const wait = Math.min(250 * 2 ** (attempt - 1), 2000);
+      if (Date.now() + wait > deadline) fatal('cannot reach Hangar for config; giving up', { error: describe(err), attempts: attempt });
+      log('cannot reach Hangar for config; retrying', { error: describe(err), attempt });
+      await sleep(wait);
+      continue;
+    }
+    if ([401, 403, 404].includes(res.status)) {
+      fatal(`Hangar refused this agent's config (HTTP ${res.status}): wrong gateway token or unknown agent; not serving without config`);
+    }
+    if (!res.ok) fatal(`Hangar's config endpoint answered HTTP ${res.status}; not serving without config`);
+    let config;
+    try {
+      config = await res.json();
+    } catch {
+      fatal("Hangar's config endpoint answered something that is not JSON");
+    }
+    if (!config || typeof config !== 'object' || (config.models?.providers != null && typeof config.models.providers !== 'object')) {
+      fatal('config has an unexpected shape (models.providers must be an object)');
+    }
+    return config;
+  }
+}
+
+const config = await loadConfig();
+const providers = config.models?.providers ?? {};
+const history = createHistory(DATA_DIR);
+
+/** Hashing both sides gives equal lengths, so the compare is constant-time. */
+const digest = (s) => createHash('sha256').update(s).digest();
+const TOKEN_DIGEST = digest(TOKEN);
+function authorized(req) {
+  const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  return timingSafeEqual(digest(match ? match[1].trim() : ''), TOKEN_DIGEST);
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+const sendError = (res, status, code, message, extra = {}) => sendJson(res, status, { error: { code, message, ...extra } });
+
+class BadRequest extends Error {}
+
+async function readJson(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > BODY_LIMIT) throw Object.assign(new BadRequest('body too large'), { status: 413 });
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw new BadRequest('body is not JSON');
+  }
+}
+
+function validateChat(body) {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('body must be a JSON object');
+  const { messages, model, stream } = body;
+  if (!Array.isArray(messages) || messages.length === 0) throw new BadRequest('messages must be a non-empty array');
+  if (!messages.every((m) => m && typeof m === 'object' && typeof m.role === 'string' && m.content != null)) {
+    throw new BadRequest('every message needs a role and content');
+  }
+  if (model != null && (typeof model !== 'string' || model.length === 0)) throw new BadRequest('model must be a string');
+  if (stream != null && typeof stream !== 'boolean') throw new BadRequest('stream must be a boolean');
+}
+
+/** Who asked, as Hangar's proxy says (it strips any client-sent copies). */
+function caller(req) {
+  const id = req.headers['x-hangar-user-id'];
+  if (typeof id !== 'string' || !id) return undefined;
+  let name;
+  try {
+    name = decodeURIComponent(req.headers['x-hangar-user-name'] ?? '') || undefined;
+  } catch {
+    name = undefined;
+  }
+  return { id, ...(name ? { name } : {}) };
+}
+
+async function remember(req, body, model, answer) {
+  const sessionId = sessionIdFrom(req.headers['x-hangar-session-id']);
+  const by = caller(req);
+  const entry = { at: new Date().toISOString(), model, user: userTurn(body.messages), assistant: answer, ...(by ? { by } : {}) };
+  // The answer is already with the client: a full disk costs history, not the reply.
+  await history.append(sessionId, entry).catch((err) => log('could not write history', { sessionId, error: err.code ?? err.message }));
+}
+
+async function chat(req, res) {
+  const body = await readJson(req);
+  validateChat(body);
+  const clientGone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) clientGone.abort(new Error('client went away'));
+  });
+  const { res: up, model, release } = await callUpstream({ config, body, signal: clientGone.signal, log });
+  try {
+    if (!up.ok) throw await upstreamFailure(up, model, providers);
+    const isStream = body.stream === true && (up.headers.get('content-type') ?? '').includes('text/event-stream');
+    if (isStream) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+        'x-hangar-model': model,
+      });
+      res.flushHeaders();
+      const text = sseText();
+      // Each upstream chunk is written as it arrives; pipeline handles
+      // backpressure and cancels the upstream if the client disconnects.
+      const tap = new Transform({
+        transform(chunk, _enc, done) {
+          text.push(chunk);
+          done(null, chunk);
+        },
+      });
+      await pipeline(Readable.fromWeb(up.body), tap, res);
+      await remember(req, body, model, text.text());
+      return;
+    }
+    // Non-stream (or a provider that ignored stream: true): pass the JSON on.
+    const raw = await up.text();
+    let answer;
+    try {
+      answer = JSON.parse(raw);
+    } catch {
+      throw new UpstreamError(502, 'upstream_error', `${model}: provider answered ${up.status} with something that is not JSON`);
+    }
+    res.setHeader('x-hangar-model', model);
+    sendJson(res, 200, answer);
+    await remember(req, body, model, answer?.choices?.[0]?.message?.content ?? '');
+  } finally {
+    release();
+  }
+}
+
+async function route(req, res, pathname) {
+  if (req.method === 'GET' && pathname === '/health') return sendJson(res, 200, { status: 'ok', version: VERSION });
+  if (!authorized(req)) return sendError(res, 401, 'unauthorized', 'gateway token required');
+  if (pathname === '/v1/chat/completions' && req.method === 'POST') return chat(req, res);
+  if (pathname === '/v1/sessions' && req.method === 'GET') return sendJson(res, 200, { sessions: await history.list() });
+  if (pathname === '/v1/info' && req.method === 'GET') return sendJson(res, 200, { version: VERSION, changelog });
+  return sendError(res, 404, 'not_found', `no route ${req.method} ${pathname}`);
+}
+
+server = http.createServer(async (req, res) => {
+  const started = performance.now();
+  const pathname = new URL(req.url ?? '/', 'http://agent').pathname;
+  // One line per request: method, path, status, time, Hangar's user id; never headers or bodies.
+  res.on('close', () => {
+    log('request', {
+      method: req.method,
+      path: pathname,
+      status: res.statusCode,
+      ms: Math.round(performance.now() - started),
+      user: caller(req)?.id,
+      ...(res.writableFinished ? {} : { aborted: true }),
+    });
+  });
+  try {
+    await route(req, res, pathname);
+  } catch (err) {
+    if (res.headersSent) {
+      // Mid-stream: the status is gone, so end the stream and say why in the log.
+      log('response failed mid-way', { path: pathname, error: describe(err) });
+      return res.destroy();
+    }
+    if (err instanceof BadRequest) return sendError(res, err.status ?? 400, 'invalid_input', err.message);
+    if (err instanceof UpstreamError) {
+      const extra = err.upstreamStatus ? { upstreamStatus: err.upstreamStatus } : {};
+      return sendError(res, err.status, err.code, err.message, extra);
+    }
+    if (err?.name === 'AbortError' || res.destroyed) return undefined;
+    log('request failed', { path: pathname, error: describe(err) });
+    return sendError(res, 500, 'agent_error', 'internal error');
+  }
+});
+
+server.listen(PORT, '0.0.0.0', () => {
+  log('agent ready', { port: PORT, version: VERSION, providers: Object.keys(providers), primary: config.agents?.defaults?.model?.primary ?? null });
+});

@@ -1,0 +1,160 @@
+// The model side: which provider serves a model id, calling it with the
+// user's key, falling back through the configured models, and reading the
+// assistant's text out of an OpenAI-style SSE stream.
+
+/** How long a provider may take to start answering before we try the next model. */
+const HEADERS_TIMEOUT_MS = Number(process.env.UPSTREAM_HEADERS_TIMEOUT_MS ?? 120_000);
+
+export class UpstreamError extends Error {
+  constructor(status, code, message, upstreamStatus) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.upstreamStatus = upstreamStatus;
+  }
+}
+
+/**
+ * "<provider>/<model>" picks that provider; anything else (no prefix, or a
+ * prefix that is no provider's name, as in "meta-llama/llama-3") goes to the
+ * first provider with the id unchanged.
+ */
+export function resolveModel(providers, id) {
+  const slash = id.indexOf('/');
+  if (slash > 0) {
+    const name = id.slice(0, slash);
+    // hasOwn: a model id must not reach Object.prototype ("constructor/x").
+    if (Object.hasOwn(providers, name)) return { name, provider: providers[name], model: id.slice(slash + 1) };
+  }
+  const [first] = Object.keys(providers);
+  return first ? { name: first, provider: providers[first], model: id } : null;
+}
+
+/** Every provider api but Anthropic's speaks OpenAI chat completions (Hangar's default api). */
+const speaksOpenAI = (api) => !api || !/^anthropic/i.test(api);
+
+/** Never echo a key back, even when a provider quotes it in an error. */
+function redact(text, providers) {
+  let out = text;
+  for (const p of Object.values(providers)) {
+    if (typeof p?.apiKey === 'string' && p.apiKey.length >= 4) out = out.split(p.apiKey).join('[redacted]');
+  }
+  return out;
+}
+
+const describe = (err) => err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(err);
+
+/**
+ * Sends the chat to the requested (or primary) model, then to each fallback
+ * in order while the provider answers 5xx or cannot be reached. Resolves with
+ * the first response that is not a 5xx (a 4xx is the provider's answer about
+ * this request, not an outage, so it is returned for the caller to report).
+ */
+export async function callUpstream({ config, body, signal, log }) {
+  const providers = config.models?.providers ?? {};
+  const defaults = config.agents?.defaults?.model ?? {};
+  const candidates = [...new Set([body.model ?? defaults.primary, ...(defaults.fallbacks ?? [])])].filter(
+    (m) => typeof m === 'string' && m.length > 0,
+  );
+  if (candidates.length === 0) throw new UpstreamError(400, 'no_model', 'No model requested and no primary model configured');
+  const personality = config.agents?.personality;
+  const messages = personality ? [{ role: 'system', content: personality }, ...body.messages] : body.messages;
+
+  const failures = [];
+  let unsupported = 0;
+  for (const id of candidates) {
+    const target = resolveModel(providers, id);
+    if (!target) {
+      failures.push(`${id}: no provider configured`);
+      continue;
+    }
+    if (!speaksOpenAI(target.provider.api)) {
+      unsupported++;
+      failures.push(`${id}: the reference agent does not support api "${target.provider.api}" yet`);
+      continue;
+    }
+    if (!target.provider.baseUrl) {
+      failures.push(`${id}: provider ${target.name} has no baseUrl`);
+      continue;
+    }
+    const url = `${String(target.provider.baseUrl).replace(/\/+$/, '')}/chat/completions`;
+    const headers = { 'content-type': 'application/json', accept: body.stream ? 'text/event-stream' : 'application/json' };
+    if (target.provider.apiKey) headers.authorization = `Bearer ${target.provider.apiKey}`;
+    // Aborts on client disconnect, or when no headers arrive in time.
+    const attempt = new AbortController();
+    const onClientAbort = () => attempt.abort(signal.reason);
+    signal.addEventListener('abort', onClientAbort, { once: true });
+    const timer = setTimeout(() => attempt.abort(new Error('provider did not answer in time')), HEADERS_TIMEOUT_MS);
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ ...body, model: target.model, messages }),
+        signal: attempt.signal,
+      });
+      if (res.status >= 500) {
+        await res.body?.cancel().catch(() => undefined);
+        failures.push(`${id}: provider answered ${res.status}`);
+        log('model failed, trying the next', { model: id, status: res.status });
+        continue;
+      }
+      return { res, model: id, release: () => signal.removeEventListener('abort', onClientAbort) };
+    } catch (err) {
+      signal.removeEventListener('abort', onClientAbort);
+      if (signal.aborted) throw err; // the client is gone: no point trying others
+      failures.push(`${id}: ${describe(err)}`);
+      log('model unreachable, trying the next', { model: id, error: describe(err) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  if (unsupported === candidates.length) throw new UpstreamError(501, 'not_supported', failures.join('; '));
+  throw new UpstreamError(502, 'upstream_error', redact(`No model answered: ${failures.join('; ')}`, providers));
+}
+
+/** A provider's non-2xx answer as our 502, with its message (never a key). */
+export async function upstreamFailure(res, model, providers) {
+  const text = await res.text().catch(() => '');
+  let detail = text;
+  try {
+    detail = JSON.parse(text)?.error?.message ?? text;
+  } catch {
+    // not JSON: keep the raw text
+  }
+  const message = redact(`${model}: provider answered ${res.status}: ${String(detail).slice(0, 500)}`, providers);
+  return new UpstreamError(502, 'upstream_error', message, res.status);
+}
+
+/**
+ * Collects the assistant's text from SSE bytes as they pass through. Chunks
+ * split lines anywhere, so a partial line waits for the rest.
+ */
+export function sseText() {
+  const decoder = new TextDecoder();
+  let pending = '';
+  let text = '';
+  const take = (line) => {
+    if (!line.startsWith('data:')) return;
+    const data = line.slice(5).trim();
+    if (!data || data === '[DONE]') return;
+    try {
+      const delta = JSON.parse(data).choices?.[0]?.delta?.content;
+      if (typeof delta === 'string') text += delta;
+    } catch {
+      // not JSON (a comment, a foreign event): the client still gets it verbatim
+    }
+  };
+  return {
+    push(chunk) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split(/\r?\n/);
+      pending = lines.pop();
+      lines.forEach(take);
+    },
+    text() {
+      take(pending + decoder.decode());
+      pending = '';
+      return text;
+    },
+  };
+}
