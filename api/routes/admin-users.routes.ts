@@ -1,18 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { User } from '../../core/db.ts';
 import { toAdminUserView } from '../../core/services/users.service.ts';
-import { errors, IdParams, Nullable, strict } from '../schemas.ts';
+import { errors, IdParams, Nullable, PublicUser, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
 const AdminUser = Type.Object({
-  id: Type.String(),
-  email: Nullable(Type.String()),
-  username: Nullable(Type.String()),
-  displayName: Type.String(),
-  role: Type.String(),
+  ...PublicUser.properties,
   status: Type.String(),
-  authSource: Type.String(),
   createdAt: Type.String(),
   deactivatedAt: Nullable(Type.String()),
 });
@@ -29,6 +25,13 @@ const DisplayName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u
 export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireAdmin);
+
+  /** Writes the audit row for a change and answers with the admin view of its result. */
+  async function audited(actorId: string, action: string, change: { before: User; after: User }) {
+    const after = toAdminUserView(change.after);
+    await core.audit.record({ actorId, action, target: `user:${after.id}`, before: toAdminUserView(change.before), after });
+    return after;
+  }
 
   app.get('/api/admin/users', {
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(AdminUser), meta: PageMeta }), ...errors(400, 401, 403) } },
@@ -60,31 +63,18 @@ export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, co
       response: { 200: AdminUser, ...errors(400, 401, 403, 404, 409) },
     },
   }, async (request) => {
-    const { before, after } = await core.users.update(request.user!.id, request.params.id, request.body);
-    await core.audit.record({
-      actorId: request.user!.id,
-      action: 'user.update',
-      target: `user:${after.id}`,
-      before: toAdminUserView(before),
-      after: toAdminUserView(after),
-    });
-    return toAdminUserView(after);
+    const change = await core.users.update(request.user!.id, request.params.id, request.body);
+    return audited(request.user!.id, 'user.update', change);
   });
 
   app.post('/api/admin/users/:id/deactivate', {
     schema: { params: IdParams, response: { 200: AdminUser, ...errors(400, 401, 403, 404, 409) } },
   }, async (request) => {
-    const { before, after } = await core.users.deactivate(request.user!.id, request.params.id);
-    await core.audit.record({
-      actorId: request.user!.id,
-      action: 'user.deactivate',
-      target: `user:${after.id}`,
-      before: toAdminUserView(before),
-      after: toAdminUserView(after),
-    });
+    const change = await core.users.deactivate(request.user!.id, request.params.id);
+    const after = await audited(request.user!.id, 'user.deactivate', change);
     // Their agent stops too; the lifecycle does it, so it never races a start.
     const agent = await core.agents.findOwned('user', after.id);
     if (agent) await control.stop(agent, 'owner_deactivated').catch((err) => request.log.warn({ err }, 'could not stop agent of deactivated user'));
-    return toAdminUserView(after);
+    return after;
   });
 }
