@@ -16,6 +16,7 @@ import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts'
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { oidcRoutes } from './routes/oidc.routes.ts';
 import { createOidcService, type OidcService } from '../core/services/oidc.service.ts';
+import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
@@ -105,7 +106,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       docker: opts.readiness?.docker ?? (async () => undefined),
     },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, onboardingRoutes, oidcRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, onboardingRoutes, oidcRoutes]) {
     await app.register(routes, deps);
   }
   return app;

@@ -49,6 +49,19 @@ describe('isolation between tenants, admins included', () => {
       expect(text).not.toContain(keys.b);
       expect(text).not.toContain('enc:v1:');
     }
+    // The fleet view: status for every agent, nothing of their config; members may not look.
+    const fleet = await admin.api('/api/admin/agents?limit=200');
+    expect(fleet.status).toBe(200);
+    const fleetText = await fleet.text();
+    const row = JSON.parse(fleetText).data.find((r: { id: string }) => r.id === agentA);
+    expect(row).toMatchObject({ ownerKind: 'user', ownerId: a.id, status: 'running', workflowId: `agent/${agentA}` });
+    expect(fleetText).not.toMatch(/gatewayToken|enc:v1:|sk-secret/);
+    expect((await b.api('/api/admin/agents')).status).toBe(403);
+    const stopped = await admin.api(`/api/admin/agents/${agentA}/stop`, { method: 'POST' });
+    expect((await stopped.json()).status).toBe('stopped');
+    expect((await admin.api('/api/admin/agents/nope/restart', { method: 'POST' })).status).toBe(404);
+    expect(await scene.h.core.db.auditLog.count({ where: { target: `agent:${agentA}`, action: 'agent.stop' } })).toBe(1);
+
     // Members see only themselves.
     const bList = await (await b.api('/api/me/providers')).json();
     expect(bList.map((p: { id: string }) => p.id)).toEqual([pb.id]);
