@@ -60,8 +60,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 1024 * 1024,
-    trustProxy: true,
-    ajv: undefined,
+    // Only behind a proxy you run: otherwise X-Forwarded-For would let a client
+    // pick its own address and dodge the per-address sign-in throttle.
+    trustProxy: core.config.trustProxy,
   });
   app.setValidatorCompiler(validators());
   installErrorHandler(app);

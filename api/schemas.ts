@@ -14,7 +14,6 @@ export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) =
 
 export const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false });
-export const Empty = Type.Object({}, { additionalProperties: false });
 
 export const strict = <T extends Record<string, TSchema>>(props: T) => Type.Object(props, { additionalProperties: false });
 

@@ -18,6 +18,7 @@ export const ConfigSchema = Type.Object({
   temporalUiUrl: Type.String({ default: 'http://localhost:8233' }),
   secretKey: Type.Optional(Type.String({ minLength: 32 })),
   host: Type.String({ default: '0.0.0.0' }),
+  trustProxy: Type.Boolean({ default: false }),
   /** Where browsers reach Hangar (OIDC redirect URI); defaults to http://localhost:PORT. */
   publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   port: Int(0, 65535, 8080),
@@ -52,6 +53,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   temporalUiUrl: 'TEMPORAL_UI_URL',
   secretKey: 'HANGAR_SECRET_KEY',
   host: 'HOST',
+  trustProxy: 'HANGAR_TRUST_PROXY',
   publicUrl: 'HANGAR_PUBLIC_URL',
   port: 'PORT',
   agentApiUrl: 'HANGAR_AGENT_API_URL',

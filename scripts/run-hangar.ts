@@ -53,7 +53,7 @@ function launch(name: string, entry: string, restarts = 0): void {
 launch('worker', 'worker/main.ts');
 launch('api', 'api/server.ts');
 
-log(`API and UI:  http://localhost:${config.port}`);
+log(`API:         http://localhost:${config.port}`);
 log(`API docs:    http://localhost:${config.port}/docs`);
 if (stack.temporalUiUrl) log(`Temporal UI: ${stack.temporalUiUrl}`);
 log(`data kept in ${dataDir}; Ctrl-C stops everything`);
