@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Db } from '../core/db.ts';
+import { asSystem, type Db } from '../core/db.ts';
 
 // Prometheus metrics for one API process (GET /metrics). Agents by status are
 // read from the database at scrape time, so every API replica reports the
@@ -27,7 +27,7 @@ export function createMetrics(db: Db) {
     labelNames: ['status'],
     registers: [registry],
     async collect() {
-      const rows = await db.agent.groupBy({ by: ['status'], _count: { _all: true } });
+      const rows = await asSystem(db, (tx) => tx.agent.groupBy({ by: ['status'], _count: { _all: true } }));
       this.reset();
       for (const r of rows) this.set({ status: r.status }, r._count._all);
     },

@@ -9,7 +9,7 @@ export function createDb(databaseUrl: string, opts: { max?: number } = {}): Db {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl, max: opts.max ?? 10 }) });
 }
 
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+export type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 
 /**
  * Runs `fn` in a transaction that row-level security sees as this user's:

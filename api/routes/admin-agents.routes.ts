@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Agent } from '../../core/db.ts';
-import { NotFoundError } from '../../core/errors.ts';
+import { asSystem, type Agent } from '../../core/db.ts';
 import { errors, IdParams, Nullable } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import { PageMeta, Paging } from './admin-users.routes.ts';
@@ -51,16 +50,16 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(FleetAgent), meta: PageMeta }), ...errors(400, 401, 403) } },
   }, async (request) => {
     const { page, limit } = request.query;
-    const [total, rows] = await Promise.all([
-      core.db.agent.count(),
-      core.db.agent.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
-    ]);
+    // Admins see every agent's status: declared system work, narrowed by the response schema.
+    const [total, rows] = await asSystem(core.db, async (tx) => [
+      await tx.agent.count(),
+      await tx.agent.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
+    ] as const);
     return { data: await view(rows), meta: { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) } };
   });
 
   const act = (action: 'stop' | 'restart') => async (request: { params: { id: string }; user: { id: string } | null }) => {
-    const agent = await core.db.agent.findUnique({ where: { id: request.params.id } });
-    if (!agent) throw new NotFoundError('Agent');
+    const agent = await core.agents.get(request.params.id);
     if (action === 'stop') await control.stop(agent, 'admin_request');
     else await control.restart(agent, 'admin_request');
     const after = await core.agents.get(agent.id);

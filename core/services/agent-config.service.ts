@@ -1,8 +1,6 @@
 import { AGENT_PORT, type OwnerKind } from '../contracts/agent.contract.ts';
 import type { Keyring } from '../crypto.ts';
-import { asSystem, asUser, type Agent, type Db } from '../db.ts';
-
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
 import { ValidationError } from '../errors.ts';
 import type { ProviderModel } from './providers.service.ts';
 

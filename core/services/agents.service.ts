@@ -9,7 +9,7 @@ import {
   type OwnerKind,
 } from '../contracts/agent.contract.ts';
 import { randomToken, safeEqual, type Keyring } from '../crypto.ts';
-import type { Agent, Db } from '../db.ts';
+import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 
 export interface AgentServiceDeps {
@@ -41,10 +41,16 @@ export function toPublicAgent(a: Agent) {
 export function createAgentService({ db, keyring, config, apiPort }: AgentServiceDeps) {
   const tokenCache = new Map<string, string>();
   let instance: Promise<string> | null = null;
+  // Row-level security: a user's own agent is read as that user; work on an
+  // agent by id (worker, reaper, reconciler, proxy after its own check) is
+  // declared system work.
+  const sys = <T>(fn: (tx: Tx) => Promise<T>) => asSystem(db, fn);
+  const asOwner = <T>(ownerKind: OwnerKind, ownerId: string, fn: (tx: Tx) => Promise<T>) =>
+    ownerKind === 'user' ? asUser(db, ownerId, fn) : asSystem(db, fn);
 
   return {
     async findOwned(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
-      return db.agent.findUnique({ where: { ownerKind_ownerId_name: { ownerKind, ownerId, name } } });
+      return asOwner(ownerKind, ownerId, (tx) => tx.agent.findUnique({ where: { ownerKind_ownerId_name: { ownerKind, ownerId, name } } }));
     },
 
     /** Idempotent: concurrent first calls converge on one row via the unique key. */
@@ -53,7 +59,7 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
       if (existing) return existing;
       const id = crypto.randomUUID();
       try {
-        return await db.agent.create({
+        return await asOwner(ownerKind, ownerId, (tx) => tx.agent.create({
           data: {
             id,
             ownerKind,
@@ -66,7 +72,7 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
             gatewayToken: keyring.encrypt(randomToken(32)),
             idleTimeoutMin: config.idleTimeoutMin,
           },
-        });
+        }));
       } catch (err) {
         if ((err as { code?: string }).code === 'P2002') {
           const row = await this.findOwned(ownerKind, ownerId, name);
@@ -77,7 +83,7 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
     },
 
     async get(agentId: string): Promise<Agent> {
-      const row = await db.agent.findUnique({ where: { id: agentId } });
+      const row = await sys((tx) => tx.agent.findUnique({ where: { id: agentId } }));
       if (!row) throw new NotFoundError('Agent');
       return row;
     },
@@ -125,15 +131,15 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
       agentId: string,
       patch: { status: AgentStatus; containerId: string | null; gatewayPort: number | null; statusReason: string | null },
     ): Promise<void> {
-      await db.agent.update({
+      await sys((tx) => tx.agent.update({
         where: { id: agentId },
         // A start counts as activity: the reaper must not stop an agent that just came up.
         data: { ...patch, ...(patch.status === 'running' ? { lastActiveAt: new Date() } : {}) },
-      });
+      }));
     },
 
     async isIdle(agentId: string, now = new Date()): Promise<boolean> {
-      const a = await db.agent.findUnique({ where: { id: agentId } });
+      const a = await sys((tx) => tx.agent.findUnique({ where: { id: agentId } }));
       if (!a) return true;
       // System agents are always on.
       if (a.ownerKind === 'system') return false;
@@ -142,42 +148,42 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
     },
 
     async findIdleAgentIds(now = new Date(), limit = 500): Promise<string[]> {
-      const running = await db.agent.findMany({
+      const running = await sys((tx) => tx.agent.findMany({
         where: { status: 'running', ownerKind: { not: 'system' } },
         select: { id: true, lastActiveAt: true, idleTimeoutMin: true },
         take: limit,
-      });
+      }));
       return running
         .filter((a) => now.getTime() - (a.lastActiveAt?.getTime() ?? 0) >= a.idleTimeoutMin * 60_000)
         .map((a) => a.id);
     },
 
     async listForReconcile(dockerHostId: string) {
-      return db.agent.findMany({
+      return sys((tx) => tx.agent.findMany({
         where: { dockerHostId },
         select: { id: true, status: true, containerName: true },
-      });
+      }));
     },
 
     listSystemAgents() {
-      return db.agent.findMany({ where: { ownerKind: 'system' }, orderBy: { createdAt: 'asc' } });
+      return sys((tx) => tx.agent.findMany({ where: { ownerKind: 'system' }, orderBy: { createdAt: 'asc' } }));
     },
 
     async existingIds(ids: string[]): Promise<string[]> {
       if (ids.length === 0) return [];
-      const rows = await db.agent.findMany({ where: { id: { in: ids } }, select: { id: true } });
+      const rows = await sys((tx) => tx.agent.findMany({ where: { id: { in: ids } }, select: { id: true } }));
       return rows.map((r) => r.id);
     },
 
     async touch(agentId: string, at = new Date()): Promise<void> {
-      await db.agent.update({ where: { id: agentId }, data: { lastActiveAt: at } });
+      await sys((tx) => tx.agent.update({ where: { id: agentId }, data: { lastActiveAt: at } }));
     },
 
     async setIdleTimeout(agentId: string, minutes: number): Promise<Agent> {
       if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
         throw new ValidationError('idleTimeoutMin must be an integer from 1 to 1440');
       }
-      return db.agent.update({ where: { id: agentId }, data: { idleTimeoutMin: minutes } });
+      return sys((tx) => tx.agent.update({ where: { id: agentId }, data: { idleTimeoutMin: minutes } }));
     },
 
     /** Plaintext gateway token, for the proxy; cached because it never changes for an agent. */
@@ -192,7 +198,7 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
 
     /** Constant-time check of a bearer token against the agent it claims to be. */
     async verifyGatewayToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<Agent | null> {
-      const row = await db.agent.findUnique({ where: { id: agentId } }).catch(() => null);
+      const row = await sys((tx) => tx.agent.findUnique({ where: { id: agentId } })).catch(() => null);
       const expected = row && row.ownerKind === ownerKind ? this.gatewayToken(row) : randomToken(32);
       const ok = safeEqual(bearer ?? '', expected);
       return ok && row && row.ownerKind === ownerKind ? row : null;

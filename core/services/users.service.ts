@@ -1,6 +1,6 @@
 import bcrypt from 'bcryptjs';
 import { randomToken, sha256 } from '../crypto.ts';
-import type { Db, User } from '../db.ts';
+import { asSystem, asUser, type Db, type User } from '../db.ts';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
 
 export const BCRYPT_COST = 12;
@@ -87,20 +87,21 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       const token = randomToken(32);
       const csrfToken = randomToken(24);
       const expiresAt = new Date(Date.now() + sessionTtlHours * 3600_000);
-      await db.session.create({
-        data: { tokenHash: sha256(token), userId, csrfToken, expiresAt, lastSeenAt: new Date() },
-      });
+      await asUser(db, userId, (tx) =>
+        tx.session.create({ data: { tokenHash: sha256(token), userId, csrfToken, expiresAt, lastSeenAt: new Date() } }),
+      );
       return { token, csrfToken, expiresAt };
     },
 
     async resolveSession(token: string): Promise<{ user: User; csrfToken: string } | null> {
-      const s = await db.session.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } });
+      // By hash, before anyone is known: declared system work.
+      const s = await asSystem(db, (tx) => tx.session.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } }));
       if (!s || s.revokedAt || s.expiresAt < new Date() || s.user.status !== 'active') return null;
       return { user: s.user, csrfToken: s.csrfToken };
     },
 
     async revokeSession(token: string): Promise<void> {
-      await db.session.updateMany({ where: { tokenHash: sha256(token), revokedAt: null }, data: { revokedAt: new Date() } });
+      await asSystem(db, (tx) => tx.session.updateMany({ where: { tokenHash: sha256(token), revokedAt: null }, data: { revokedAt: new Date() } }));
     },
 
     async createToken(userId: string, name: string, expiresInDays?: number, scopes: TokenScope[] = ['*']) {
@@ -112,7 +113,7 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       }
       const prefix = randomToken(6).replace(/[-_]/g, 'x').slice(0, 8);
       const token = `${TOKEN_PREFIX}${prefix}_${randomToken(32)}`;
-      const row = await db.apiToken.create({
+      const row = await asUser(db, userId, (tx) => tx.apiToken.create({
         data: {
           userId,
           name,
@@ -121,23 +122,23 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
           scopes: [...new Set(scopes)],
           expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null,
         },
-      });
+      }));
       return { id: row.id, name: row.name, prefix: row.prefix, token, expiresAt: row.expiresAt, scopes: row.scopes };
     },
 
     async resolveToken(token: string): Promise<{ user: User; scopes: string[] } | null> {
       if (!token.startsWith(TOKEN_PREFIX)) return null;
-      const t = await db.apiToken.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } });
+      const t = await asSystem(db, (tx) => tx.apiToken.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } }));
       if (!t || t.revokedAt || (t.expiresAt && t.expiresAt < new Date()) || t.user.status !== 'active') return null;
       // lastUsedAt is advisory: at most one write a minute per token, off the request path.
       if (!t.lastUsedAt || Date.now() - t.lastUsedAt.getTime() > 60_000) {
-        void db.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } }).catch(() => undefined);
+        void asUser(db, t.userId, (tx) => tx.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } })).catch(() => undefined);
       }
       return { user: t.user, scopes: t.scopes };
     },
 
     listTokens(userId: string) {
-      return db.apiToken.findMany({ where: { userId, revokedAt: null }, orderBy: { createdAt: 'desc' } });
+      return asUser(db, userId, (tx) => tx.apiToken.findMany({ where: { userId, revokedAt: null }, orderBy: { createdAt: 'desc' } }));
     },
 
     async list(page: number, limit: number) {
@@ -173,6 +174,8 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
         if (!before) throw new NotFoundError('User');
         if (before.role === 'admin' && before.status === 'active') await assertAnotherAdmin(tx, id);
         const now = new Date();
+        // Ending another user's sessions and tokens is system work.
+        await tx.$queryRaw`SELECT set_config('app.system', 'on', true)`;
         const after = await tx.user.update({ where: { id }, data: { status: 'deactivated', deactivatedAt: before.deactivatedAt ?? now } });
         await tx.session.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
         await tx.apiToken.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
@@ -181,7 +184,9 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
     },
 
     async revokeToken(userId: string, id: string): Promise<void> {
-      const { count } = await db.apiToken.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: new Date() } });
+      const { count } = await asUser(db, userId, (tx) =>
+        tx.apiToken.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: new Date() } }),
+      );
       if (count === 0) throw new NotFoundError('Token');
     },
   };

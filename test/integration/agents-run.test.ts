@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lifecycleStartOperation } from '../../api/agent-control.ts';
+import { asSystem } from '../../core/db.ts';
 import { ensureRunningUpdate } from '../../workflows/agent-lifecycle.workflow.ts';
 import { createTestUser, useScene, type TestUser } from '../support/hangar.harness.ts';
 
@@ -161,7 +162,7 @@ describe('agents run', () => {
     scene.agentIds.push(agentId);
     const list = await scene.h.docker.listContainers({ all: true, filters: { label: [`dev.hangar.agent-id=${agentId}`] } });
     expect(list).toHaveLength(1);
-    expect(await scene.h.core.db.agent.count({ where: { ownerKind: 'user', ownerId: carol.id } })).toBe(1);
+    expect(await asSystem(scene.h.core.db, (tx) => tx.agent.count({ where: { ownerKind: 'user', ownerId: carol.id } }))).toBe(1);
   });
 
   it('20 concurrent ensureRunning updates straight to Temporal (no API in between) make one container', async () => {

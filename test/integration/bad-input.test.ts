@@ -22,16 +22,14 @@ describe('bad input', () => {
   const snapshot = async () => {
     const db = h.core.db;
     // Read as system work: this checks everything, whoever it belongs to.
-    const [providers, configs] = await asSystem(db, async (tx) => [
+    const [providers, configs, tokens, agents, sessions] = await asSystem(db, async (tx) => [
       await tx.llmProvider.findMany({ orderBy: { id: 'asc' } }),
       await tx.agentConfig.findMany({ orderBy: { id: 'asc' } }),
+      await tx.apiToken.count({ where: { userId: user.id } }),
+      await tx.agent.count({ where: { ownerId: user.id } }),
+      await tx.session.count(),
     ]);
-    const [tokens, agents, users, sessions] = await Promise.all([
-      db.apiToken.count({ where: { userId: user.id } }),
-      db.agent.count({ where: { ownerId: user.id } }),
-      db.user.count(),
-      db.session.count(),
-    ]);
+    const users = await db.user.count();
     return JSON.stringify({ providers, tokens, agents, configs, users, sessions });
   };
 

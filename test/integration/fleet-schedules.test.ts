@@ -39,7 +39,7 @@ describe('idle reaper and fleet reconcile', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect((await scene.h.core.agents.get(agentId)).status).toBe('running');
 
-    await scene.h.core.db.agent.update({ where: { id: agentId }, data: { lastActiveAt: new Date(Date.now() - 5 * 60_000) } });
+    await scene.h.core.agents.touch(agentId, new Date(Date.now() - 5 * 60_000));
     await trigger(IDLE_REAPER_SCHEDULE_ID);
     await eventually(async () => (await scene.h.core.agents.get(agentId)).status === 'stopped', 'the reaper to stop the agent');
     const info = await scene.h.docker.getContainer(`hangar-agent-${agentId}`).inspect();

@@ -28,9 +28,17 @@ describe('row-level security', () => {
       const seenByA = await asUser(db, a.id, (tx) => tx.llmProvider.findMany());
       expect(seenByA.map((p) => p.userId)).toEqual([a.id]);
       expect((await asUser(db, a.id, (tx) => tx.agentConfig.findMany())).every((c) => c.ownerId === a.id)).toBe(true);
-      // No caller at all: nothing.
+      // No caller at all: nothing, on every tenant table.
       expect(await db.llmProvider.findMany()).toEqual([]);
       expect(await db.agentConfig.findMany()).toEqual([]);
+      expect(await db.agent.findMany()).toEqual([]);
+      expect(await db.session.findMany()).toEqual([]);
+      expect(await db.apiToken.findMany()).toEqual([]);
+      // A user sees their own tokens and agent rows only.
+      await h.core.agents.getOrCreate('user', a.id);
+      await h.core.agents.getOrCreate('user', b.id);
+      expect((await asUser(db, a.id, (tx) => tx.apiToken.findMany())).map((t) => t.userId)).toEqual([a.id]);
+      expect((await asUser(db, a.id, (tx) => tx.agent.findMany())).map((r) => r.ownerId)).toEqual([a.id]);
       // Writing into another tenant is refused by the policy's check.
       await expect(asUser(db, a.id, (tx) => tx.llmProvider.create({ data: { userId: b.id, name: 'evil', displayName: 'E', type: 'openai' } }))).rejects.toThrow();
       await expect(asUser(db, a.id, (tx) => tx.llmProvider.updateMany({ where: { userId: b.id }, data: { displayName: 'pwned' } }))).resolves.toEqual({ count: 0 });
