@@ -45,11 +45,6 @@ export interface StopRequest {
   reason: string;
 }
 
-export interface ReapRequest {
-  /** Only stop if the agent is still idle now (a chat that races the reaper wins). */
-  reason: 'idle';
-}
-
 export interface ReconcileRequest {
   /** What the reconciler saw in Docker. */
   observed: 'missing' | 'exited';

@@ -22,8 +22,6 @@ export interface AgentServiceDeps {
 
 const INSTANCE_KEY = 'instance.id';
 
-export type PublicAgent = ReturnType<typeof toPublicAgent>;
-
 export function toPublicAgent(a: Agent) {
   return {
     id: a.id,
