@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { AgentStatus, ContainerSpec } from '../core/contracts/agent.contract.ts';
+import type { ContainerSpec } from '../core/contracts/agent.contract.ts';
 import { AppError } from '../core/errors.ts';
 import type { AgentService } from '../core/services/agents.service.ts';
 import type { Db } from '../core/db.ts';
@@ -25,7 +25,7 @@ export function createAgentActivities({ agents, db }: { agents: AgentService; db
 
     recordAgentState(
       agentId: string,
-      patch: { status: AgentStatus; containerId: string | null; gatewayPort: number | null; statusReason: string | null },
+      patch: Parameters<AgentService['recordState']>[1],
     ): Promise<void> {
       return businessErrorsFinal(() => agents.recordState(agentId, patch));
     },

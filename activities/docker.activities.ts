@@ -88,9 +88,9 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
   }
 
   return {
-    async ensureContainer(spec: ContainerSpec): Promise<{ containerId: string; created: boolean }> {
+    async ensureContainer(spec: ContainerSpec): Promise<{ containerId: string; created: boolean; imageId: string }> {
       const existing = await inspect(spec.containerName);
-      if (existing) return { containerId: existing.Id, created: false };
+      if (existing) return { containerId: existing.Id, created: false, imageId: existing.Image };
       try {
         await docker.getImage(spec.image).inspect();
       } catch (err) {
@@ -136,12 +136,13 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
             RestartPolicy: { Name: 'no' },
           },
         });
-        return { containerId: c.id, created: true };
+        const made = await inspect(spec.containerName);
+        return { containerId: c.id, created: true, imageId: made?.Image ?? spec.image };
       } catch (err) {
         // Another attempt created it between our inspect and create: that is success.
         if (isStatus(err, 409)) {
           const again = await inspect(spec.containerName);
-          if (again) return { containerId: again.Id, created: false };
+          if (again) return { containerId: again.Id, created: false, imageId: again.Image };
         }
         throw err;
       }
@@ -166,7 +167,8 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
       return { hostPort: Number(port) };
     },
 
-    async waitHealthy(req: { containerName: string; hostPort: number; timeoutSec: number }): Promise<void> {
+    /** pollMs: 100 for a user's start (they wait), 5000 for a rollout's check (nobody waits, the host is busy). */
+    async waitHealthy(req: { containerName: string; hostPort: number; timeoutSec: number; pollMs?: number }): Promise<void> {
       const deadline = Date.now() + req.timeoutSec * 1000;
       let lastError = 'no answer yet';
       for (let attempt = 0; Date.now() < deadline && attempt < 10_000; attempt++) {
@@ -186,8 +188,7 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
             'agent_exited',
           );
         }
-        // Short: every poll saved here is start latency a user waits for.
-        await Context.current().sleep(100);
+        await Context.current().sleep(req.pollMs ?? 100);
       }
       throw ApplicationFailure.nonRetryable(`agent not healthy within ${req.timeoutSec}s (${lastError})`, 'health_timeout');
     },

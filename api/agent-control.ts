@@ -1,32 +1,25 @@
 import {
-  WithStartWorkflowOperation,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { HangarConfig } from '../core/config.ts';
 import {
   agentWorkflowId,
-  CONTROL_TASK_QUEUE,
-  SEARCH_ATTRIBUTES,
   type LifecycleState,
   type StartPhase,
 } from '../core/contracts/agent.contract.ts';
 import type { Agent } from '../core/db.ts';
 import { RateLimitedError, UnavailableError } from '../core/errors.ts';
 import type { Metrics } from './metrics.ts';
+import { lifecycleStartOperation } from '../core/lifecycle-start.ts';
 import {
-  agentLifecycle,
   configChangedSignal,
   ensureRunningUpdate,
   restartUpdate,
   stateQuery,
   stopUpdate,
 } from '../workflows/agent-lifecycle.workflow.ts';
-
-const AGENT_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.agentId, SearchAttributeType.KEYWORD);
-const OWNER_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.ownerId, SearchAttributeType.KEYWORD);
 
 /**
  * The API's only way to change an agent: updates to its lifecycle workflow,
@@ -123,28 +116,6 @@ export function createAgentControl({ client, config, metrics }: { client: Client
 
 export type AgentControl = ReturnType<typeof createAgentControl>;
 
-/** How an agent's lifecycle is started if it is not running yet: one id per agent, so any number of callers share one. */
-export function lifecycleStartOperation(agent: Agent, config: HangarConfig) {
-  return new WithStartWorkflowOperation(agentLifecycle, {
-    workflowId: agentWorkflowId(agent.id),
-    taskQueue: CONTROL_TASK_QUEUE,
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    args: [
-      {
-        agentId: agent.id,
-        dockerHostId: agent.dockerHostId,
-        alwaysOn: agent.ownerKind === 'system',
-        settings: { restartDebounceMs: config.restartDebounceSec * 1000, healthTimeoutSec: config.agentStartTimeoutSec },
-      },
-    ],
-    typedSearchAttributes: [
-      { key: AGENT_ID, value: agent.id },
-      { key: OWNER_ID, value: agent.ownerId },
-    ],
-    staticSummary: `Agent "${agent.name}" of ${agent.ownerKind} ${agent.ownerId}`,
-  });
-}
-
 function asStartFailure(err: unknown): unknown {
   if (err instanceof WorkflowUpdateFailedError) {
     let cause = err.cause as { message?: string; cause?: unknown } | undefined;
@@ -153,3 +124,5 @@ function asStartFailure(err: unknown): unknown {
   }
   return err;
 }
+
+export { lifecycleStartOperation };

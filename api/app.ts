@@ -10,6 +10,7 @@ import type { Core } from '../core/hangar.ts';
 import { createLoginThrottle, type LoginThrottle } from '../core/services/login-throttle.ts';
 import { createAgentControl, type AgentControl } from './agent-control.ts';
 import { createAuth, type Auth } from './auth.ts';
+import { createRolloutControl, type RolloutControl } from './rollout-control.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { createMetrics } from './metrics.ts';
 import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts';
@@ -18,6 +19,8 @@ import { oidcRoutes } from './routes/oidc.routes.ts';
 import { createOidcService, type OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
+import { fleetRoutes } from './routes/fleet.routes.ts';
+import { updateRoutes } from './routes/updates.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { chatRoutes } from './routes/chat.routes.ts';
@@ -29,6 +32,7 @@ export interface RouteDeps {
   core: Core;
   auth: Auth;
   control: AgentControl;
+  rolloutControl: RolloutControl;
   secureCookies: boolean;
   loginThrottle: LoginThrottle;
   temporal: Client;
@@ -97,6 +101,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     core,
     auth: createAuth(core.users),
     control: createAgentControl({ client: opts.temporal, config: core.config, metrics }),
+    rolloutControl: createRolloutControl({ client: opts.temporal, core }),
     secureCookies: core.config.mode === 'production',
     loginThrottle: createLoginThrottle(),
     temporal: opts.temporal,
@@ -107,7 +112,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       docker: opts.readiness?.docker ?? (async () => undefined),
     },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, onboardingRoutes, oidcRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, updateRoutes, onboardingRoutes, oidcRoutes]) {
     await app.register(routes, deps);
   }
   return app;

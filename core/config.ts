@@ -36,6 +36,13 @@ export const ConfigSchema = Type.Object({
   reconcileIntervalSec: Int(10, 3600, 60),
   restartDebounceSec: Int(0, 300, 3),
   sessionTtlHours: Int(1, 24 * 90, 24 * 7),
+  /** Where Docker-host workers keep volume snapshots; defaults to <dataDir>/snapshots. */
+  snapshotDir: Type.Optional(Type.String({ minLength: 1 })),
+  /** How often a rollout polls an updated agent's health (the timeout is a fleet setting). */
+  updateHealthPollMs: Int(50, 60_000, 5000),
+  /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
+  smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  mailFrom: Type.String({ minLength: 3, default: 'Hangar <hangar@localhost>' }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -69,11 +76,15 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   reconcileIntervalSec: 'HANGAR_RECONCILE_INTERVAL_SEC',
   restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',
   sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',
+  snapshotDir: 'HANGAR_SNAPSHOT_DIR',
+  updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',
+  smtpUrl: 'SMTP_URL',
+  mailFrom: 'HANGAR_MAIL_FROM',
   logLevel: 'LOG_LEVEL',
 };
 
 // Never echo these back in an error: they carry credentials.
-const SECRET_KEYS = new Set<string>(['secretKey', 'databaseUrl']);
+const SECRET_KEYS = new Set<string>(['secretKey', 'databaseUrl', 'smtpUrl']);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

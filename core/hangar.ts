@@ -5,6 +5,9 @@ import { resolveSecretKey } from './runtime/secret-key.runtime.ts';
 import { createAgentConfigService } from './services/agent-config.service.ts';
 import { createAuditService } from './services/audit.service.ts';
 import { createAgentService } from './services/agents.service.ts';
+import { createFleetSettingsService } from './services/fleet-settings.service.ts';
+import { createNotificationService } from './services/notifications.service.ts';
+import { createRolloutService } from './services/rollouts.service.ts';
 import { createProviderService } from './services/providers.service.ts';
 import { createUserService } from './services/users.service.ts';
 
@@ -14,6 +17,8 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; a
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it for the embedded Postgres)');
   const db: Db = createDb(databaseUrl);
   const keyring: Keyring = createKeyring(resolveSecretKey(config));
+  const fleet = createFleetSettingsService({ db, config });
+  const notifications = createNotificationService({ db, config });
   return {
     config,
     db,
@@ -23,7 +28,11 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; a
     providers: createProviderService({ db, keyring }),
     agentConfigs: createAgentConfigService({ db, keyring }),
     audit: createAuditService({ db }),
+    fleet,
+    rollouts: createRolloutService({ db, fleet }),
+    notifications,
     async close() {
+      await notifications.close();
       await db.$disconnect();
     },
   };

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Workflow code is replayed and must stay deterministic: it may import only
 // @temporalio/workflow, pure contracts from core/contracts/, sibling workflow
-// files, and activity *types* (import type). Everything else is refused here.
+// files (and their steps), and activity *types* (import type). Everything else
+// is refused here. Date is allowed: the SDK's sandbox pins it to the workflow
+// task's time on replay; timers must still go through sleep/condition.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,11 +18,11 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
     const ok =
       spec === '@temporalio/workflow' ||
       spec.startsWith('../core/contracts/') ||
-      (spec.startsWith('./') && spec.endsWith('.workflow.ts'));
+      (spec.startsWith('./') && (spec.endsWith('.workflow.ts') || spec.endsWith('.step.ts')));
     if (!ok) problems.push(`${file}: imports "${spec}" (workflows may import only @temporalio/workflow, core/contracts and activity types)`);
   }
-  if (/\b(Date\.now|Math\.random|setTimeout|process\.)\b/.test(src.replace(/\/\/.*$/gm, ''))) {
-    problems.push(`${file}: uses a non-deterministic global (Date.now, Math.random, setTimeout or process)`);
+  if (/\b(Math\.random|setTimeout|setInterval|process\.)\b/.test(src.replace(/\/\/.*$/gm, ''))) {
+    problems.push(`${file}: uses a non-deterministic global (Math.random, setTimeout, setInterval or process)`);
   }
 }
 if (problems.length) {

@@ -1,13 +1,17 @@
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createDockerActivities } from '../activities/docker.activities.ts';
+import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
+import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
 import { checkDatabaseRole } from '../core/db.ts';
+import { syncImagePollers } from '../core/fleet-schedules.ts';
 import { createCore } from '../core/hangar.ts';
 import { registerSchedules, registerSearchAttributes } from './temporal-setup.ts';
 
@@ -52,12 +56,14 @@ export async function startWorkers(opts: {
     update: { status: 'active' },
   });
 
+  // Kept open: rollout activities call into agent lifecycles through it.
   const clientConn = await Connection.connect({ address: opts.temporalAddress });
+  const client = new Client({ connection: clientConn, namespace: config.temporalNamespace });
   await registerSearchAttributes(clientConn, config.temporalNamespace);
   if (opts.registerSchedules !== false) {
-    await registerSchedules(new Client({ connection: clientConn, namespace: config.temporalNamespace }), config);
+    await registerSchedules(client, config);
+    await syncImagePollers(client, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
   }
-  await clientConn.close();
 
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workflowBundle = opts.workflowBundle ?? (await buildWorkflowBundle());
@@ -69,6 +75,7 @@ export async function startWorkers(opts: {
     activities: {
       ...createAgentActivities({ agents: core.agents, db: core.db }),
       ...createOnboardingActivities(core),
+      ...createRolloutActivities({ core, client }),
     },
     shutdownGraceTime: '5 seconds',
   });
@@ -76,12 +83,16 @@ export async function startWorkers(opts: {
     connection,
     namespace: config.temporalNamespace,
     taskQueue: dockerTaskQueue(config.dockerHostId),
-    activities: createDockerActivities({ docker, keyring: core.keyring }),
+    activities: {
+      ...createDockerActivities({ docker, keyring: core.keyring }),
+      ...createImageUpdateActivities({ docker, snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots') }),
+    },
     shutdownGraceTime: '5 seconds',
   });
   log(`polling ${CONTROL_TASK_QUEUE} and ${dockerTaskQueue(config.dockerHostId)}`);
   const done = Promise.all([control.run(), dockerWorker.run()]).then(async () => {
     await connection.close();
+    await clientConn.close();
     await core.close();
   });
   return {

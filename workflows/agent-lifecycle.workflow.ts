@@ -14,6 +14,8 @@ import {
 } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
+import type { ApplyImageRequest, ApplyImageResult } from '../core/contracts/rollout.contract.ts';
+import { applyImage } from './apply-image.step.ts';
 import {
   agentContainerName,
   dockerTaskQueue,
@@ -28,6 +30,8 @@ export const ensureRunningUpdate = defineUpdate<LifecycleState, []>('ensureRunni
 export const stopUpdate = defineUpdate<LifecycleState, [StopRequest]>('stop');
 export const restartUpdate = defineUpdate<LifecycleState, [StopRequest]>('restart');
 export const stateQuery = defineQuery<LifecycleState>('state');
+/** From a rollout: move this agent to a new image digest, rolling back image and data on failure. */
+export const applyImageUpdate = defineUpdate<ApplyImageResult, [ApplyImageRequest]>('applyImage');
 /** A provider or the agent config changed: restart once the burst of changes settles. */
 export const configChangedSignal = defineSignal('configChanged');
 /** From the idle reaper: stop only if the agent is still idle when we look. */
@@ -89,13 +93,14 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
     return run;
   }
 
-  async function record(patch: Partial<LifecycleState>, reason?: string | null): Promise<void> {
+  async function record(patch: Partial<LifecycleState>, reason?: string | null, imageDigest?: string): Promise<void> {
     Object.assign(state, patch);
     await control.recordAgentState(state.agentId, {
       status: state.status,
       containerId: state.containerId,
       gatewayPort: state.hostPort,
       statusReason: reason ?? null,
+      ...(imageDigest ? { imageDigest } : {}),
     });
   }
 
@@ -104,7 +109,8 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       state.phase = 'creating';
       await record({ status: 'starting', lastError: null });
       const spec = await control.getContainerSpec(state.agentId);
-      const { containerId } = await docker.ensureContainer(spec);
+      const { containerId, imageId } = await docker.ensureContainer(spec);
+      state.imageDigest = imageId;
       state.phase = 'starting';
       const { hostPort } = await docker.startContainer(spec.containerName);
       state.phase = 'waiting_for_health';
@@ -112,7 +118,7 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       await docker.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: settings.healthTimeoutSec });
       state.phase = 'ready';
       state.generation++;
-      await record({ status: 'running' });
+      await record({ status: 'running' }, null, imageId);
     } catch (err) {
       const message = failureMessage(err);
       log.warn('agent start failed', { agentId: state.agentId, message });
@@ -161,6 +167,17 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       return { ...state };
     }),
     { validator: validateReason },
+  );
+  setHandler(
+    applyImageUpdate,
+    (req) => exclusive(async () => applyImage({
+      state,
+      spec: await control.getContainerSpec(state.agentId),
+      record,
+      stop,
+      failureMessage,
+    }, req)),
+    { validator: validateApplyImage },
   );
   setHandler(configChangedSignal, () => {
     configChanges++;
@@ -216,6 +233,15 @@ function containerNameOf(state: LifecycleState): string {
 function validateReason(req: StopRequest): void {
   if (!req || typeof req.reason !== 'string' || req.reason.length > 200) {
     throw new Error('reason must be a string of at most 200 characters');
+  }
+}
+
+function validateApplyImage(req: ApplyImageRequest): void {
+  if (!req || typeof req.rolloutId !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(String(req.toDigest))) {
+    throw new Error('applyImage needs a rolloutId and a sha256 image digest');
+  }
+  if (!(req.healthTimeoutSec >= 5 && req.healthTimeoutSec <= 3600) || !(req.healthPollMs >= 50 && req.healthPollMs <= 60_000)) {
+    throw new Error('healthTimeoutSec must be 5..3600 and healthPollMs 50..60000');
   }
 }
 

@@ -3,3 +3,5 @@ export { agentLifecycle } from './agent-lifecycle.workflow.ts';
 export { idleReaper } from './idle-reaper.workflow.ts';
 export { fleetReconcile } from './fleet-reconcile.workflow.ts';
 export { onboarding } from './onboarding.workflow.ts';
+export { rollout } from './rollout.workflow.ts';
+export { imagePoller, describeImage } from './image-poller.workflow.ts';

@@ -17,7 +17,17 @@ export type AgentStatus = 'stopped' | 'starting' | 'running' | 'stopping' | 'upd
 export type OwnerKind = 'user' | 'workspace' | 'system';
 
 /** Where a start is, for progress streams (API.md: creating, starting, waiting for health, ready). */
-export type StartPhase = 'idle' | 'creating' | 'starting' | 'waiting_for_health' | 'ready' | 'stopping' | 'failed';
+export type StartPhase =
+  | 'idle'
+  | 'creating'
+  | 'starting'
+  | 'waiting_for_health'
+  | 'ready'
+  | 'stopping'
+  | 'failed'
+  | 'snapshotting'
+  | 'updating'
+  | 'rolling_back';
 
 export interface LifecycleInput {
   agentId: string;
@@ -36,6 +46,8 @@ export interface LifecycleState {
   containerId: string | null;
   hostPort: number | null;
   lastError: string | null;
+  /** The image id the container runs, once known. */
+  imageDigest?: string | null;
   /** Bumped by every completed start; lets callers see a restart happened. */
   generation: number;
   restartPending: boolean;

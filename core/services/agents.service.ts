@@ -111,7 +111,8 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
         ownerId: a.ownerId,
         containerName: a.containerName,
         volumeName: a.volumeName,
-        image: a.image,
+        // Pinned to the digest it runs: moving a tag never changes an agent behind a rollout's back.
+        image: a.imageDigest ?? a.image,
         network: config.agentNetwork,
         env: {
           HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
@@ -127,13 +128,25 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
 
     async recordState(
       agentId: string,
-      patch: { status: AgentStatus; containerId: string | null; gatewayPort: number | null; statusReason: string | null },
+      patch: {
+        status: AgentStatus;
+        containerId: string | null;
+        gatewayPort: number | null;
+        statusReason: string | null;
+        imageDigest?: string;
+      },
     ): Promise<void> {
-      await sys((tx) => tx.agent.update({
-        where: { id: agentId },
-        // A start counts as activity: the reaper must not stop an agent that just came up.
-        data: { ...patch, ...(patch.status === 'running' ? { lastActiveAt: new Date() } : {}) },
-      }));
+      await sys(async (tx) => {
+        const row = await tx.agent.update({
+          where: { id: agentId },
+          // A start counts as activity: the reaper must not stop an agent that just came up.
+          data: { ...patch, ...(patch.status === 'running' ? { lastActiveAt: new Date() } : {}) },
+        });
+        // Running the offered digest (however it got there) settles the offer.
+        if (patch.imageDigest && row.updateDigest === patch.imageDigest) {
+          await tx.agent.update({ where: { id: agentId }, data: { updateAvailable: false, updateDigest: null, updateRolloutId: null } });
+        }
+      });
     },
 
     async isIdle(agentId: string, now = new Date()): Promise<boolean> {

@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
+import tar from 'tar-stream';
+import { LABEL_AGENT_ID, LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, type ContainerSpec } from '../core/contracts/agent.contract.ts';
+
+// Docker side of image updates, on the engine that holds the agent's volume:
+// what an image is (digest, changelog), and the volume snapshot a rollback
+// restores. Snapshots stream between the Docker archive API and local disk,
+// never through workflow payloads.
+
+export interface ImageUpdateDeps {
+  docker: Docker;
+  /** Where this engine's worker keeps volume snapshots. */
+  snapshotDir: string;
+}
+
+export interface ImageDescription {
+  image: string;
+  /** The local image id (sha256:...): what containers are pinned to. */
+  digest: string;
+  version: string | null;
+  changelog: string | null;
+}
+
+export interface Snapshot {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+const isStatus = (err: unknown, code: number) => (err as { statusCode?: number })?.statusCode === code;
+const CHANGELOG_LABEL = 'dev.hangar.changelog';
+const safeName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
+
+export function createImageUpdateActivities({ docker, snapshotDir }: ImageUpdateDeps) {
+  /** A heartbeat at most once a second while bytes flow, so a stuck stream is noticed and a live one is not killed. */
+  function meter(hash: ReturnType<typeof createHash> | null) {
+    let bytes = 0;
+    let last = 0;
+    const t = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        hash?.update(chunk);
+        const now = Date.now();
+        if (now - last > 1000) {
+          last = now;
+          Context.current().heartbeat({ bytes });
+        }
+        cb(null, chunk);
+      },
+    });
+    return { t, bytes: () => bytes };
+  }
+
+  async function readChangelogFile(imageId: string): Promise<string | null> {
+    const c = await docker.createContainer({ Image: imageId, Cmd: ['true'], Labels: { [LABEL_MANAGED]: 'helper' } });
+    try {
+      const stream = (await c.getArchive({ path: '/app/changelog.json' })) as NodeJS.ReadableStream;
+      const extract = tar.extract();
+      let text = '';
+      extract.on('entry', (_h, s, next) => {
+        s.on('data', (d: unknown) => (text += String(d)));
+        s.on('end', next);
+        s.resume();
+      });
+      await pipeline(stream, extract);
+      const parsed = JSON.parse(text) as { version?: string; changes?: string[] } | { version?: string; changes?: string[] }[];
+      const latest = Array.isArray(parsed) ? parsed[0] : parsed;
+      return latest?.changes?.join('\n') ?? null;
+    } catch {
+      return null;
+    } finally {
+      await c.remove({ force: true }).catch(() => undefined);
+    }
+  }
+
+  return {
+    /** Resolve a tag in the local image store; the registry's API would go here where one is configured. */
+    async describeImage(image: string): Promise<ImageDescription> {
+      let info: Docker.ImageInspectInfo;
+      try {
+        info = await docker.getImage(image).inspect();
+      } catch (err) {
+        if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`image ${image} is not present on this Docker host`, 'image_missing');
+        throw err;
+      }
+      const labels = info.Config?.Labels ?? {};
+      const changelog = labels[CHANGELOG_LABEL] ?? (await readChangelogFile(info.Id));
+      return { image, digest: info.Id, version: labels['org.opencontainers.image.version'] ?? null, changelog };
+    },
+
+    /** The image a container was created from (null when there is no container). */
+    async containerImage(containerName: string): Promise<string | null> {
+      try {
+        return (await docker.getContainer(containerName).inspect()).Image;
+      } catch (err) {
+        if (isStatus(err, 404)) return null;
+        throw err;
+      }
+    },
+
+    /** Tar of the container's /data, written beside the other snapshots; re-running overwrites. */
+    async snapshotVolume(req: { containerName: string; agentId: string; key: string }): Promise<Snapshot> {
+      const dir = path.join(snapshotDir, safeName(req.agentId));
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const file = path.join(dir, `${safeName(req.key)}.tar`);
+      const part = `${file}.part`;
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = (await docker.getContainer(req.containerName).getArchive({ path: '/data' })) as NodeJS.ReadableStream;
+      } catch (err) {
+        if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`no container ${req.containerName} to snapshot`, 'container_missing');
+        throw err;
+      }
+      const hash = createHash('sha256');
+      const m = meter(hash);
+      await pipeline(stream, m.t, createWriteStream(part, { mode: 0o600 }));
+      // Durable before we call it a snapshot: the next step may destroy the only other copy.
+      const fh = await open(part, 'r');
+      await fh.sync();
+      await fh.close();
+      await rename(part, file);
+      return { path: file, bytes: m.bytes(), sha256: hash.digest('hex') };
+    },
+
+    /**
+     * Put /data back exactly as the snapshot has it: a new empty volume (so
+     * nothing the failed image wrote survives), filled from the tar through a
+     * throwaway container that is never started.
+     */
+    async restoreVolume(req: { spec: ContainerSpec; image: string; snapshot: Snapshot }): Promise<{ bytes: number }> {
+      const { spec, snapshot } = req;
+      const st = await stat(snapshot.path).catch(() => null);
+      if (!st) throw ApplicationFailure.nonRetryable(`snapshot ${snapshot.path} is missing`, 'snapshot_missing');
+      const helperName = `${spec.containerName}-restore`;
+      await docker.getContainer(helperName).remove({ force: true }).catch(() => undefined);
+      await docker.getContainer(spec.containerName).remove({ force: true }).catch((err) => {
+        if (!isStatus(err, 404)) throw err;
+      });
+      try {
+        await docker.getVolume(spec.volumeName).remove();
+      } catch (err) {
+        if (!isStatus(err, 404)) throw err;
+      }
+      const labels = {
+        [LABEL_MANAGED]: 'true',
+        [LABEL_INSTANCE]: spec.instanceId,
+        [LABEL_AGENT_ID]: spec.agentId,
+        [LABEL_OWNER]: `${spec.ownerKind}:${spec.ownerId}`,
+      };
+      await docker.createVolume({ Name: spec.volumeName, Labels: labels });
+      const helper: Docker.Container = await docker.createContainer({
+        name: helperName,
+        Image: req.image,
+        Cmd: ['true'],
+        Labels: { [LABEL_MANAGED]: 'helper', [LABEL_AGENT_ID]: spec.agentId },
+        // NoCopy: the image's own /data must not be seeded under the snapshot.
+        HostConfig: { Mounts: [{ Type: 'volume', Source: spec.volumeName, Target: '/data', VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] }] },
+      });
+      try {
+        const m = meter(null);
+        const source = createReadStream(snapshot.path).pipe(m.t);
+        await helper.putArchive(source, { path: '/' });
+        return { bytes: m.bytes() };
+      } finally {
+        await helper.remove({ force: true }).catch(() => undefined);
+      }
+    },
+
+    async deleteSnapshot(req: { path: string }): Promise<void> {
+      // Only ever inside the snapshot directory, whatever the caller passed.
+      const resolved = path.resolve(req.path);
+      if (!resolved.startsWith(path.resolve(snapshotDir) + path.sep)) {
+        throw ApplicationFailure.nonRetryable('refusing to delete outside the snapshot directory', 'bad_path');
+      }
+      await rm(resolved, { force: true });
+    },
+  };
+}
+
+export type ImageUpdateActivities = ReturnType<typeof createImageUpdateActivities>;

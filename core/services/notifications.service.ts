@@ -1,0 +1,80 @@
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { HangarConfig } from '../config.ts';
+import type { Db } from '../db.ts';
+
+// Fleet mail through any SMTP relay (nodemailer). At most one mail per user
+// per rollout: the ledger row is taken before sending, so a retried activity
+// sends again only if the previous attempt died before it could mark it sent.
+
+export interface Mail {
+  subject: string;
+  text: string;
+}
+
+export interface NotifyResult {
+  sent: number;
+  skipped: number;
+}
+
+export function createNotificationService({ db, config, log = console.warn }: { db: Db; config: HangarConfig; log?: (m: string) => void }) {
+  let transport: Transporter | null = null;
+  const mailer = () => (transport ??= nodemailer.createTransport(config.smtpUrl!));
+
+  async function sendTo(rolloutId: string, kind: string, users: { id: string; email: string | null }[], mail: Mail): Promise<NotifyResult> {
+    let sent = 0;
+    let skipped = 0;
+    for (const u of users) {
+      if (!u.email) {
+        skipped++;
+        continue;
+      }
+      const ledger = await db.rolloutNotification.upsert({
+        where: { rolloutId_userId: { rolloutId, userId: u.id } },
+        create: { rolloutId, userId: u.id, kind },
+        update: {},
+      });
+      if (ledger.sentAt || ledger.kind !== kind) {
+        skipped++;
+        continue;
+      }
+      if (config.smtpUrl) {
+        await mailer().sendMail({ from: config.mailFrom, to: u.email, subject: mail.subject, text: mail.text });
+      } else {
+        log(`mail (SMTP_URL unset, not sent) to ${u.email}: ${mail.subject}`);
+      }
+      await db.rolloutNotification.update({ where: { rolloutId_userId: { rolloutId, userId: u.id } }, data: { sentAt: new Date() } });
+      sent++;
+    }
+    return { sent, skipped };
+  }
+
+  return {
+    /** The people an agent answers to: its user, or a workspace's owners and admins. */
+    async ownersOf(ownerKind: string, ownerId: string): Promise<{ id: string; email: string | null }[]> {
+      if (ownerKind === 'user') {
+        const u = await db.user.findUnique({ where: { id: ownerId }, select: { id: true, email: true, status: true } });
+        return u && u.status === 'active' ? [u] : [];
+      }
+      if (ownerKind === 'workspace') {
+        const ms = await db.workspaceMember.findMany({
+          where: { workspaceId: ownerId, role: { in: ['owner', 'admin'] }, user: { status: 'active' } },
+          select: { user: { select: { id: true, email: true } } },
+        });
+        return ms.map((m) => m.user);
+      }
+      return [];
+    },
+
+    admins(): Promise<{ id: string; email: string | null }[]> {
+      return db.user.findMany({ where: { role: 'admin', status: 'active' }, select: { id: true, email: true } });
+    },
+
+    sendTo,
+
+    async close(): Promise<void> {
+      transport?.close();
+    },
+  };
+}
+
+export type NotificationService = ReturnType<typeof createNotificationService>;

@@ -1,0 +1,102 @@
+import { log, proxyActivities } from '@temporalio/workflow';
+import type { createDockerActivities } from '../activities/docker.activities.ts';
+import type { createImageUpdateActivities } from '../activities/image-update.activities.ts';
+import { dockerTaskQueue, type ContainerSpec, type LifecycleState } from '../core/contracts/agent.contract.ts';
+import type { ApplyImageRequest, ApplyImageResult } from '../core/contracts/rollout.contract.ts';
+
+// applyImage runs inside the agent's lifecycle (under its lock), so an update
+// never races a user's restart or the reaper. Every step is its own activity:
+// after a crash the workflow resumes at the step it was on, and each step is
+// idempotent if it ran half-way.
+
+type DockerActivities = ReturnType<typeof createDockerActivities>;
+type ImageActivities = ReturnType<typeof createImageUpdateActivities>;
+
+export interface ApplyImageContext {
+  state: LifecycleState;
+  spec: ContainerSpec;
+  /** Writes state to the agent row (and the digest, when given). */
+  record(patch: Partial<LifecycleState>, reason?: string | null, imageDigest?: string): Promise<void>;
+  stop(reason: string): Promise<void>;
+  failureMessage(err: unknown): string;
+}
+
+export async function applyImage(ctx: ApplyImageContext, req: ApplyImageRequest): Promise<ApplyImageResult> {
+  const { state, spec } = ctx;
+  const queue = dockerTaskQueue(state.dockerHostId);
+  // Generous bounds: a snapshot of a large volume or a slow health check is
+  // normal here; heartbeats catch a dead worker within 30 s.
+  const images = proxyActivities<ImageActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '15 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 8 },
+  });
+  const docker = proxyActivities<DockerActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: `${req.healthTimeoutSec + 120} seconds`,
+    heartbeatTimeout: '15 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '15 seconds', maximumAttempts: 8 },
+  });
+
+  const current = await images.containerImage(spec.containerName);
+  if (current === req.toDigest) {
+    await ctx.record({ imageDigest: req.toDigest }, undefined, req.toDigest);
+    return { outcome: 'updated', fromDigest: current, toDigest: req.toDigest };
+  }
+  if (!current) {
+    // Never created (or removed): nothing to snapshot or check; its next start runs the new digest.
+    await ctx.record({ imageDigest: req.toDigest }, state.status === 'running' ? undefined : 'image_updated', req.toDigest);
+    return { outcome: 'updated', fromDigest: state.imageDigest ?? null, toDigest: req.toDigest };
+  }
+
+  const wasRunning = state.status === 'running';
+  const short = req.toDigest.replace(/^sha256:/, '').slice(0, 12);
+  state.phase = 'snapshotting';
+  await ctx.record({ status: 'updating' }, `updating to ${short}`);
+  await docker.stopContainer({ containerName: spec.containerName });
+  const snapshot = await images.snapshotVolume({ containerName: spec.containerName, agentId: state.agentId, key: `${req.rolloutId}-${req.attempt}` });
+
+  async function bringUp(image: string): Promise<void> {
+    await docker.removeContainer({ containerName: spec.containerName });
+    const { containerId } = await docker.ensureContainer({ ...spec, image });
+    const { hostPort } = await docker.startContainer(spec.containerName);
+    Object.assign(state, { containerId, hostPort });
+    await docker.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: req.healthTimeoutSec, pollMs: req.healthPollMs });
+  }
+
+  /** Back to how the user left it: a stopped agent is checked healthy, then stopped again. */
+  async function settle(image: string, reason: string): Promise<void> {
+    state.generation++;
+    state.phase = 'ready';
+    await ctx.record({ status: 'running', imageDigest: image, lastError: null }, null, image);
+    if (!wasRunning) await ctx.stop(reason);
+  }
+
+  try {
+    state.phase = 'updating';
+    await bringUp(req.toDigest);
+    await settle(req.toDigest, 'image_updated');
+    await images.deleteSnapshot({ path: snapshot.path }).catch(() => undefined);
+    return { outcome: 'updated', fromDigest: current, toDigest: req.toDigest };
+  } catch (err) {
+    const error = ctx.failureMessage(err);
+    log.warn('image update failed; rolling back', { agentId: state.agentId, error });
+    try {
+      state.phase = 'rolling_back';
+      await docker.stopContainer({ containerName: spec.containerName });
+      await images.restoreVolume({ spec, image: current, snapshot });
+      await bringUp(current);
+      await settle(current, 'rolled_back');
+      await images.deleteSnapshot({ path: snapshot.path }).catch(() => undefined);
+      return { outcome: 'rolled_back', fromDigest: current, toDigest: req.toDigest, error };
+    } catch (rollbackErr) {
+      const why = `${error}; rollback failed: ${ctx.failureMessage(rollbackErr)}`;
+      state.phase = 'failed';
+      await docker.stopContainer({ containerName: spec.containerName }).catch(() => undefined);
+      // The snapshot stays: it is the only good copy of this agent's data now.
+      await ctx.record({ status: 'error', lastError: why, hostPort: null }, 'rollback_failed');
+      return { outcome: 'failed', fromDigest: current, toDigest: req.toDigest, error: why, snapshotPath: snapshot.path };
+    }
+  }
+}
