@@ -83,7 +83,7 @@ describe('fleet rollouts', () => {
 
   afterAll(async () => {
     await smtp.close();
-    for (const tag of ['stable', 'v2', 'v3', 'v4', 'v5']) await scene.h?.docker.getImage(`${repo}:${tag}`).remove({ force: true }).catch(() => undefined);
+    for (const tag of ['stable']) await scene.h?.docker.getImage(`${repo}:${tag}`).remove({ force: true }).catch(() => undefined);
   });
 
   it('refuses an image outside the allowlist with 400 and starts nothing', async () => {
@@ -238,5 +238,34 @@ describe('fleet rollouts', () => {
     expect(await containerImage(manualUser.agentId)).toBe(digests.v5);
     expect(await (await manualUser.api('/api/me/agent/update')).json()).toMatchObject({ available: false });
     expect((await manualUser.api('/api/me/agent/update', { method: 'POST' })).status).toBe(409);
+  });
+
+  it('the image poller starts rollout/<image>@<digest> for a new digest, and a second poll is a no-op', async () => {
+    await settings({ channels: [{ image, pollIntervalSeconds: 3600 }] }, { kind: 'immediate' });
+    const schedule = await scene.h.temporal.schedule.getHandle(`image-poller/${image}`).describe();
+    expect(schedule.action).toMatchObject({ workflowType: 'imagePoller' });
+
+    digests.v6 = await buildVersion(scene.h.docker, digests.v5, image, '6.0.0', 'v6: from the poller');
+    const poll = () => scene.h.temporal.workflow.execute('imagePoller', {
+      taskQueue: 'hangar-control',
+      workflowId: `test-poll/${randomUUID()}`,
+      args: [{ image, healthPollMs: 200 }],
+    }) as Promise<{ started: string | null; reason: string }>;
+    const first = await poll();
+    expect(first.started).toBe(`rollout/${image}@${digests.v6}`);
+    expect(await poll()).toMatchObject({ started: null });
+    const row = await eventually(() => scene.h.core.db.rollout.findFirst({ where: { workflowId: first.started! } }), 'the rollout row');
+    expect(row.trigger).toBe('poller');
+    const r = await finished(row.id);
+    expect(r.status).toBe('completed');
+    // users[9] chose manual mode: offered, not moved.
+    for (const u of users.slice(0, 9)) expect(await containerImage(u.agentId)).toBe(digests.v6);
+    expect(await containerImage(users[9].agentId)).toBe(digests.v5);
+    expect(r.agents.find((a: { agentId: string }) => a.agentId === users[9].agentId).status).toBe('update_available');
+    expect(await poll()).toMatchObject({ started: null, reason: 'already rolled out' });
+
+    // Channels follow the settings: removing it removes its schedule.
+    await settings({ channels: [] });
+    await expect(scene.h.temporal.schedule.getHandle(`image-poller/${image}`).describe()).rejects.toThrow();
   });
 });
