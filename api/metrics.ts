@@ -33,6 +33,34 @@ export function createMetrics(db: Db) {
     },
   });
 
+  // Rollout progress: agents per status across the rollouts still in flight.
+  new Gauge({
+    name: 'hangar_rollout_agents',
+    help: 'Agents of running or paused rollouts, by rollout and update status',
+    labelNames: ['rollout', 'image', 'status'],
+    registers: [registry],
+    async collect() {
+      const rows = await db.rollout.findMany({ where: { status: { in: ['pending', 'running', 'paused'] } }, select: { id: true, image: true, counts: true }, take: 50 });
+      this.reset();
+      for (const r of rows) {
+        for (const [status, n] of Object.entries(r.counts as Record<string, number>)) {
+          if (status !== 'total') this.set({ rollout: r.id, image: r.image, status }, n);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'hangar_rollouts',
+    help: 'Rollouts by status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const rows = await db.rollout.groupBy({ by: ['status'], _count: { _all: true } });
+      this.reset();
+      for (const r of rows) this.set({ status: r.status }, r._count._all);
+    },
+  });
+
   return {
     registry,
     workflowCalls,

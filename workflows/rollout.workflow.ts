@@ -162,6 +162,7 @@ export async function rollout(input: RolloutWorkflowInput): Promise<RolloutProgr
 
   async function updateOne(t: RolloutTarget): Promise<ApplyImageResult> {
     let result: ApplyImageResult | null = null;
+    agentEntry(t.agentId).startedAt = new Date().toISOString();
     for (let attempt = 0; attempt <= strategy.maxRetries; attempt++) {
       setAgent(t.agentId, 'updating');
       await save();
@@ -181,6 +182,7 @@ export async function rollout(input: RolloutWorkflowInput): Promise<RolloutProgr
     const r = result!;
     const status: AgentUpdateStatus = r.outcome === 'updated' ? 'updated' : r.outcome === 'skipped' ? 'skipped' : r.outcome;
     setAgent(t.agentId, status, r.error);
+    agentEntry(t.agentId).finishedAt = new Date().toISOString();
     await save();
     await event(`agent.${r.outcome === 'failed' ? 'update_failed' : r.outcome}`, { fromDigest: r.fromDigest, error: r.error ?? null, snapshotPath: r.snapshotPath ?? null }, t.agentId);
     if (r.outcome === 'failed' && r.snapshotPath) {

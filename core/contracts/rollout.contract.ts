@@ -87,6 +87,9 @@ export interface AgentProgress {
   agentId: string;
   status: AgentUpdateStatus;
   error?: string;
+  /** When this agent's update began and ended (its share of the wave's critical path). */
+  startedAt?: string;
+  finishedAt?: string;
 }
 
 export type RolloutCounts = Record<AgentUpdateStatus | 'total', number>;
