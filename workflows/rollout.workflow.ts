@@ -90,172 +90,182 @@ export async function rollout(input: RolloutWorkflowInput): Promise<RolloutProgr
   }
 
   await control.openRollout({ ...input, workflowId: progress.workflowId, changelog: progress.changelog ?? null });
-  const settings = await control.fleetSettings();
-  const { targets, skipped } = await control.rolloutTargets(input);
-  progress.agents = [
-    ...targets.map((t): AgentProgress => ({ agentId: t.agentId, status: 'pending' })),
-    ...skipped.map((s): AgentProgress => ({ agentId: s.agentId, status: 'skipped', error: s.reason })),
-  ];
+  try {
+    const settings = await control.fleetSettings();
+    const { targets, skipped } = await control.rolloutTargets(input);
+    progress.agents = [
+      ...targets.map((t): AgentProgress => ({ agentId: t.agentId, status: 'pending' })),
+      ...skipped.map((s): AgentProgress => ({ agentId: s.agentId, status: 'skipped', error: s.reason })),
+    ];
 
-  // Manual mode: the owner is told and the agent left alone. A user's own
-  // "Update now" (singleAgent) is the answer to that offer, so it applies.
-  const explicit = strategy.kind === 'singleAgent' || input.trigger === 'user';
-  const allManual = input.trigger === 'poller' && settings.mode === 'manual';
-  const manual = explicit ? [] : targets.filter((t) => !t.alwaysOn && (allManual || t.mode === 'manual'));
-  const auto = targets.filter((t) => !manual.includes(t));
-  const byId = new Map(targets.map((t) => [t.agentId, t]));
+    // Manual mode: the owner is told and the agent left alone. A user's own
+    // "Update now" (singleAgent) is the answer to that offer, so it applies.
+    const explicit = strategy.kind === 'singleAgent' || input.trigger === 'user';
+    const allManual = input.trigger === 'poller' && settings.mode === 'manual';
+    const manual = explicit ? [] : targets.filter((t) => !t.alwaysOn && (allManual || t.mode === 'manual'));
+    const auto = targets.filter((t) => !manual.includes(t));
+    const byId = new Map(targets.map((t) => [t.agentId, t]));
 
-  // Waves: agents with no window first, then each preferred hour in the order it comes round.
-  const now = auto.filter((t) => input.ignoreWindows || t.preferredHourUtc === null);
-  const hours = [...new Set(auto.filter((t) => !now.includes(t)).map((t) => t.preferredHourUtc!))].sort(
-    (a, b) => msUntilHour(Date.now(), a) - msUntilHour(Date.now(), b),
-  );
-  const groups: { hour: number | null; ids: string[] }[] = [
-    { hour: null, ids: now.map((t) => t.agentId) },
-    ...hours.map((h) => ({ hour: h, ids: auto.filter((t) => t.preferredHourUtc === h && !now.includes(t)).map((t) => t.agentId) })),
-  ];
-  const plan: { hour: number | null; wave: WaveProgress }[] = [];
-  for (const g of groups) {
-    for (const ids of planWaves(g.ids, strategy)) {
-      plan.push({ hour: g.hour, wave: { index: plan.length, agentIds: ids, status: 'pending' } });
+    // Waves: agents with no window first, then each preferred hour in the order it comes round.
+    const now = auto.filter((t) => input.ignoreWindows || t.preferredHourUtc === null);
+    const hours = [...new Set(auto.filter((t) => !now.includes(t)).map((t) => t.preferredHourUtc!))].sort(
+      (a, b) => msUntilHour(Date.now(), a) - msUntilHour(Date.now(), b),
+    );
+    const groups: { hour: number | null; ids: string[] }[] = [
+      { hour: null, ids: now.map((t) => t.agentId) },
+      ...hours.map((h) => ({ hour: h, ids: auto.filter((t) => t.preferredHourUtc === h && !now.includes(t)).map((t) => t.agentId) })),
+    ];
+    const plan: { hour: number | null; wave: WaveProgress }[] = [];
+    for (const g of groups) {
+      for (const ids of planWaves(g.ids, strategy)) {
+        plan.push({ hour: g.hour, wave: { index: plan.length, agentIds: ids, status: 'pending' } });
+      }
     }
-  }
-  progress.waves = plan.map((p) => p.wave);
-  progress.status = 'running';
-  await save();
-  await event('rollout.started', { trigger: input.trigger, targets: targets.length, waves: plan.length, manual: manual.length });
-
-  if (manual.length > 0) {
-    const ids = manual.map((t) => t.agentId);
-    await control.offerUpdate({ agentIds: ids, toDigest: input.toDigest, rolloutId: input.rolloutId });
-    ids.forEach((id) => setAgent(id, 'update_available'));
+    progress.waves = plan.map((p) => p.wave);
+    progress.status = 'running';
     await save();
-    for (const id of ids) await event('agent.update_available', { changelog: progress.changelog }, id);
-    await control.notifyOwners({ rolloutId: input.rolloutId, kind: 'update_available', image: input.image, toDigest: input.toDigest, changelog: progress.changelog ?? null, targets: manual });
-  }
+    await event('rollout.started', { trigger: input.trigger, targets: targets.length, waves: plan.length, manual: manual.length });
 
-  /** Paused by signal or by the fleet's mode: hold here, at a wave boundary. */
-  async function holdWhilePaused(): Promise<void> {
-    for (let i = 0; i < 100_000; i++) {
-      const mode = (await control.fleetSettings()).mode;
-      const paused = pausedBySignal || mode === 'paused';
-      if (!paused || abortReason) {
-        if (progress.status === 'paused') {
-          progress.status = 'running';
-          delete progress.reason;
-          await save();
-          await event('rollout.resumed');
-        }
-        return;
-      }
-      if (progress.status !== 'paused') {
-        progress.status = 'paused';
-        progress.reason = pausedBySignal ? 'paused by an admin' : 'fleet mode is paused';
-        await save();
-        await event('rollout.paused', { reason: progress.reason });
-      }
-      const seen = settingsVersion;
-      const bySignal = pausedBySignal;
-      await condition(() => abortReason !== null || settingsVersion !== seen || pausedBySignal !== bySignal, '1 minute');
-    }
-  }
-
-  async function updateOne(t: RolloutTarget): Promise<ApplyImageResult> {
-    let result: ApplyImageResult | null = null;
-    agentEntry(t.agentId).startedAt = new Date().toISOString();
-    for (let attempt = 0; attempt <= strategy.maxRetries; attempt++) {
-      setAgent(t.agentId, 'updating');
+    if (manual.length > 0) {
+      const ids = manual.map((t) => t.agentId);
+      await control.offerUpdate({ agentIds: ids, toDigest: input.toDigest, rolloutId: input.rolloutId });
+      ids.forEach((id) => setAgent(id, 'update_available'));
       await save();
-      result = await updates.applyImageToAgent({
-        target: t,
-        request: {
-          rolloutId: input.rolloutId,
-          attempt,
-          image: input.image,
-          toDigest: input.toDigest,
-          healthTimeoutSec: strategy.healthTimeoutSeconds,
-          healthPollMs: input.healthPollMs ?? 5000,
-        },
-      });
-      if (result.outcome !== 'rolled_back') break;
+      for (const id of ids) await event('agent.update_available', { changelog: progress.changelog }, id);
+      await control.notifyOwners({ rolloutId: input.rolloutId, kind: 'update_available', image: input.image, toDigest: input.toDigest, changelog: progress.changelog ?? null, targets: manual });
     }
-    const r = result!;
-    const status: AgentUpdateStatus = r.outcome === 'updated' ? 'updated' : r.outcome === 'skipped' ? 'skipped' : r.outcome;
-    setAgent(t.agentId, status, r.error);
-    agentEntry(t.agentId).finishedAt = new Date().toISOString();
-    await save();
-    await event(`agent.${r.outcome === 'failed' ? 'update_failed' : r.outcome}`, { fromDigest: r.fromDigest, error: r.error ?? null, snapshotPath: r.snapshotPath ?? null }, t.agentId);
-    if (r.outcome === 'failed' && r.snapshotPath) {
-      // A rollback that failed is an emergency: tell the admins now, not at the end.
-      await control.alertAdmins({ rolloutId: input.rolloutId, image: input.image, toDigest: input.toDigest, status: 'running', failures: [{ agentId: t.agentId, outcome: r.outcome, error: r.error, snapshotPath: r.snapshotPath }] });
-    }
-    return r;
-  }
 
-  const failuresSoFar = () => progress.agents.filter((a) => a.status === 'rolled_back' || a.status === 'failed').length;
-  let fromDigest: string | null = null;
-
-  for (let w = 0; w < plan.length; w++) {
-    const { hour, wave } = plan[w];
-    if (abortReason) break;
-    if (hour !== null) {
-      const wait = msUntilHour(Date.now(), hour);
-      if (wait > 0) {
-        wave.status = 'waiting_window';
-        wave.notBefore = new Date(Date.now() + wait).toISOString();
-        wave.agentIds.forEach((id) => setAgent(id, 'waiting_window'));
-        await save();
-        await condition(() => abortReason !== null, wait);
-        if (abortReason) break;
+    /** Paused by signal or by the fleet's mode: hold here, at a wave boundary. */
+    async function holdWhilePaused(): Promise<void> {
+      for (let i = 0; i < 100_000; i++) {
+        const mode = (await control.fleetSettings()).mode;
+        const paused = pausedBySignal || mode === 'paused';
+        if (!paused || abortReason) {
+          if (progress.status === 'paused') {
+            progress.status = 'running';
+            delete progress.reason;
+            await save();
+            await event('rollout.resumed');
+          }
+          return;
+        }
+        if (progress.status !== 'paused') {
+          progress.status = 'paused';
+          progress.reason = pausedBySignal ? 'paused by an admin' : 'fleet mode is paused';
+          await save();
+          await event('rollout.paused', { reason: progress.reason });
+        }
+        const seen = settingsVersion;
+        const bySignal = pausedBySignal;
+        await condition(() => abortReason !== null || settingsVersion !== seen || pausedBySignal !== bySignal, '1 minute');
       }
     }
-    await holdWhilePaused();
-    if (abortReason) break;
-    wave.status = 'running';
-    wave.startedAt = new Date().toISOString();
-    await save();
-    await event('rollout.wave_started', { wave: wave.index, agents: wave.agentIds.length });
-    const results = await Promise.all(wave.agentIds.map((id) => updateOne(byId.get(id)!)));
-    fromDigest ??= results.find((r) => r.fromDigest)?.fromDigest ?? null;
-    wave.status = 'done';
-    wave.finishedAt = new Date().toISOString();
-    await save();
-    await event('rollout.wave_completed', { wave: wave.index, outcomes: results.map((r) => r.outcome) });
-    const updated = wave.agentIds.filter((id) => agentEntry(id).status === 'updated').map((id) => byId.get(id)!);
-    if (updated.length > 0) {
-      await control.notifyOwners({ rolloutId: input.rolloutId, kind: 'updated', image: input.image, toDigest: input.toDigest, changelog: progress.changelog ?? null, targets: updated });
-    }
-    if (strategy.kind === 'rollingWave' && failuresSoFar() >= strategy.failureThreshold) {
-      abortReason = `failure threshold reached: ${failuresSoFar()} agent(s) failed or rolled back (threshold ${strategy.failureThreshold})`;
-      break;
-    }
-    if (w < plan.length - 1 && strategy.pauseSeconds > 0) {
-      await condition(() => abortReason !== null, strategy.pauseSeconds * 1000);
-    }
-  }
 
-  if (abortReason) {
-    for (const a of progress.agents) if (a.status === 'pending' || a.status === 'waiting_window') setAgent(a.agentId, 'skipped', 'rollout aborted');
-    for (const w of progress.waves) if (w.status === 'pending' || w.status === 'waiting_window') w.status = 'skipped';
-    progress.status = 'aborted';
-    progress.reason = abortReason;
-  } else {
-    progress.status = 'completed';
-  }
-  await saving;
-  await control.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) }, fromDigest);
-  progress.counts = countStatuses(progress.agents);
-  await event(`rollout.${progress.status}`, { reason: progress.reason ?? null, counts: progress.counts });
-  const failures = progress.agents.filter((a) => a.status === 'rolled_back' || a.status === 'failed');
-  if (failures.length > 0 || progress.status === 'aborted') {
-    await control.alertAdmins({
-      rolloutId: input.rolloutId,
-      image: input.image,
-      toDigest: input.toDigest,
-      status: progress.status,
-      reason: progress.reason,
-      failures: failures.map((f) => ({ agentId: f.agentId, outcome: f.status, error: f.error })),
-    });
+    async function updateOne(t: RolloutTarget): Promise<ApplyImageResult> {
+      let result: ApplyImageResult | null = null;
+      agentEntry(t.agentId).startedAt = new Date().toISOString();
+      for (let attempt = 0; attempt <= strategy.maxRetries; attempt++) {
+        setAgent(t.agentId, 'updating');
+        await save();
+        result = await updates.applyImageToAgent({
+          target: t,
+          request: {
+            rolloutId: input.rolloutId,
+            attempt,
+            image: input.image,
+            toDigest: input.toDigest,
+            healthTimeoutSec: strategy.healthTimeoutSeconds,
+            healthPollMs: input.healthPollMs ?? 5000,
+          },
+        });
+        if (result.outcome !== 'rolled_back') break;
+      }
+      const r = result!;
+      const status: AgentUpdateStatus = r.outcome === 'updated' ? 'updated' : r.outcome === 'skipped' ? 'skipped' : r.outcome;
+      setAgent(t.agentId, status, r.error);
+      agentEntry(t.agentId).finishedAt = new Date().toISOString();
+      await save();
+      await event(`agent.${r.outcome === 'failed' ? 'update_failed' : r.outcome}`, { fromDigest: r.fromDigest, error: r.error ?? null, snapshotPath: r.snapshotPath ?? null }, t.agentId);
+      if (r.outcome === 'failed' && r.snapshotPath) {
+        // A rollback that failed is an emergency: tell the admins now, not at the end.
+        await control.alertAdmins({ rolloutId: input.rolloutId, image: input.image, toDigest: input.toDigest, status: 'running', failures: [{ agentId: t.agentId, outcome: r.outcome, error: r.error, snapshotPath: r.snapshotPath }] });
+      }
+      return r;
+    }
+
+    const failuresSoFar = () => progress.agents.filter((a) => a.status === 'rolled_back' || a.status === 'failed').length;
+    let fromDigest: string | null = null;
+
+    for (let w = 0; w < plan.length; w++) {
+      const { hour, wave } = plan[w];
+      if (abortReason) break;
+      if (hour !== null) {
+        const wait = msUntilHour(Date.now(), hour);
+        if (wait > 0) {
+          wave.status = 'waiting_window';
+          wave.notBefore = new Date(Date.now() + wait).toISOString();
+          wave.agentIds.forEach((id) => setAgent(id, 'waiting_window'));
+          await save();
+          await condition(() => abortReason !== null, wait);
+          if (abortReason) break;
+        }
+      }
+      await holdWhilePaused();
+      if (abortReason) break;
+      wave.status = 'running';
+      wave.startedAt = new Date().toISOString();
+      await save();
+      await event('rollout.wave_started', { wave: wave.index, agents: wave.agentIds.length });
+      const results = await Promise.all(wave.agentIds.map((id) => updateOne(byId.get(id)!)));
+      fromDigest ??= results.find((r) => r.fromDigest)?.fromDigest ?? null;
+      wave.status = 'done';
+      wave.finishedAt = new Date().toISOString();
+      await save();
+      await event('rollout.wave_completed', { wave: wave.index, outcomes: results.map((r) => r.outcome) });
+      const updated = wave.agentIds.filter((id) => agentEntry(id).status === 'updated').map((id) => byId.get(id)!);
+      if (updated.length > 0) {
+        await control.notifyOwners({ rolloutId: input.rolloutId, kind: 'updated', image: input.image, toDigest: input.toDigest, changelog: progress.changelog ?? null, targets: updated });
+      }
+      if (strategy.kind === 'rollingWave' && failuresSoFar() >= strategy.failureThreshold) {
+        abortReason = `failure threshold reached: ${failuresSoFar()} agent(s) failed or rolled back (threshold ${strategy.failureThreshold})`;
+        break;
+      }
+      if (w < plan.length - 1 && strategy.pauseSeconds > 0) {
+        await condition(() => abortReason !== null, strategy.pauseSeconds * 1000);
+      }
+    }
+
+    if (abortReason) {
+      for (const a of progress.agents) if (a.status === 'pending' || a.status === 'waiting_window') setAgent(a.agentId, 'skipped', 'rollout aborted');
+      for (const w of progress.waves) if (w.status === 'pending' || w.status === 'waiting_window') w.status = 'skipped';
+      progress.status = 'aborted';
+      progress.reason = abortReason;
+    } else {
+      progress.status = 'completed';
+    }
+    await saving;
+    await control.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) }, fromDigest);
+    progress.counts = countStatuses(progress.agents);
+    await event(`rollout.${progress.status}`, { reason: progress.reason ?? null, counts: progress.counts });
+    const failures = progress.agents.filter((a) => a.status === 'rolled_back' || a.status === 'failed');
+    if (failures.length > 0 || progress.status === 'aborted') {
+      await control.alertAdmins({
+        rolloutId: input.rolloutId,
+        image: input.image,
+        toDigest: input.toDigest,
+        status: progress.status,
+        reason: progress.reason,
+        failures: failures.map((f) => ({ agentId: f.agentId, outcome: f.status, error: f.error })),
+      });
+    }
+  } catch (err) {
+    // Not a business outcome (those are recorded above): record that it broke, and let Temporal show the failure.
+    progress.status = 'failed';
+    progress.reason = (err as Error).message ?? String(err);
+    await saving.catch(() => undefined);
+    await control.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) });
+    await event('rollout.failed', { reason: progress.reason });
+    throw err;
   }
   log.info('rollout finished', { status: progress.status, counts: progress.counts });
   return progress;

@@ -271,4 +271,69 @@ describe('fleet rollouts', () => {
     await settings({ channels: [] });
     await expect(scene.h.temporal.schedule.getHandle(`image-poller/${image}`).describe()).rejects.toThrow();
   });
+
+  it('admins pause, resume and abort a rollout; a preferred hour holds its wave durably', async () => {
+    // users[8] takes updates two hours from now: its wave waits for that hour.
+    const ws = (await (await users[8].api('/api/workspaces')).json()).find((w: { personal: boolean }) => w.personal);
+    const hour = (new Date().getUTCHours() + 2) % 24;
+    expect((await users[8].api(`/api/workspaces/${ws.slug}/update-config`, { method: 'PUT', body: { mode: 'auto', preferredHourUtc: hour } })).status).toBe(200);
+    await settings({}, { kind: 'rollingWave', batchPercent: 50, pauseSeconds: 600 });
+    digests.v7 = await buildVersion(scene.h.docker, digests.v6, image, '7.0.0', 'v7: admin controls');
+    const { id } = await startRollout({});
+    expect((await admin.api(`/api/admin/rollouts/${id}/pause`, { method: 'POST' })).status).toBe(200);
+    // Wave 0 may already have begun; either way the rollout holds at a boundary.
+    const held = await eventually(async () => {
+      const r = await rolloutView(id);
+      return r.status === 'paused' ? r : null;
+    }, 'paused by the admin', 90_000);
+    expect(held.reason).toBe('paused by an admin');
+    expect((await admin.api(`/api/admin/rollouts/${id}/resume`, { method: 'POST', body: { surprise: 1 } })).status).toBe(400);
+    expect((await admin.api(`/api/admin/rollouts/${id}/resume`, { method: 'POST' })).status).toBe(200);
+    // Resumed: wave 0 runs, then the 10-minute pause: abort cuts it short.
+    await eventually(async () => (await rolloutView(id)).waves[0].status === 'done', 'wave 0 done', 90_000);
+    const mid = await rolloutView(id);
+    const windowWave = mid.waves.find((w: { agentIds: string[] }) => w.agentIds.includes(users[8].agentId));
+    expect(windowWave.index).toBe(mid.waves.length - 1);
+    expect((await admin.api(`/api/admin/rollouts/${id}/abort`, { method: 'POST', body: { reason: 'changed my mind' } })).status).toBe(200);
+    const r = await finished(id, 30_000);
+    expect(r.status).toBe('aborted');
+    expect(r.reason).toBe('changed my mind');
+    const untouched = r.waves.slice(1).flatMap((w: { agentIds: string[] }) => w.agentIds);
+    expect(untouched.length).toBeGreaterThan(0);
+    for (const a of untouched) {
+      expect(r.agents.find((x: { agentId: string }) => x.agentId === a).status).toBe('skipped');
+      expect(await containerImage(a)).toBe(digests.v6);
+    }
+    for (const a of r.waves[0].agentIds) expect(await containerImage(a)).toBe(digests.v7);
+    expect((await admin.api(`/api/admin/rollouts/${id}/resume`, { method: 'POST' })).status).toBe(409);
+    expect((await admin.api(`/api/admin/rollouts/${randomUUID()}/abort`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('validates fleet settings and update configs, and keeps them admin-only', async () => {
+    const current = await (await admin.api('/api/admin/fleet/settings')).json();
+    const bad = [
+      { ...current, mode: 'yolo' },
+      { ...current, strategy: { ...current.strategy, batchPercent: 101 } },
+      { ...current, strategy: { ...current.strategy, extra: 1 } },
+      { ...current, imageAllowlist: ['UPPER CASE'] },
+      { ...current, defaultPreferredHourUtc: 24 },
+      { ...current, channels: [{ image: 'elsewhere/agent:1', pollIntervalSeconds: 60 }] },
+      { ...current, channels: [{ image, pollIntervalSeconds: 1 }] },
+      { ...current, surprise: true },
+    ];
+    for (const body of bad) {
+      const res = await admin.api('/api/admin/fleet/settings', { method: 'PUT', body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await res.json()).error.code).toMatch(/invalid_input|image_not_allowed|validation/);
+    }
+    expect(await (await admin.api('/api/admin/fleet/settings')).json()).toEqual(current);
+    expect((await users[0].api('/api/admin/fleet/settings')).status).toBe(403);
+    expect((await users[0].api('/api/admin/fleet/events')).status).toBe(403);
+    expect((await admin.api('/api/admin/fleet/events?limit=500')).status).toBe(400);
+    const ws = (await (await users[0].api('/api/workspaces')).json()).find((w: { personal: boolean }) => w.personal);
+    for (const body of [{ mode: 'sometimes', preferredHourUtc: null }, { mode: 'auto', preferredHourUtc: 24 }, { mode: 'auto' }]) {
+      expect((await users[0].api(`/api/workspaces/${ws.slug}/update-config`, { method: 'PUT', body })).status).toBe(400);
+    }
+    expect((await users[0].api('/api/workspaces/NOT_A_SLUG/update-config')).status).toBe(400);
+  });
 });
