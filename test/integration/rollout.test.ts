@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -83,6 +83,7 @@ describe('fleet rollouts', () => {
 
   afterAll(async () => {
     await smtp.close();
+    await rm(snapshotDir, { recursive: true, force: true });
     for (const tag of ['stable']) await scene.h?.docker.getImage(`${repo}:${tag}`).remove({ force: true }).catch(() => undefined);
   });
 
