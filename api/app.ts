@@ -19,7 +19,9 @@ import { oidcRoutes } from './routes/oidc.routes.ts';
 import { createOidcService, type OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
+import { agentEventRoutes } from './routes/agent-events.routes.ts';
 import { fleetRoutes } from './routes/fleet.routes.ts';
+import { webRoutes } from './routes/web.routes.ts';
 import { updateRoutes } from './routes/updates.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
@@ -112,7 +114,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       docker: opts.readiness?.docker ?? (async () => undefined),
     },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, updateRoutes, onboardingRoutes, oidcRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   return app;

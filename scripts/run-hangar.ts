@@ -53,7 +53,8 @@ function launch(name: string, entry: string, restarts = 0): void {
 launch('worker', 'worker/main.ts');
 launch('api', 'api/server.ts');
 
-log(`API:         http://localhost:${config.port}`);
+log(`Web UI:      http://localhost:${config.port}/  (first boot opens the setup wizard)`);
+log(`API:         http://localhost:${config.port}/api`);
 log(`API docs:    http://localhost:${config.port}/docs`);
 if (stack.temporalUiUrl) log(`Temporal UI: ${stack.temporalUiUrl}`);
 log(`data kept in ${dataDir}; Ctrl-C stops everything`);

@@ -1,0 +1,47 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { OIDC_KEYS } from '../../core/services/oidc-settings.service.ts';
+import { errors } from '../schemas.ts';
+import type { RouteDeps } from '../app.ts';
+
+// The web UI: plain ES modules (Preact + htm, no build step) served from web/,
+// and the little the UI needs to know before anyone signs in.
+
+const webRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
+const require = createRequire(import.meta.url);
+/** Preact, its hooks and htm in one module (~13 kB, ~5.5 kB gzipped): the only third-party script. */
+const VENDOR = path.join(path.dirname(require.resolve('htm/preact')), 'standalone.module.js');
+
+export async function webRoutes(fastify: FastifyInstance, { core, auth }: RouteDeps) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const vendor = await readFile(VENDOR, 'utf8');
+  const index = await readFile(path.join(webRoot, 'index.html'), 'utf8');
+
+  await app.register(fastifyStatic, { root: webRoot, prefix: '/ui/', index: false, wildcard: true, cacheControl: true, maxAge: 0 });
+
+  app.get('/ui/vendor/preact-htm.js', { schema: { hide: true } }, (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(vendor));
+
+  // One page: every path the UI routes to is a hash (#/agent), so only / serves the shell.
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(index));
+
+  // What the UI needs before anyone signs in; `signedIn` spares it a 401 from /api/auth/me.
+  app.get('/api/auth/config', {
+    preHandler: auth.identify,
+    schema: {
+      response: {
+        200: Type.Object({ oidc: Type.Boolean(), signedIn: Type.Boolean(), temporalUiUrl: Type.String(), temporalNamespace: Type.String() }),
+        ...errors(401),
+      },
+    },
+  }, async (request) => {
+    const issuer = await core.db.systemConfig.findUnique({ where: { key: OIDC_KEYS.issuer } });
+    return { oidc: Boolean(issuer?.value), signedIn: Boolean(request.user), temporalUiUrl: core.config.temporalUiUrl, temporalNamespace: core.config.temporalNamespace };
+  });
+}

@@ -1,0 +1,98 @@
+// Hangar's web UI: hash routes, the signed-in shell, and the first-boot wizard.
+import { html, render, useEffect, useState } from '/ui/vendor/preact-htm.js';
+import { api, ErrorBox, Loading, setCsrf } from './lib.js';
+import { LoginPage } from './pages/login.js';
+import { OnboardingPage } from './pages/onboarding.js';
+import { AgentPage } from './pages/agent.js';
+import { ChatPage } from './pages/chat.js';
+import { SettingsPage } from './pages/settings.js';
+import { AdminAgentsPage, AdminUsersPage } from './pages/admin.js';
+import { FleetEventsPage, FleetSettingsPage, RolloutPage, RolloutsPage } from './pages/fleet.js';
+
+const ROUTES = [
+  { path: '/agent', title: 'My agent', page: AgentPage },
+  { path: '/chat', title: 'Chat', page: ChatPage },
+  { path: '/settings', title: 'Settings', page: SettingsPage },
+  { path: '/admin/users', title: 'Users', page: AdminUsersPage, admin: true },
+  { path: '/admin/agents', title: 'Agents', page: AdminAgentsPage, admin: true },
+  { path: '/admin/fleet', title: 'Fleet settings', page: FleetSettingsPage, admin: true },
+  { path: '/admin/rollouts', title: 'Rollouts', page: RolloutsPage, admin: true },
+  { path: '/admin/events', title: 'Fleet events', page: FleetEventsPage, admin: true },
+];
+
+function useHash() {
+  const current = () => (location.hash.slice(1) || '/').replace(/^\/?$/, '/agent');
+  const [hash, setHash] = useState(current());
+  useEffect(() => {
+    const on = () => setHash(current());
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return hash;
+}
+
+function Shell({ me, config, onSignOut }) {
+  const hash = useHash();
+  const isAdmin = me.user.role === 'admin';
+  const routes = ROUTES.filter((r) => !r.admin || isAdmin);
+  const rollout = /^\/admin\/rollouts\/([A-Za-z0-9-]+)$/.exec(hash);
+  const route = routes.find((r) => r.path === hash);
+  useEffect(() => {
+    document.title = `${route?.title ?? (rollout ? 'Rollout' : 'Not found')} · Hangar`;
+  }, [hash]);
+  let body;
+  if (rollout && isAdmin) body = html`<${RolloutPage} id=${rollout[1]} config=${config} />`;
+  else if (route) body = html`<${route.page} me=${me} config=${config} />`;
+  else body = html`<h1>Not found</h1><p>No page at <code>${hash}</code>. <a href="#/agent">Go to your agent</a>.</p>`;
+  return html`
+    <header class="top">
+      <a class="brand" href="#/agent">Hangar</a>
+      <nav aria-label="Main">
+        ${routes.map((r) => html`<a href=${`#${r.path}`} aria-current=${hash === r.path || (r.path === '/admin/rollouts' && rollout) ? 'page' : undefined}>${r.title}</a>`)}
+      </nav>
+      <span class="who">${me.user.displayName} (${me.user.role})</span>
+      <button class="secondary" onClick=${onSignOut}>Sign out</button>
+    </header>
+    <main>${body}</main>`;
+}
+
+function App() {
+  const [state, setState] = useState({ phase: 'loading' });
+  async function boot() {
+    try {
+      const [onboarding, config] = await Promise.all([api('/api/onboarding'), api('/api/auth/config')]);
+      if (!onboarding.completed) return setState({ phase: 'onboarding', config });
+      if (!config.signedIn) return setState({ phase: 'login', config });
+      const me = await api('/api/auth/me');
+      setCsrf(me.csrfToken);
+      setState({ phase: 'in', me, config });
+    } catch (error) {
+      setState({ phase: 'error', error });
+    }
+  }
+  useEffect(() => {
+    boot();
+  }, []);
+  async function signOut() {
+    await api('/api/auth/logout', { method: 'POST' }).catch(() => undefined);
+    setCsrf(null);
+    location.hash = '#/agent';
+    setState({ phase: 'login', config: state.config });
+  }
+  switch (state.phase) {
+    case 'loading':
+      return html`<main><${Loading} what="Loading Hangar" /></main>`;
+    case 'error':
+      return html`<main><h1>Hangar is not reachable</h1><${ErrorBox} error=${state.error} /><p><button onClick=${boot}>Try again</button></p></main>`;
+    case 'onboarding':
+      return html`<${OnboardingPage} config=${state.config} onDone=${boot} />`;
+    case 'login':
+      return html`<${LoginPage} config=${state.config} onSignedIn=${boot} />`;
+    default:
+      return html`<${Shell} me=${state.me} config=${state.config} onSignOut=${signOut} />`;
+  }
+}
+
+const root = document.getElementById('root');
+root.textContent = '';
+render(html`<${App} />`, root);

@@ -1,0 +1,82 @@
+import { useEffect, useRef, useState } from '/ui/vendor/preact-htm.js';
+import { ApiError, csrfHeaders, ErrorBox, html, Loading, readSse, useApi } from '../lib.js';
+
+// Chat with my agent: answers stream in as the agent sends them; the history
+// is the one the agent keeps in its own volume.
+
+function historyOf(data) {
+  const list = Array.isArray(data) ? data : (data?.messages ?? data?.sessions?.flatMap((s) => s.messages ?? []) ?? []);
+  return list.filter((m) => m && (m.role === 'user' || m.role === 'assistant')).map((m) => ({ role: m.role, content: String(m.content ?? '') }));
+}
+
+export function ChatPage() {
+  const history = useApi('/api/chat/sessions');
+  const [messages, setMessages] = useState(null);
+  const [text, setText] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const end = useRef(null);
+  useEffect(() => {
+    if (history.data && messages === null) setMessages(historyOf(history.data));
+  }, [history.data]);
+  useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [messages]);
+
+  async function send(e) {
+    e.preventDefault();
+    const content = text.trim();
+    if (!content) return;
+    setText('');
+    setBusy(true);
+    setError(null);
+    setMessages((m) => [...(m ?? []), { role: 'user', content }, { role: 'assistant', content: '', streaming: true }]);
+    const append = (delta) => setMessages((m) => {
+      const copy = m.slice();
+      const last = copy[copy.length - 1];
+      copy[copy.length - 1] = { ...last, content: last.content + delta };
+      return copy;
+    });
+    try {
+      const res = await fetch('/api/chat', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...csrfHeaders() },
+        credentials: 'same-origin',
+        body: JSON.stringify({ messages: [{ role: 'user', content }], stream: true }),
+      });
+      if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+      await readSse(res, (_event, data) => {
+        if (data === '[DONE]') return;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new ApiError(502, { error: chunk.error });
+        const delta = chunk.choices?.[0]?.delta?.content;
+        if (delta) append(delta);
+      });
+    } catch (err) {
+      setError(err instanceof ApiError ? err : new ApiError(0, { error: { code: 'stream', message: String(err?.message ?? err) } }));
+      setMessages((m) => m.filter((x) => !(x.streaming && !x.content)));
+    } finally {
+      setMessages((m) => m.map((x) => ({ role: x.role, content: x.content })));
+      setBusy(false);
+    }
+  }
+
+  return html`<h1>Chat</h1>
+    <div class="card">
+      ${history.loading && messages === null ? html`<${Loading} what="Loading your history" />` : null}
+      ${history.error && history.error.status !== 404 ? html`<${ErrorBox} error=${history.error} />` : null}
+      ${messages !== null || history.error?.status === 404 ? html`<div class="chat" aria-live="polite" data-testid="chat-log">
+        ${(messages ?? []).length === 0 ? html`<p class="empty">No messages yet. Say hello: your agent starts if it is stopped.</p>` : null}
+        ${(messages ?? []).map((m) => html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`)}
+        <div ref=${end}></div>
+      </div>` : null}
+    </div>
+    <form class="card stack" onSubmit=${send}>
+      <label>Message <textarea name="message" required value=${text} onInput=${(e) => setText(e.target.value)} onKeyDown=${(e) => {
+        if (e.key === 'Enter' && !e.shiftKey) {
+          e.preventDefault();
+          e.target.form.requestSubmit();
+        }
+      }}></textarea></label>
+      <${ErrorBox} error=${error} />
+      <div class="row"><button type="submit" disabled=${busy}>${busy ? 'Answering…' : 'Send'}</button><span class="muted">Enter sends, Shift+Enter breaks the line.</span></div>
+    </form>`;
+}
