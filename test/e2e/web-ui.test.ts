@@ -243,6 +243,28 @@ describe('web UI', () => {
     await shot('fleet-events');
   });
 
+  it('offers a manual-mode user the update with its changelog, and "Update now" applies it', async () => {
+    const admin = (await h.core.db.user.findFirst({ where: { username: ADMIN.username } }))!;
+    const agent = (await h.core.agents.findOwned('user', admin.id))!;
+    const { token } = await h.core.users.createToken(admin.id, 'e2e-update');
+    const call = (p: string, method: string, body?: unknown) =>
+      fetch(`${h.url}${p}`, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const ws = ((await (await call('/api/workspaces', 'GET')).json()) as { slug: string; personal: boolean }[]).find((w) => w.personal)!;
+    expect((await call(`/api/workspaces/${ws.slug}/update-config`, 'PUT', { mode: 'manual', preferredHourUtc: null })).status).toBe(200);
+    const v3 = await buildVersion(h.docker, image, image, '3.0.0', 'e2e v3: kinder errors');
+    const started = await call('/api/admin/rollouts', 'POST', { image });
+    expect(started.status).toBe(201);
+    await eventually(async () => (await h.core.agents.get(agent.id)).updateAvailable, 'the offer', 60_000);
+    await go('/agent');
+    const box = page.getByTestId('update-available');
+    await seeText(box, 'e2e v3: kinder errors');
+    await shot('update-available');
+    await box.getByRole('button', { name: 'Update now' }).click();
+    await seeText(box, 'Updating');
+    await eventually(async () => (await h.core.agents.get(agent.id)).imageDigest === v3, 'the update applied', 90_000);
+    await seeText(page.getByTestId('agent-status'), 'running', { exact: true, timeout: 60_000 });
+  });
+
   it('works at 375 px wide, and no page logged an error', async () => {
     const narrow = watch(await (await browser.newContext({ viewport: { width: 375, height: 800 } })).newPage());
     await narrow.goto(`${h.url}/`);

@@ -58,16 +58,23 @@ export function OnboardingPage({ config, onDone }) {
   </main>`;
 }
 
+/** Each step posts to its endpoint and then reloads the wizard's state. */
+function useStep(onDone) {
+  const action = useAction();
+  const send = (path, body) => action.run(async () => {
+    await api(path, body === undefined ? { method: 'POST' } : { body });
+    await onDone();
+  });
+  return { ...action, send };
+}
+
 function Breakglass({ onDone }) {
   const [username, setUsername] = useState('admin');
   const [password, setPassword] = useState('');
-  const { busy, error, run } = useAction();
+  const { busy, error, send } = useStep(onDone);
   const submit = (e) => {
     e.preventDefault();
-    run(async () => {
-      await api('/api/onboarding/breakglass', { body: { username, password } });
-      await onDone();
-    });
+    send('/api/onboarding/breakglass', { username, password });
   };
   return html`<form class="stack" onSubmit=${submit}>
     <h2>Create the breakglass admin</h2>
@@ -81,12 +88,10 @@ function Breakglass({ onDone }) {
 
 function Oidc({ onDone }) {
   const [f, setF] = useState({ issuerUrl: '', clientId: '', clientSecret: '' });
-  const { busy, error, run } = useAction();
+  const step = useStep(onDone);
+  const { busy, error } = step;
   const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
-  const send = (body) => run(async () => {
-    await api('/api/onboarding/oidc', { body });
-    await onDone();
-  });
+  const send = (body) => step.send('/api/onboarding/oidc', body);
   return html`<form class="stack" onSubmit=${(e) => (e.preventDefault(), send(f))}>
     <h2>Single sign-on (optional)</h2>
     <p class="muted">Hangar checks the issuer's discovery document before it saves anything.</p>
@@ -102,44 +107,32 @@ function Oidc({ onDone }) {
 }
 
 function Provider({ onDone }) {
-  const { busy, error, run } = useAction();
+  const { busy, error, send } = useStep(onDone);
   return html`<div class="stack">
     <h2>First LLM provider</h2>
     <p class="muted">Hangar tests it before saving: a provider that cannot answer is not kept.</p>
-    <${ProviderForm} submitLabel="Save and test" onSubmit=${(body) => run(async () => {
-      await api('/api/onboarding/provider', { body });
-      await onDone();
-    })} busy=${busy} />
+    <${ProviderForm} submitLabel="Save and test" onSubmit=${(body) => send('/api/onboarding/provider', body)} busy=${busy} />
     <${ErrorBox} error=${error} />
-    <div class="row"><button type="button" class="secondary" disabled=${busy} onClick=${() => run(async () => {
-      await api('/api/onboarding/provider', { body: { skip: true } });
-      await onDone();
-    })}>Skip</button></div>
+    <div class="row"><button type="button" class="secondary" disabled=${busy} onClick=${() => send('/api/onboarding/provider', { skip: true })}>Skip</button></div>
   </div>`;
 }
 
 function SystemAgents({ onDone }) {
-  const { busy, error, run } = useAction();
+  const { busy, error, send } = useStep(onDone);
   return html`<div class="stack">
     <h2>System agents (optional)</h2>
     <p class="muted">Always-on agents that belong to the fleet. You can add them later through the API.</p>
     <${ErrorBox} error=${error} />
-    <div class="row"><button type="button" disabled=${busy} onClick=${() => run(async () => {
-      await api('/api/onboarding/system-agents', { body: { skip: true } });
-      await onDone();
-    })}>Skip</button></div>
+    <div class="row"><button type="button" disabled=${busy} onClick=${() => send('/api/onboarding/system-agents', { skip: true })}>Skip</button></div>
   </div>`;
 }
 
 function Complete({ onDone }) {
-  const { busy, error, run } = useAction();
+  const { busy, error, send } = useStep(onDone);
   return html`<div class="stack">
     <h2>Ready</h2>
     <p>Everything is set. Finish the setup to open Hangar to your users.</p>
     <${ErrorBox} error=${error} />
-    <div class="row"><button disabled=${busy} onClick=${() => run(async () => {
-      await api('/api/onboarding/complete', { method: 'POST' });
-      await onDone();
-    })}>Finish setup</button></div>
+    <div class="row"><button disabled=${busy} onClick=${() => send('/api/onboarding/complete')}>Finish setup</button></div>
   </div>`;
 }
