@@ -96,7 +96,7 @@ export function RolloutsPage() {
       ${list.data?.data.length ? html`<div class="table-wrap"><table><thead><tr><th>Started</th><th>Image</th><th>To</th><th>Status</th><th>Updated</th><th></th></tr></thead><tbody>
         ${list.data.data.map((r) => html`<tr><td>${when(r.createdAt)}</td><td><code>${r.image}</code></td><td><code>${short(r.toDigest)}</code></td>
           <td><${Badge} status=${r.status} /></td><td>${r.counts.updated ?? 0} / ${r.counts.total ?? 0}</td>
-          <td><a href=${`#/admin/rollouts/${r.id}`}>Details</a></td></tr>`)}
+          <td><a href=${`#/admin/rollouts/${r.id}`}>Details</a> · <a href=${r.temporalUrl} target="_blank" rel="noopener" aria-label=${`Workflow of rollout ${r.id} in Temporal UI`}>Temporal ↗</a></td></tr>`)}
       </tbody></table></div>` : null}
       <${Pager} meta=${list.data?.meta} page=${page} setPage=${setPage} />
     </section>`;
