@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import path from 'node:path';
@@ -57,6 +58,7 @@ describe('web UI', () => {
     ]);
     await buildVersion(new (await import('dockerode')).default(), inject('stack').agentImage, image, '1.0.0', 'e2e v1');
     h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200' });
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = watch(await context.newPage());
