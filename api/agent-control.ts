@@ -3,7 +3,7 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
-import type { HangarConfig } from '../core/config.ts';
+import { temporalWorkflowUrl, type HangarConfig } from '../core/config.ts';
 import {
   agentWorkflowId,
   type LifecycleState,
@@ -56,7 +56,7 @@ export function createAgentControl({ client, config, metrics }: { client: Client
 
   return {
     workflowUrl(agent: Agent): string {
-      return `${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/workflows/${encodeURIComponent(agentWorkflowId(agent.id))}`;
+      return temporalWorkflowUrl(config, agentWorkflowId(agent.id));
     },
 
     ensureRunning(agent: Agent): Promise<LifecycleState> {

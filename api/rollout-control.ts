@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { temporalWorkflowUrl } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE } from '../core/contracts/agent.contract.ts';
 import { isImageAllowed, rolloutWorkflowId, type RolloutTrigger, type Strategy } from '../core/contracts/rollout.contract.ts';
 import { ConflictError, ValidationError } from '../core/errors.ts';
@@ -41,6 +42,8 @@ export function createRolloutControl({ client, core }: { client: Client; core: C
       startedById: string;
       /** The digest offered to the user ("Update now"); otherwise what the image is now. */
       toDigest?: string;
+      /** The offer's changelog, when the image has moved on since. */
+      changelog?: string | null;
     }): Promise<{ id: string; workflowId: string }> {
       const settings = await core.fleet.get();
       if (!isImageAllowed(req.image, settings.imageAllowlist)) {
@@ -49,6 +52,8 @@ export function createRolloutControl({ client, core }: { client: Client; core: C
       const strategy: Strategy = { ...settings.strategy, ...req.strategy };
       const described = await describe(req.image);
       const toDigest = req.toDigest ?? described.digest;
+      // The image's changelog describes the digest it is now; an older offered digest keeps the one its offer carried.
+      const changelog = described.digest === toDigest ? described.changelog : (req.changelog ?? null);
       const scope = req.agentIds ? createHash('sha256').update([...req.agentIds].sort().join(',')).digest('hex').slice(0, 16) : undefined;
       const workflowId = rolloutWorkflowId(req.image, toDigest, scope);
       const id = randomUUID();
@@ -68,20 +73,20 @@ export function createRolloutControl({ client, core }: { client: Client; core: C
             agentIds: req.agentIds,
             ignoreWindows: req.ignoreWindows,
             startedById: req.startedById,
-            changelog: described.digest === toDigest ? described.changelog : null,
+            changelog,
             healthPollMs: config.updateHealthPollMs,
           }],
           staticSummary: `Rollout of ${req.image} to ${toDigest.slice(7, 19)} (${req.trigger})`,
         });
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) {
-          const running = await core.rollouts.findRunning(workflowId);
+          const running = await core.rollouts.latestFor(workflowId);
           throw new ConflictError('A rollout of this image digest is already running', 'rollout_in_progress', { id: running?.id ?? null, workflowId });
         }
         throw err;
       }
       // Written here as well as by the workflow, so the id answers GET at once.
-      await core.rollouts.open({ id, workflowId, trigger: req.trigger, image: req.image, toDigest, strategy, changelog: described.changelog, startedById: req.startedById });
+      await core.rollouts.open({ id, workflowId, trigger: req.trigger, image: req.image, toDigest, strategy, changelog, startedById: req.startedById });
       return { id, workflowId };
     },
 
@@ -114,7 +119,7 @@ export function createRolloutControl({ client, core }: { client: Client; core: C
     },
 
     workflowUrl(workflowId: string): string {
-      return `${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
+      return temporalWorkflowUrl(config, workflowId);
     },
   };
 }

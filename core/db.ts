@@ -46,3 +46,8 @@ export async function checkDatabaseRole(db: Db, mode: string, warn: (m: string) 
     warn(msg);
   }
 }
+
+/** The `meta` of a list answer (API.md: lists). */
+export function pageMeta(total: number, page: number, limit: number) {
+  return { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) };
+}

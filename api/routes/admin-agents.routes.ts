@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { asSystem, type Agent } from '../../core/db.ts';
+import { asSystem, pageMeta, type Agent } from '../../core/db.ts';
 import { errors, IdParams, Nullable } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import { PageMeta, Paging } from './admin-users.routes.ts';
@@ -55,7 +55,7 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
       await tx.agent.count(),
       await tx.agent.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
     ] as const);
-    return { data: await view(rows), meta: { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) } };
+    return { data: await view(rows), meta: pageMeta(total, page, limit) };
   });
 
   const act = (action: 'stop' | 'restart') => async (request: { params: { id: string }; user: { id: string } | null }) => {

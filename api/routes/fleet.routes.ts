@@ -1,15 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { pageMeta } from '../../core/db.ts';
 import { syncImagePollers } from '../../core/fleet-schedules.ts';
-import { FleetSettingsSchema, StrategySchema } from '../../core/services/fleet-settings.service.ts';
+import { FleetSettingsSchema, ImageRef, StrategySchema } from '../../core/services/fleet-settings.service.ts';
 import { errors, Id, IdParams, Nullable, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import { PageMeta, Paging } from './admin-users.routes.ts';
 
 // Fleet updates for admins (API.md "Fleet"): settings, rollouts and the event trail.
 
-const ImageRef = Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/:@-]*$' });
 const L = Type.Literal;
 const AgentUpdateStatus = Type.Union([
   L('pending'), L('waiting_window'), L('updating'), L('updated'), L('rolled_back'), L('skipped'), L('failed'), L('update_available'),
@@ -95,7 +95,7 @@ export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rollou
   }, async (request) => {
     const { page, limit } = request.query;
     const { total, rows } = await core.rollouts.list(page, limit);
-    return { data: rows.map(withUrl), meta: { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) } };
+    return { data: rows.map(withUrl), meta: pageMeta(total, page, limit) };
   });
 
   app.get('/api/admin/rollouts/:id', {
@@ -131,6 +131,6 @@ export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rollou
   }, async (request) => {
     const { page, limit } = request.query;
     const { total, rows } = await core.rollouts.listEvents(request.query);
-    return { data: rows, meta: { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) } };
+    return { data: rows, meta: pageMeta(total, page, limit) };
   });
 }

@@ -39,6 +39,7 @@ export async function updateRoutes(fastify: FastifyInstance, { core, auth, rollo
     const r = await rolloutControl.start({
       image: agent.image,
       toDigest: offer.toDigest,
+      changelog: offer.changelog,
       agentIds: [agent.id],
       strategy: { kind: 'singleAgent' },
       ignoreWindows: true,

@@ -9,7 +9,8 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 // update mode and hour. The API's schemas are these schemas.
 
 const SETTINGS_KEY = 'fleet.settings';
-const ImageRef = Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/:@-]*$' });
+/** An image reference as rollouts and channels name it. */
+export const ImageRef = Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/:@-]*$' });
 
 export const StrategySchema = Type.Object(
   {

@@ -102,7 +102,8 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
       return toView(row);
     },
 
-    async findRunning(workflowId: string) {
+    /** The newest rollout row of a workflow id (an id may be run again after it ended). */
+    async latestFor(workflowId: string) {
       return db.rollout.findFirst({ where: { workflowId }, orderBy: { createdAt: 'desc' } });
     },
 

@@ -1,6 +1,6 @@
 import bcrypt from 'bcryptjs';
 import { randomToken, sha256 } from '../crypto.ts';
-import { asSystem, asUser, type Db, type User } from '../db.ts';
+import { asSystem, asUser, pageMeta, type Db, type User } from '../db.ts';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
 
 export const BCRYPT_COST = 12;
@@ -146,7 +146,7 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
         db.user.count(),
         db.user.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
       ]);
-      return { data: rows, meta: { total, page, limit, totalPages: Math.max(1, Math.ceil(total / limit)) } };
+      return { data: rows, meta: pageMeta(total, page, limit) };
     },
 
     async get(id: string): Promise<User> {
