@@ -6,7 +6,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ContainerSpec, LifecycleState } from '../../core/contracts/agent.contract.ts';
 import type { ApplyImageResult } from '../../core/contracts/rollout.contract.ts';
-import { agentLifecycle, applyImageUpdate } from '../../workflows/agent-lifecycle.workflow.ts';
+import { AGENT_LIFECYCLE_WORKFLOW, applyImageUpdate, type AgentLifecycleWorkflow } from '../../core/contracts/agent.contract.ts';
 
 // applyImage's branches on the real Temporal server, with Docker replaced by
 // recording fakes, so paths a real engine rarely takes are walked on purpose:
@@ -92,7 +92,7 @@ describe('applyImage paths (real Temporal, fake Docker)', () => {
     records.length = 0;
     const agentId = randomUUID();
     const state: LifecycleState = { agentId, dockerHostId: hostId, status, phase: 'idle', containerId: 'c', hostPort: 1, lastError: null, generation: 1, restartPending: false, imageDigest: OLD };
-    const handle = await client.workflow.start(agentLifecycle, { taskQueue: queue, workflowId: `test-apply/${agentId}`, args: [{ agentId, dockerHostId: hostId, state }] });
+    const handle = await client.workflow.start<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, { taskQueue: queue, workflowId: `test-apply/${agentId}`, args: [{ agentId, dockerHostId: hostId, state }] });
     try {
       return await handle.executeUpdate(applyImageUpdate, { args: [{ rolloutId: 'r1', attempt: 0, image: 'x:1', toDigest: NEW, healthTimeoutSec: 5, healthPollMs: 100 }] });
     } finally {
