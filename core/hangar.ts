@@ -5,6 +5,7 @@ import { resolveSecretKey } from './runtime/secret-key.runtime.ts';
 import { createAgentConfigService } from './services/agent-config.service.ts';
 import { createAuditService } from './services/audit.service.ts';
 import { createAgentService } from './services/agents.service.ts';
+import { createEgressSettingsService } from './services/egress-settings.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createRolloutService } from './services/rollouts.service.ts';
@@ -19,16 +20,18 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; a
   const keyring: Keyring = createKeyring(resolveSecretKey(config));
   const fleet = createFleetSettingsService({ db, config });
   const notifications = createNotificationService({ db, config });
+  const egress = createEgressSettingsService({ db, config });
   return {
     config,
     db,
     keyring,
     users: createUserService({ db, sessionTtlHours: config.sessionTtlHours }),
     agents: createAgentService({ db, keyring, config, apiPort: opts.apiPort }),
-    providers: createProviderService({ db, keyring }),
+    providers: createProviderService({ db, keyring, egress }),
     agentConfigs: createAgentConfigService({ db, keyring }),
     audit: createAuditService({ db }),
     fleet,
+    egress,
     rollouts: createRolloutService({ db, fleet }),
     notifications,
     async close() {
