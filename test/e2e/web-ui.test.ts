@@ -57,7 +57,7 @@ describe('web UI', () => {
       startFakeOpenAI({ chunkDelayMs: 250 }),
     ]);
     await buildVersion(new (await import('dockerode')).default(), inject('stack').agentImage, image, '1.0.0', 'e2e v1');
-    h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200' });
+    h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
