@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,6 +45,48 @@ async function marked(host: string, marker: string, seen: string[] = []) {
   return { server, port: (server.address() as AddressInfo).port, seen };
 }
 
+/**
+ * A network namespace behind a veth pair, holding a private and a
+ * link-local address with a server on each: unlike addresses on lo (which
+ * the host delivers to itself, INPUT), traffic to these is forwarded, so it
+ * meets the DOCKER-USER side of the policy.
+ */
+async function forwardedTarget(tag: string) {
+  const ns = `hangar-egress-${tag}`;
+  const [hostIf, nsIf] = [`veg${tag.slice(0, 6)}a`, `veg${tag.slice(0, 6)}b`];
+  const third = 100 + Math.floor(Math.random() * 150);
+  const privateAddr = `10.213.${third}.2`;
+  const linkLocalAddr = `169.254.${third}.2`;
+  const ip = (...args: string[]) => exec('ip', args);
+  await ip('netns', 'add', ns);
+  await ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf);
+  await ip('link', 'set', nsIf, 'netns', ns);
+  await ip('addr', 'add', `10.213.${third}.1/30`, 'dev', hostIf);
+  await ip('link', 'set', hostIf, 'up');
+  await ip('route', 'add', `${linkLocalAddr}/32`, 'dev', hostIf);
+  for (const args of [['addr', 'add', `${privateAddr}/30`, 'dev', nsIf], ['addr', 'add', `${linkLocalAddr}/32`, 'dev', nsIf], ['link', 'set', nsIf, 'up'], ['link', 'set', 'lo', 'up'], ['route', 'add', 'default', 'via', `10.213.${third}.1`]]) {
+    await ip('netns', 'exec', ns, 'ip', ...args);
+  }
+  const script = `const http = require('http'); let n = 0;
+    for (const a of process.argv.slice(1)) http.createServer((q, s) => s.end('FORWARDED-BODY-' + a)).listen(8080, a, () => ++n === 2 && console.log('listening'));`;
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, privateAddr, linkLocalAddr], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('namespace server did not start')), 10_000);
+    child.stdout!.on('data', (d) => String(d).includes('listening') && (clearTimeout(timer), resolve()));
+    child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`namespace server exited ${code}`))));
+  });
+  return {
+    privateAddr,
+    linkLocalAddr,
+    port: 8080,
+    async remove() {
+      child.kill('SIGKILL');
+      await ip('link', 'del', hostIf).catch(() => undefined);
+      await ip('netns', 'del', ns).catch(() => undefined);
+    },
+  };
+}
+
 const close = (s?: http.Server) => new Promise<void>((r) => (s ? s.close(() => r()) : r()));
 
 describe('agent egress policy', () => {
@@ -56,6 +98,7 @@ describe('agent egress policy', () => {
   let hostOnly: { port: number; seen: string[] };
   let secret: { port: number; seen: string[] };
   let redirector: { port: number; seen: string[] };
+  let forwarded: Awaited<ReturnType<typeof forwardedTarget>> | null = null;
   let admin: TestUser;
   let alice: TestUser;
   let agentA = '';
@@ -108,6 +151,7 @@ describe('agent egress policy', () => {
   afterAll(async () => {
     for (const s of servers) await close(s);
     for (const a of addresses) await exec('ip', ['addr', 'del', `${a}/32`, 'dev', 'lo']).catch(() => undefined);
+    await forwarded?.remove();
     // The agents, the network and this bridge's chains (the scene then stops Hangar).
     await removeAgentNetwork(scene.h.docker, network);
   });
@@ -179,6 +223,23 @@ describe('agent egress policy', () => {
 
     await setAllow([`host:${scene.fake.port}`]);
     expect((await fromAgent(agentA, `http://${privateNet.address}:${privateNet.port}/`)).ok).toBe(false);
+  });
+
+  it('refuses forwarded traffic to private and link-local networks (a namespace this test makes), until allowlisted', async () => {
+    forwarded = await forwardedTarget(run);
+    const { privateAddr, linkLocalAddr, port } = forwarded;
+    // Reachable from the host, so the refusals below are the policy's.
+    expect(await fetch(`http://${privateAddr}:${port}/`).then((r) => r.text())).toBe(`FORWARDED-BODY-${privateAddr}`);
+    for (const address of [privateAddr, linkLocalAddr]) {
+      const got = await fromAgent(agentA, `http://${address}:${port}/`);
+      expect(got.ok, `${address}: ${JSON.stringify(got)}`).toBe(false);
+    }
+    await setAllow([`host:${scene.fake.port}`, `${linkLocalAddr}/32:${port}`]);
+    const opened = await fromAgent(agentA, `http://${linkLocalAddr}:${port}/`);
+    expect(opened).toMatchObject({ ok: true, status: 200, body: `FORWARDED-BODY-${linkLocalAddr}` });
+    expect((await fromAgent(agentA, `http://${privateAddr}:${port}/`)).ok).toBe(false);
+    await setAllow([`host:${scene.fake.port}`]);
+    expect((await fromAgent(agentA, `http://${linkLocalAddr}:${port}/`)).ok).toBe(false);
   });
 
   it('refuses every host port but Hangar\'s, by host.docker.internal and by the bridge gateway', async () => {
