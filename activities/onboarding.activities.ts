@@ -72,7 +72,11 @@ export function createOnboardingActivities(deps: {
       const provider = await deps.providers
         .create(adminId, { ...rest, apiKey: apiKeyEnc ? keyring.decrypt(apiKeyEnc) : undefined } as ProviderInput)
         .catch(final);
-      const test = await deps.providers.test(adminId, provider.id);
+      // A target the egress rules refuse fails the step like a dead provider (and is removed again).
+      const test = await deps.providers.test(adminId, provider.id).catch((err) => {
+        if (err instanceof AppError && err.status < 500) return { ok: false, latencyMs: 0, error: err.message };
+        throw err;
+      });
       if (!test.ok) {
         await asUser(db, adminId, (tx) => tx.llmProvider.delete({ where: { id: provider.id } }));
         throw ApplicationFailure.nonRetryable(`The provider did not answer: ${test.error}`, 'provider_test_failed');
