@@ -137,10 +137,11 @@ export async function startHangarOn(
     },
     async stop() {
       await h.worker.stop();
+      // Before the Temporal connection closes, so closing stays the last thing (as it was before networks per Hangar).
+      if (ownsNetwork) await removeAgentNetwork(h.docker, config.agentNetwork);
       await app.close();
       await connection.close().catch(() => undefined);
       await h.core.close();
-      if (ownsNetwork) await removeAgentNetwork(h.docker, config.agentNetwork);
     },
   };
   return h;
