@@ -226,6 +226,10 @@ describe('web UI', () => {
     await page.getByLabel('Pause between waves (seconds)').fill('1');
     await page.getByRole('button', { name: 'Save settings' }).click();
     await seeText(page.getByRole('status'), 'Saved');
+    // The agent egress allowlist: saving applies it on the Docker host at once.
+    await page.getByLabel(/^Egress allowlist/).fill(`host:${fake.port}\n10.0.0.0/8:11434`);
+    await page.getByRole('button', { name: 'Save egress allowlist' }).click();
+    await seeText(page.getByTestId('egress-hosts'), 'local: applied');
     await shot('fleet-settings');
 
     await buildVersion(h.docker, image, image, '2.0.0', 'e2e v2: better');
