@@ -16,39 +16,28 @@ import type { Keyring } from '../core/crypto.ts';
 // Each is idempotent (deterministic names, create-if-absent, start-if-stopped)
 // because Temporal may run any of them again after a crash.
 
+const isStatus = (err: unknown, code: number) => (err as { statusCode?: number })?.statusCode === code;
+
 export interface DockerActivityDeps {
   docker: Docker;
   keyring: Keyring;
   /** Where published agent ports are reached from this worker. */
   agentHost?: string;
+  /** Shared with the egress enforcer, so both see one network per name. */
+  networks?: AgentNetworks;
+  /** Makes sure the network's egress policy is in place before an agent joins it. */
+  egress?: { ensureFor(network: string, networkId: string): Promise<void> };
 }
 
-const isStatus = (err: unknown, code: number) => (err as { statusCode?: number })?.statusCode === code;
+export type AgentNetworks = ReturnType<typeof createAgentNetworks>;
 
-export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1' }: DockerActivityDeps) {
-  async function inspect(name: string): Promise<Docker.ContainerInspectInfo | null> {
-    try {
-      return await docker.getContainer(name).inspect();
-    } catch (err) {
-      if (isStatus(err, 404)) return null;
-      throw err;
-    }
-  }
-
-  // Docker allows two networks with one name, so concurrent creates would make
-  // duplicates: one creation per worker process, and extras cleaned up.
+/**
+ * The agents' bridge networks. Docker allows two networks with one name, so
+ * concurrent creates would make duplicates: one creation per worker process,
+ * and extras cleaned up.
+ */
+export function createAgentNetworks(docker: Docker) {
   const networks = new Map<string, Promise<string>>();
-  function ensureNetwork(name: string): Promise<string> {
-    let p = networks.get(name);
-    if (!p) {
-      p = findOrCreateNetwork(name).catch((err) => {
-        networks.delete(name);
-        throw err;
-      });
-      networks.set(name, p);
-    }
-    return p;
-  }
 
   async function findOrCreateNetwork(name: string): Promise<string> {
     const found = (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
@@ -66,6 +55,38 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
       Options: { 'com.docker.network.bridge.enable_icc': 'false' },
     });
     return created.id;
+  }
+
+  return {
+    /** The network's id, created if absent. A network removed behind our back is found missing and made again. */
+    async ensure(name: string): Promise<string> {
+      let p = networks.get(name);
+      if (p) {
+        const id = await p.catch(() => null);
+        if (id && (await docker.getNetwork(id).inspect().then(() => true, (err) => !isStatus(err, 404)))) return id;
+        if (networks.get(name) === p) networks.delete(name);
+      }
+      p = networks.get(name);
+      if (!p) {
+        p = findOrCreateNetwork(name).catch((err) => {
+          networks.delete(name);
+          throw err;
+        });
+        networks.set(name, p);
+      }
+      return p;
+    },
+  };
+}
+
+export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1', networks = createAgentNetworks(docker), egress }: DockerActivityDeps) {
+  async function inspect(name: string): Promise<Docker.ContainerInspectInfo | null> {
+    try {
+      return await docker.getContainer(name).inspect();
+    } catch (err) {
+      if (isStatus(err, 404)) return null;
+      throw err;
+    }
   }
 
   async function ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
@@ -108,7 +129,9 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
         [LABEL_AGENT_ID]: spec.agentId,
         [LABEL_OWNER]: `${spec.ownerKind}:${spec.ownerId}`,
       };
-      const networkId = await ensureNetwork(spec.network);
+      const networkId = await networks.ensure(spec.network);
+      // Never an agent on a bridge without its egress policy (a re-created network has a new bridge).
+      await egress?.ensureFor(spec.network, networkId);
       await ensureVolume(spec.volumeName, labels);
       const env = { ...spec.env };
       for (const [k, v] of Object.entries(spec.secretEnv)) env[k] = keyring.decrypt(v);

@@ -1,7 +1,7 @@
 import type { OnboardingState, ProviderStepInput, SystemAgentSpec, BreakglassInput } from '../core/contracts/onboarding.contract.ts';
 import { businessErrorsFinal } from '../core/control/failures.ts';
 import type { Keyring } from '../core/crypto.ts';
-import { NotFoundError, ValidationError } from '../core/errors.ts';
+import { AppError, NotFoundError, ValidationError } from '../core/errors.ts';
 import type { AgentService } from '../core/services/agents.service.ts';
 import type { AgentConfigService } from '../core/services/agent-config.service.ts';
 import type { BreakglassService } from '../core/services/breakglass.service.ts';
@@ -48,7 +48,11 @@ export function createOnboardingActivities(deps: {
         if (existing) return { providerId: existing.id };
         const { apiKeyEnc, ...rest } = input;
         const provider = await deps.providers.create(adminId, { ...rest, apiKey: apiKeyEnc ? keyring.decrypt(apiKeyEnc) : undefined } as ProviderInput);
-        const test = await deps.providers.test(adminId, provider.id);
+        // A target the egress rules refuse fails the step like a dead provider (and is removed again).
+        const test = await deps.providers.test(adminId, provider.id).catch((err) => {
+          if (err instanceof AppError && err.status < 500) return { ok: false, latencyMs: 0, error: err.message };
+          throw err;
+        });
         if (!test.ok) {
           await deps.providers.remove(adminId, provider.id);
           throw new ValidationError(`The provider did not answer: ${test.error}`, undefined, 'provider_test_failed');

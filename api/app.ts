@@ -20,6 +20,7 @@ import type { OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentEventRoutes } from './routes/agent-events.routes.ts';
+import { egressRoutes } from './routes/egress.routes.ts';
 import { fleetRoutes } from './routes/fleet.routes.ts';
 import { webRoutes } from './routes/web.routes.ts';
 import { updateRoutes } from './routes/updates.routes.ts';
@@ -106,7 +107,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     oidc: core.oidc,
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   return app;

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { parseAllowlist, splitAllowEnv } from './egress-policy.ts';
 
 // Every knob Hangar reads from the environment. README.md documents each one;
 // keep the two in step. Parsed once at boot, frozen, and every problem is
@@ -31,7 +32,11 @@ export const ConfigSchema = Type.Object({
   agentApiUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
   dockerHostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,30}$', default: 'local' }),
   agentImage: Type.String({ minLength: 1, default: 'hangar/agent:latest' }),
-  agentNetwork: Type.String({ minLength: 1, default: 'hangar-agents' }),
+  agentNetwork: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', default: 'hangar-agents' }),
+  /** `on`: every Docker-host worker filters what agents reach (iptables); `off` only for engines protected otherwise. */
+  egressPolicy: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  /** The egress allowlist until an admin saves one (comma-separated `host:<port>` / `<CIDR>[:<port>]`). */
+  egressAllow: Type.String({ default: '' }),
   agentMemoryMb: Int(64, 65536, 512),
   agentCpus: Type.Number({ minimum: 0.1, maximum: 64, default: 1 }),
   agentPids: Int(32, 65536, 256),
@@ -72,6 +77,8 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   dockerHostId: 'HANGAR_DOCKER_HOST_ID',
   agentImage: 'HANGAR_AGENT_IMAGE',
   agentNetwork: 'HANGAR_AGENT_NETWORK',
+  egressPolicy: 'HANGAR_EGRESS_POLICY',
+  egressAllow: 'HANGAR_EGRESS_ALLOW',
   agentMemoryMb: 'HANGAR_AGENT_MEMORY_MB',
   agentCpus: 'HANGAR_AGENT_CPUS',
   agentPids: 'HANGAR_AGENT_PIDS',
@@ -118,6 +125,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
   }
   const problems = [...byKey.values()];
   const cfg = withDefaults as Static<typeof ConfigSchema>;
+  if (typeof cfg.egressAllow === 'string') {
+    for (const p of parseAllowlist(splitAllowEnv(cfg.egressAllow)).problems) problems.push(`HANGAR_EGRESS_ALLOW: ${p}`);
+  }
   if (cfg.mode === 'production') {
     if (!cfg.secretKey) problems.push('HANGAR_SECRET_KEY: required in production (no default for secrets)');
     if (!cfg.databaseUrl) problems.push('DATABASE_URL: required in production');

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { HangarConfig } from './config.ts';
 import { createAgentControl } from './control/agent-control.ts';
+import { createEgressControl } from './control/egress-control.ts';
 import { createOnboardingControl } from './control/onboarding-control.ts';
 import { createRolloutControl } from './control/rollout-control.ts';
 import { createTemporalPort, type TemporalPort } from './control/temporal.port.ts';
@@ -11,6 +12,7 @@ import { createAgentConfigService } from './services/agent-config.service.ts';
 import { createAuditService } from './services/audit.service.ts';
 import { createBreakglassService } from './services/breakglass.service.ts';
 import { createAgentService } from './services/agents.service.ts';
+import { createEgressSettingsService } from './services/egress-settings.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createOidcService } from './services/oidc.service.ts';
@@ -40,6 +42,8 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const users = createUserService({ db, sessionTtlHours: config.sessionTtlHours });
   const setupCodes = createSetupCodeService({ settings, dataDir: path.resolve(config.dataDir) });
   const breakglass = createBreakglassService({ db, settings });
+  const egress = createEgressSettingsService({ settings, config });
+  const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort });
   return {
     config,
     db,
@@ -49,15 +53,17 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     users,
     setupCodes,
     breakglass,
-    agents: createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort }),
-    providers: createProviderService({ db, keyring }),
+    agents,
+    providers: createProviderService({ db, keyring, egress }),
     agentConfigs: createAgentConfigService({ db, keyring }),
     audit: createAuditService({ db }),
     oidc: createOidcService({ db, settings }),
     fleet,
+    egress,
     rollouts,
     notifications,
     agentControl: createAgentControl({ temporal, config }),
+    egressControl: createEgressControl({ temporal, agents }),
     rolloutControl: createRolloutControl({ temporal, config, fleet, rollouts }),
     onboarding: createOnboardingControl({ temporal, settings, setupCodes, breakglass, users, keyring }),
     async close() {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
-import { createDockerActivities } from '../activities/docker.activities.ts';
+import { createAgentNetworks, createDockerActivities } from '../activities/docker.activities.ts';
+import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
@@ -12,6 +13,7 @@ import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.con
 import { checkDatabaseRole } from '../core/db.ts';
 import { registerFleetSchedules, syncImagePollers } from '../core/control/schedules.ts';
 import { createCore } from '../core/hangar.ts';
+import { createEgressFirewall } from '../core/runtime/egress-firewall.runtime.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -56,6 +58,25 @@ export async function startWorkers(opts: {
     await syncImagePollers(core.temporal, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
   }
 
+  // The Docker-host worker owns this engine's egress policy: in place before
+  // it takes any task (production refuses to start without it).
+  const networks = createAgentNetworks(docker);
+  const egress = createEgressEnforcer({
+    docker,
+    networks,
+    firewall: createEgressFirewall(),
+    config,
+    apiPort: opts.apiPort,
+    loadAllowlist: () => core.egress.entries(),
+    log,
+  });
+  try {
+    await egress.start();
+  } catch (err) {
+    await core.close();
+    throw err;
+  }
+
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workflowBundle = opts.workflowBundle ?? (await buildWorkflowBundle());
   const control = await Worker.create({
@@ -75,7 +96,8 @@ export async function startWorkers(opts: {
     namespace: config.temporalNamespace,
     taskQueue: dockerTaskQueue(config.dockerHostId),
     activities: {
-      ...createDockerActivities({ docker, keyring: core.keyring }),
+      ...createDockerActivities({ docker, keyring: core.keyring, networks, egress }),
+      ...createEgressActivities({ enforcer: egress }),
       ...createImageUpdateActivities({ docker, snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots') }),
     },
     shutdownGraceTime: '5 seconds',

@@ -5,3 +5,4 @@ export { fleetReconcile } from './fleet-reconcile.workflow.ts';
 export { onboarding } from './onboarding.workflow.ts';
 export { rollout } from './rollout.workflow.ts';
 export { imagePoller, describeImage } from './image-poller.workflow.ts';
+export { egressPolicy } from './egress-policy.workflow.ts';

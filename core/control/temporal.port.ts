@@ -48,6 +48,7 @@ import {
   type RolloutWorkflow,
   type RolloutWorkflowInput,
 } from '../contracts/rollout.contract.ts';
+import { EGRESS_POLICY_WORKFLOW, egressPolicyWorkflowId, type EgressPolicyWorkflow, type EgressReport } from '../contracts/egress.contract.ts';
 import { fromFailure } from './failures.ts';
 
 // The one place Hangar talks to Temporal's client API. The API, the
@@ -298,6 +299,35 @@ export function createTemporalPort(opts: {
       /** Runs a schedule's action now (tests and operators; the schedule keeps its own rhythm). */
       async trigger(id: string): Promise<void> {
         await call({ code: 'schedule_failed', message: `Schedule ${id} could not be triggered` }, (c) => c.schedule.getHandle(id).trigger());
+      },
+    },
+
+    egress: {
+      /**
+       * Applies the egress policy on one Docker host and waits up to `waitMs`
+       * for its report; null when the host has not answered by then (its
+       * worker applies the policy when it starts anyway).
+       */
+      async apply(hostId: string, waitMs: number): Promise<EgressReport | null> {
+        return call({ code: 'egress_apply_failed', message: `The egress policy could not be applied on ${hostId}` }, async (c) => {
+          const handle = await c.workflow.start<EgressPolicyWorkflow>(EGRESS_POLICY_WORKFLOW, {
+            taskQueue: CONTROL_TASK_QUEUE,
+            workflowId: egressPolicyWorkflowId(hostId),
+            args: [{ hostId }],
+            // The newest save wins; a run still waiting for a stopped worker is replaced.
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+            workflowExecutionTimeout: '1 hour',
+            staticSummary: `Apply the agent egress policy on Docker host ${hostId}`,
+          });
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), waitMs)));
+          try {
+            return await Promise.race([handle.result(), timeout]);
+          } finally {
+            clearTimeout(timer);
+          }
+        });
       },
     },
 

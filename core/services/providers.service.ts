@@ -1,6 +1,13 @@
+import { lookup } from 'node:dns/promises';
+import http from 'node:http';
+import https from 'node:https';
+import net, { type LookupFunction } from 'node:net';
+import os from 'node:os';
 import type { Keyring } from '../crypto.ts';
 import { asUser, type Db, type LlmProvider } from '../db.ts';
+import { isTargetAllowed } from '../egress-policy.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import type { EgressSettingsService } from './egress-settings.service.ts';
 
 export const PROVIDER_TYPES = ['openai', 'anthropic', 'ollama', 'zai', 'custom'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
@@ -63,7 +70,37 @@ export function hostSideUrl(baseUrl: string): string {
   return baseUrl.replace('://host.docker.internal', '://127.0.0.1');
 }
 
-export function createProviderService({ db, keyring }: { db: Db; keyring: Keyring }) {
+/** Every address of this host's interfaces: a `host:<port>` allowlist entry opens these. */
+function localAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.replace(/%.*$/, '')));
+}
+
+/** A lookup that answers only with addresses checked beforehand: no second resolution between check and connect (DNS rebinding). */
+function pinnedLookup(addresses: Array<{ address: string; family: number }>): LookupFunction {
+  return ((_host: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => {
+    if (options?.all) cb(null, addresses);
+    else cb(null, addresses[0]!.address, addresses[0]!.family);
+  }) as unknown as LookupFunction;
+}
+
+/** One GET without following redirects; resolves with the status (the body is discarded). */
+function getStatus(url: URL, headers: Record<string, string>, lookupFn: LookupFunction, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, {
+      method: 'GET',
+      headers: { ...headers, accept: 'application/json' },
+      lookup: lookupFn,
+      signal: AbortSignal.timeout(timeoutMs),
+    }, (res) => {
+      resolve(res.statusCode ?? 0);
+      res.destroy();
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+export function createProviderService({ db, keyring, egress }: { db: Db; keyring: Keyring; egress: Pick<EgressSettingsService, 'entries'> }) {
   async function owned(userId: string, id: string): Promise<LlmProvider> {
     // Scoped by owner (and by row-level security): another user's provider reads as missing.
     const p = await asUser(db, userId, (tx) => tx.llmProvider.findFirst({ where: { id, userId } }));
@@ -162,15 +199,34 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
           headers['anthropic-version'] = '2023-06-01';
         } else headers.authorization = `Bearer ${key}`;
       }
+      const url = new URL(`${hostSideUrl(p.baseUrl ?? '')}/models`);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+      const failed = (error: string) => ({ ok: false, latencyMs: Math.round(performance.now() - started), error });
+      let addresses: Array<{ address: string; family: number }>;
       try {
-        const res = await fetch(`${hostSideUrl(p.baseUrl ?? '')}/models`, { headers, signal: AbortSignal.timeout(timeoutMs) });
-        const latencyMs = Math.round(performance.now() - started);
-        await res.body?.cancel();
-        return res.ok ? { ok: true, latencyMs } : { ok: false, latencyMs, error: `provider answered HTTP ${res.status}` };
+        addresses = net.isIP(host) ? [{ address: host, family: net.isIP(host) }] : await lookup(host, { all: true });
       } catch (err) {
+        return failed(`cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? 'lookup failed'})`);
+      }
+      // Hangar runs on the host, outside the agents' bridge policy: the same refusals, checked here.
+      const allow = await egress.entries();
+      const local = localAddresses();
+      if (addresses.length === 0 || addresses.some((a) => !isTargetAllowed(a.address, port, allow, local))) {
+        throw new ValidationError(
+          `Hangar does not call ${host}:${port}: it is (or resolves to) a private, loopback or link-local address. An admin can allowlist it under agent egress (host:${port} for a port on this host, <CIDR>:${port} for a LAN server).`,
+          { host, port },
+          'egress_refused',
+        );
+      }
+      try {
+        const status = await getStatus(url, headers, pinnedLookup(addresses), timeoutMs);
         const latencyMs = Math.round(performance.now() - started);
-        const e = err as Error & { cause?: { code?: string } };
-        return { ok: false, latencyMs, error: e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? e.message) };
+        if (status >= 300 && status < 400) return { ok: false, latencyMs, error: `provider answered a redirect (HTTP ${status}); redirects are not followed` };
+        return status >= 200 && status < 300 ? { ok: true, latencyMs } : { ok: false, latencyMs, error: `provider answered HTTP ${status}` };
+      } catch (err) {
+        const e = err as Error & { code?: string; cause?: { code?: string } };
+        return failed(e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.cause?.code ?? e.message));
       }
     },
   };

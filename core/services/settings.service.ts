@@ -13,6 +13,7 @@ export const SETTING_KEYS = {
   oidcClientId: 'oidc.clientId',
   oidcClientSecret: 'oidc.clientSecret',
   fleet: 'fleet.settings',
+  egress: 'egress.allowlist',
   instanceId: 'instance.id',
   /** sha256 of the one-time setup code (setup-code.service.ts); gone once used. */
   setupCode: 'onboarding.setupCode',
@@ -105,6 +106,14 @@ export function createSettingsService({ db, keyring }: { db: Db; keyring: Keyrin
 
     async discardSetupCode(): Promise<void> {
       await db.systemConfig.deleteMany({ where: { key: SETTING_KEYS.setupCode } });
+    },
+
+    async egressJson(): Promise<string | null> {
+      return read(SETTING_KEYS.egress);
+    },
+
+    async saveEgressJson(value: string): Promise<void> {
+      await upsert(SETTING_KEYS.egress, value);
     },
 
     /** This installation's id, made once and kept in the database. */

@@ -9,7 +9,7 @@ import http from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHistory, sessionIdFrom, userTurn } from './history.mjs';
-import { UpstreamError, callUpstream, sseText, upstreamFailure } from './upstream.mjs';
+import { UpstreamError, callUpstream, cleanCompletion, sseCleaner, upstreamFailure } from './upstream.mjs';
 
 const PORT = Number(process.env.PORT || 18789);
 const DATA_DIR = process.env.DATA_DIR || '/data';
@@ -156,7 +156,7 @@ async function chat(req, res) {
   });
   const { res: up, model, release } = await callUpstream({ config, body, signal: clientGone.signal, log });
   try {
-    if (!up.ok) throw await upstreamFailure(up, model, providers);
+    if (!up.ok) throw await upstreamFailure(up, model);
     const isStream = body.stream === true && (up.headers.get('content-type') ?? '').includes('text/event-stream');
     if (isStream) {
       res.writeHead(200, {
@@ -166,30 +166,35 @@ async function chat(req, res) {
         'x-hangar-model': model,
       });
       res.flushHeaders();
-      const text = sseText();
-      // Each upstream chunk is written as it arrives; pipeline handles
-      // backpressure and cancels the upstream if the client disconnects.
-      const tap = new Transform({
+      const cleaner = sseCleaner(model);
+      // Each upstream chunk is cleaned and written as it arrives; pipeline
+      // handles backpressure and cancels the upstream if the client disconnects.
+      const clean = new Transform({
         transform(chunk, _enc, done) {
-          text.push(chunk);
-          done(null, chunk);
+          const out = cleaner.push(chunk);
+          done(null, out || undefined);
+        },
+        flush(done) {
+          const out = cleaner.end();
+          done(null, out || undefined);
         },
       });
-      await pipeline(Readable.fromWeb(up.body), tap, res);
-      await remember(req, body, model, text.text());
+      await pipeline(Readable.fromWeb(up.body), clean, res);
+      await remember(req, body, model, cleaner.text());
       return;
     }
-    // Non-stream (or a provider that ignored stream: true): pass the JSON on.
+    // Non-stream (or a provider that ignored stream: true): OpenAI fields only.
     const raw = await up.text();
-    let answer;
+    let answer = null;
     try {
-      answer = JSON.parse(raw);
+      answer = cleanCompletion(JSON.parse(raw), model);
     } catch {
-      throw new UpstreamError(502, 'upstream_error', `${model}: provider answered ${up.status} with something that is not JSON`);
+      // not JSON: reported below without quoting it
     }
+    if (!answer) throw new UpstreamError(502, 'upstream_error', `${model}: provider answered ${up.status} with something that is not a chat completion`);
     res.setHeader('x-hangar-model', model);
     sendJson(res, 200, answer);
-    await remember(req, body, model, answer?.choices?.[0]?.message?.content ?? '');
+    await remember(req, body, model, answer.choices[0]?.message?.content ?? '');
   } finally {
     release();
   }

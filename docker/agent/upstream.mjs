@@ -1,6 +1,10 @@
 // The model side: which provider serves a model id, calling it with the
-// user's key, falling back through the configured models, and reading the
-// assistant's text out of an OpenAI-style SSE stream.
+// user's key, falling back through the configured models, and turning the
+// provider's answer into OpenAI chat-completion fields only. Nothing of a
+// provider's body reaches the client but those fields, and redirects are
+// never followed: a provider URL must not become a way to read whatever
+// another address answers.
+import { randomUUID } from 'node:crypto';
 
 /** How long a provider may take to start answering before we try the next model. */
 const HEADERS_TIMEOUT_MS = Number(process.env.UPSTREAM_HEADERS_TIMEOUT_MS ?? 120_000);
@@ -91,7 +95,15 @@ export async function callUpstream({ config, body, signal, log }) {
         headers,
         body: JSON.stringify({ ...body, model: target.model, messages }),
         signal: attempt.signal,
+        redirect: 'manual',
       });
+      if (res.status >= 300 && res.status < 400) {
+        // Not followed, not read: the target of a redirect is none of the provider's business to show us.
+        await res.body?.cancel().catch(() => undefined);
+        failures.push(`${id}: provider answered a redirect (${res.status}), which is not followed`);
+        log('model redirected, trying the next', { model: id, status: res.status });
+        continue;
+      }
       if (res.status >= 500) {
         await res.body?.cancel().catch(() => undefined);
         failures.push(`${id}: provider answered ${res.status}`);
@@ -112,49 +124,99 @@ export async function callUpstream({ config, body, signal, log }) {
   throw new UpstreamError(502, 'upstream_error', redact(`No model answered: ${failures.join('; ')}`, providers));
 }
 
-/** A provider's non-2xx answer as our 502, with its message (never a key). */
-export async function upstreamFailure(res, model, providers) {
-  const text = await res.text().catch(() => '');
-  let detail = text;
-  try {
-    detail = JSON.parse(text)?.error?.message ?? text;
-  } catch {
-    // not JSON: keep the raw text
-  }
-  const message = redact(`${model}: provider answered ${res.status}: ${String(detail).slice(0, 500)}`, providers);
-  return new UpstreamError(502, 'upstream_error', message, res.status);
+/** A provider's non-2xx answer as our 502: its status only, never its body (which may quote a key or anything else). */
+export async function upstreamFailure(res, model) {
+  await res.body?.cancel().catch(() => undefined);
+  return new UpstreamError(502, 'upstream_error', `${model}: provider answered ${res.status}`, res.status);
+}
+
+const str = (v, max = 200) => (typeof v === 'string' ? v.slice(0, max) : undefined);
+const int = (v) => (Number.isSafeInteger(v) && v >= 0 ? v : undefined);
+
+function cleanUsage(u) {
+  if (!u || typeof u !== 'object') return undefined;
+  const usage = { prompt_tokens: int(u.prompt_tokens), completion_tokens: int(u.completion_tokens), total_tokens: int(u.total_tokens) };
+  return Object.values(usage).some((v) => v !== undefined) ? JSON.parse(JSON.stringify(usage)) : undefined;
+}
+
+const content = (v) => (typeof v === 'string' ? v : v === null ? null : undefined);
+
+/** A plain answer reduced to OpenAI chat-completion fields; null when it is not a chat completion at all. */
+export function cleanCompletion(answer, model) {
+  if (!answer || typeof answer !== 'object' || !Array.isArray(answer.choices) || answer.choices.length === 0) return null;
+  const usage = cleanUsage(answer.usage);
+  return {
+    id: str(answer.id) ?? `chatcmpl-${randomUUID()}`,
+    object: 'chat.completion',
+    created: int(answer.created) ?? Math.floor(Date.now() / 1000),
+    model: str(answer.model) ?? model,
+    choices: answer.choices.slice(0, 16).map((c, i) => ({
+      index: int(c?.index) ?? i,
+      message: { role: 'assistant', content: content(c?.message?.content) ?? null },
+      finish_reason: str(c?.finish_reason, 64) ?? null,
+    })),
+    ...(usage ? { usage } : {}),
+  };
+}
+
+/** One streamed chunk reduced the same way; null for anything that is not a chat-completion chunk. */
+export function cleanChunk(chunk, model) {
+  if (!chunk || typeof chunk !== 'object' || !Array.isArray(chunk.choices)) return null;
+  const usage = cleanUsage(chunk.usage);
+  return {
+    id: str(chunk.id) ?? 'chatcmpl',
+    object: 'chat.completion.chunk',
+    created: int(chunk.created) ?? Math.floor(Date.now() / 1000),
+    model: str(chunk.model) ?? model,
+    choices: chunk.choices.slice(0, 16).map((c, i) => {
+      const delta = {};
+      if (c?.delta?.role === 'assistant') delta.role = 'assistant';
+      const text = content(c?.delta?.content);
+      if (text !== undefined) delta.content = text;
+      return { index: int(c?.index) ?? i, delta, finish_reason: str(c?.finish_reason, 64) ?? null };
+    }),
+    ...(usage ? { usage } : {}),
+  };
 }
 
 /**
- * Collects the assistant's text from SSE bytes as they pass through. Chunks
- * split lines anywhere, so a partial line waits for the rest.
+ * Rewrites a provider's SSE bytes into well-formed `data:` events of cleaned
+ * chunks (and the final `data: [DONE]`), collecting the assistant's text on
+ * the way. Comments, other event fields and anything unparseable are
+ * dropped. Chunks split lines anywhere, so a partial line waits for the rest.
  */
-export function sseText() {
+export function sseCleaner(model) {
   const decoder = new TextDecoder();
   let pending = '';
   let text = '';
   const take = (line) => {
-    if (!line.startsWith('data:')) return;
+    if (!line.startsWith('data:')) return '';
     const data = line.slice(5).trim();
-    if (!data || data === '[DONE]') return;
+    if (data === '[DONE]') return 'data: [DONE]\n\n';
+    let chunk;
     try {
-      const delta = JSON.parse(data).choices?.[0]?.delta?.content;
-      if (typeof delta === 'string') text += delta;
+      chunk = cleanChunk(JSON.parse(data), model);
     } catch {
-      // not JSON (a comment, a foreign event): the client still gets it verbatim
+      return '';
     }
+    if (!chunk) return '';
+    for (const c of chunk.choices) if (c.index === 0 && typeof c.delta.content === 'string') text += c.delta.content;
+    return `data: ${JSON.stringify(chunk)}\n\n`;
   };
   return {
-    push(chunk) {
-      pending += decoder.decode(chunk, { stream: true });
+    /** The cleaned events these bytes complete ('' when none yet). */
+    push(bytes) {
+      pending += decoder.decode(bytes, { stream: true });
       const lines = pending.split(/\r?\n/);
       pending = lines.pop();
-      lines.forEach(take);
+      return lines.map(take).join('');
     },
-    text() {
-      take(pending + decoder.decode());
+    /** Whatever the last, unterminated line completes. */
+    end() {
+      const out = take(pending + decoder.decode());
       pending = '';
-      return text;
+      return out;
     },
+    text: () => text,
   };
 }

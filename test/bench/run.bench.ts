@@ -83,7 +83,7 @@ async function main() {
   let stopApi: (() => Promise<void>) | null = null;
   const agentIds: string[] = [];
   try {
-    h = await startHangarOn(stack.info, { LOG_LEVEL: 'error' });
+    h = await startHangarOn(stack.info, { LOG_LEVEL: 'error', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
     // Warm both paths once so neither pays first-use costs in the figures.
     await bareColdStart(docker, stack.info.agentImage, config.port, -1);
 

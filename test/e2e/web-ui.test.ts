@@ -57,7 +57,7 @@ describe('web UI', () => {
       startFakeOpenAI({ chunkDelayMs: 250 }),
     ]);
     await buildVersion(new (await import('dockerode')).default(), inject('stack').agentImage, image, '1.0.0', 'e2e v1');
-    h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200' });
+    h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -228,6 +228,10 @@ describe('web UI', () => {
     await page.getByLabel('Pause between waves (seconds)').fill('1');
     await page.getByRole('button', { name: 'Save settings' }).click();
     await seeText(page.getByRole('status'), 'Saved');
+    // The agent egress allowlist: saving applies it on the Docker host at once.
+    await page.getByLabel(/^Egress allowlist/).fill(`host:${fake.port}\n10.0.0.0/8:11434`);
+    await page.getByRole('button', { name: 'Save egress allowlist' }).click();
+    await seeText(page.getByTestId('egress-hosts'), 'local: applied');
     await shot('fleet-settings');
 
     await buildVersion(h.docker, image, image, '2.0.0', 'e2e v2: better');

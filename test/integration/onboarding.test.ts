@@ -34,7 +34,7 @@ describe('onboarding', () => {
     });
     await new Promise<void>((r) => discovery.listen(0, '127.0.0.1', r));
     issuer = `http://127.0.0.1:${(discovery.address() as AddressInfo).port}`;
-    h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address });
+    h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
   });
   afterAll(async () => {
     await api?.kill();

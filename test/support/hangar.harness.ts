@@ -29,8 +29,8 @@ export interface Scene {
 }
 
 /**
- * The usual file setup: a Hangar (API + worker) and a fake upstream, cleaned
- * up after the file. `ownTemporal` gives the file a Temporal server of its own
+ * The usual file setup: a Hangar (API + worker, on an agent network of its
+ * own) and a fake upstream allowlisted for its agents, cleaned up after the file. `ownTemporal` gives the file a Temporal server of its own
  * (for tests that stop it or tune it) instead of the run's shared one.
  */
 export function useScene(opts: { overrides?: Record<string, string>; ownTemporal?: { dynamicConfig?: string[] } } = {}): Scene {
@@ -46,7 +46,9 @@ export function useScene(opts: { overrides?: Record<string, string>; ownTemporal
       });
       overrides.TEMPORAL_ADDRESS = scene.temporal.address;
     }
-    [scene.h, scene.fake] = await Promise.all([startHangar(overrides), startFakeOpenAI()]);
+    // The fake upstream first: agents reach it on the host, so its port goes on the egress allowlist.
+    scene.fake = await startFakeOpenAI();
+    scene.h = await startHangar({ HANGAR_EGRESS_ALLOW: `host:${scene.fake.port}`, ...overrides });
   });
   afterAll(async () => {
     if (scene.h) await removeAgentsFromDocker(scene.h.docker, scene.agentIds);

@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import { buildApp } from '../../api/app.ts';
 import { parseConfig } from '../../core/config.ts';
 import { createCore, type Core } from '../../core/hangar.ts';
+import { createEgressFirewall } from '../../core/runtime/egress-firewall.runtime.ts';
 import { repoRoot } from '../../core/runtime/stack.runtime.ts';
 import type { StackInfo } from './global-setup.ts';
 import { freePort } from './ports.ts';
@@ -73,7 +74,26 @@ export interface Hangar {
   stop(): Promise<void>;
 }
 
-/** The API in this process (port on all interfaces so agents reach it) and the worker as a child process. */
+/**
+ * Removes a test Hangar's agent network (any container still on it first:
+ * only that Hangar's agents are) and the egress chains its worker installed.
+ */
+export async function removeAgentNetwork(docker: Docker, name: string): Promise<void> {
+  const found = (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+  for (const n of found) {
+    const info = await docker.getNetwork(n.Id).inspect().catch(() => null);
+    for (const id of Object.keys(info?.Containers ?? {})) await docker.getContainer(id).remove({ force: true, v: false }).catch(() => undefined);
+    await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+  await createEgressFirewall().remove(name).catch(() => undefined);
+}
+
+/**
+ * The API in this process (port on all interfaces so agents reach it) and the
+ * worker as a child process. Every Hangar gets an agent network of its own
+ * (unless the test names one), so scenes never share a bridge, an egress
+ * policy or an API port rule; the network goes at stop.
+ */
 export async function startHangarOn(
   stack: StackInfo,
   overrides: Record<string, string> = {},
@@ -94,8 +114,10 @@ export async function startHangarOn(
     PORT: String(apiPort),
     HANGAR_PUBLIC_URL: `http://127.0.0.1:${apiPort}`,
     LOG_LEVEL: 'warn',
+    HANGAR_AGENT_NETWORK: `hangar-t-${randomUUID().slice(0, 8)}`,
     ...overrides,
   };
+  const ownsNetwork = opts.worker !== false && !overrides.HANGAR_AGENT_NETWORK;
   const config = parseConfig(env);
   const core = createCore(config, { temporalAddress: env.TEMPORAL_ADDRESS });
   const connection = Connection.lazy({ address: env.TEMPORAL_ADDRESS! });
@@ -115,6 +137,8 @@ export async function startHangarOn(
     },
     async stop() {
       await h.worker.stop();
+      // Before the Temporal connection closes, so closing stays the last thing (as it was before networks per Hangar).
+      if (ownsNetwork) await removeAgentNetwork(h.docker, config.agentNetwork);
       await app.close();
       await connection.close().catch(() => undefined);
       await h.core.close();

@@ -62,7 +62,40 @@ export function FleetSettingsPage() {
       <${ErrorBox} error=${save.error} />
       ${saved ? html`<p class="success" role="status">Saved.</p>` : null}
       <div class="row"><button type="submit" disabled=${save.busy}>Save settings</button></div>
-    </form>`;
+    </form>
+    <${EgressCard} />`;
+}
+
+/** The agent egress allowlist: what agents may reach beyond the public internet (README "Agent egress"). */
+function EgressCard() {
+  const current = useApi('/api/admin/egress');
+  const [text, setText] = useState(null);
+  const save = useAction();
+  const [hosts, setHosts] = useState(null);
+  useEffect(() => {
+    if (current.data) setText(current.data.allow.join('\n'));
+  }, [current.data]);
+  const submit = (e) => {
+    e.preventDefault();
+    save.run(async () => {
+      const out = await api('/api/admin/egress', { method: 'PUT', body: { allow: text.split(/[\s,]+/).filter(Boolean) } });
+      setHosts(out.hosts);
+      await current.reload();
+    });
+  };
+  return html`<form class="card stack" onSubmit=${submit}>
+    <h2>Agent egress</h2>
+    ${current.loading && text === null ? html`<${Loading} what="Loading the egress allowlist" />` : null}
+    <${ErrorBox} error=${current.error} />
+    ${current.data ? html`<p>Agents reach the public internet and Hangar's API only.${current.data.policy === 'off' ? html` <strong>The policy is off (HANGAR_EGRESS_POLICY=off).</strong>` : null}
+      ${current.data.source === 'default' ? ' This list is the HANGAR_EGRESS_ALLOW default until you save one.' : null}</p>` : null}
+    ${text !== null ? html`<label>Egress allowlist (one entry per line)
+      <textarea name="egressAllow" value=${text} onInput=${(e) => (setText(e.target.value), setHosts(null))}></textarea></label>
+      <p>Entries: <code>host:11434</code> opens a port on the Docker host (a local model server); <code>10.0.5.0/24</code> or <code>10.0.5.7:8000</code> opens a LAN network or one port of it. Other agents stay unreachable.</p>` : null}
+    <${ErrorBox} error=${save.error} />
+    ${hosts ? html`<ul role="status" data-testid="egress-hosts">${hosts.map((h) => html`<li>${h.hostId}: <${Badge} status=${h.status} />${h.reason ? ` ${h.reason}` : ''}</li>`)}</ul>` : null}
+    <div class="row"><button type="submit" disabled=${save.busy || text === null}>Save egress allowlist</button></div>
+  </form>`;
 }
 
 export function RolloutsPage() {
