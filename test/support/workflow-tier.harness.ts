@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, Worker, makeTelemetryFilterString, DefaultLogger } from '@temporalio/worker';
 import { inject } from 'vitest';
@@ -117,7 +117,10 @@ export async function historyEvents(handle: WorkflowHandle): Promise<HistoryEven
 export async function signalHandled(handle: WorkflowHandle, name: string): Promise<void> {
   await waitFor(async () => {
     const events = await historyEvents(handle);
-    const at = events.findLastIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === name);
+    let at = -1;
+    events.forEach((e, i) => {
+      if (e.workflowExecutionSignaledEventAttributes?.signalName === name) at = i;
+    });
     return at >= 0 && events.slice(at + 1).some((e) => e.workflowTaskCompletedEventAttributes);
   }, `the workflow to handle signal ${name}`);
 }
