@@ -1,4 +1,4 @@
-import { ParentClosePolicy, proxyActivities, startChild, uuid4 } from '@temporalio/workflow';
+import { ApplicationFailure, ParentClosePolicy, proxyActivities, startChild, uuid4 } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import type { createRolloutActivities } from '../activities/rollout.activities.ts';
@@ -22,7 +22,8 @@ function imagesOn(hostId: string) {
 /** What the image (as the first Docker host sees it) is now: digest and changelog. For the API, which has no Docker of its own. */
 export async function describeImage(input: { image: string }) {
   const [host] = await control.listDockerHosts();
-  if (!host) throw new Error('no Docker host is registered');
+  // A plain Error would fail only the workflow task, retried until the caller's timeout: fail the workflow instead.
+  if (!host) throw ApplicationFailure.nonRetryable('no Docker host is registered', 'no_docker_host');
   return imagesOn(host).describeImage(input.image);
 }
 

@@ -36,6 +36,7 @@ export class RolloutWorld {
   image = { digest: DIGEST, changelog: 'v2: faster' as string | null };
   /** An activity that fails for good, to see the workflow fail. */
   failing: string | null = null;
+  hosts = ['h1'];
 
   applies: { agentId: string; attempt: number; at: number }[] = [];
   saves: RolloutProgress[] = [];
@@ -49,7 +50,7 @@ export class RolloutWorld {
   /** Back to an empty fleet in auto mode: tests in one file share the workers, not the data. */
   reset(): void {
     const fresh = new RolloutWorld();
-    for (const k of ['settings', 'targets', 'skipped', 'outcomes', 'image', 'failing', 'applies', 'saves', 'events', 'offers', 'notices', 'alerts', 'opened'] as const) {
+    for (const k of ['settings', 'targets', 'skipped', 'outcomes', 'image', 'failing', 'hosts', 'applies', 'saves', 'events', 'offers', 'notices', 'alerts', 'opened'] as const) {
       (this as Record<string, unknown>)[k] = fresh[k];
     }
     this.holds.clear();
@@ -114,7 +115,7 @@ export class RolloutWorld {
       this.alerts.push({ status: req.status, reason: req.reason, failures: req.failures, at: virtualNow() });
       return { sent: 1, skipped: 0 };
     },
-    listDockerHosts: async () => ['h1'],
+    listDockerHosts: async () => this.hosts,
   };
 
   readonly host: Partial<HostActivities> = {
