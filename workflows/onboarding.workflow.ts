@@ -1,4 +1,4 @@
-import { ApplicationFailure, allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, defineQuery, defineUpdate, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type {
   BreakglassInput,
@@ -38,11 +38,21 @@ export async function onboarding(): Promise<OnboardingState> {
     if (state.completed) reject('Onboarding is complete', 'onboarding_completed');
   };
 
+  // Set once currentSetup() has answered. The API's first call is an
+  // update-with-start, whose update runs its validator before that answer.
+  let setupKnown = false;
+
   setHandler(onboardingStateQuery, () => state);
 
   setHandler(
     breakglassUpdate,
     async (input) => {
+      // The validator may have run before currentSetup() answered: an admin
+      // made with the CLI must not be taken over by a first request naming it.
+      if (patched('breakglass-waits-for-setup')) {
+        await condition(() => setupKnown);
+        if (state.steps.breakglass === 'done') reject('A breakglass admin already exists', 'breakglass_exists');
+      }
       const { userId } = await acts.createBreakglass(input);
       state.adminId = userId;
       state.steps.breakglass = 'done';
@@ -118,6 +128,7 @@ export async function onboarding(): Promise<OnboardingState> {
     state.steps.breakglass = 'done';
   }
   if (seen.oidc && state.steps.oidc === 'pending') state.steps.oidc = 'done';
+  setupKnown = true;
 
   await condition(() => state.completed && allHandlersFinished());
   return state;
