@@ -74,10 +74,16 @@ export async function startTier(opts: {
   });
   const taskQueue = `wf-${opts.name}`;
   const hostId = opts.hostId ?? `host-${opts.name}`;
-  const workers = await Promise.all([
-    Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: workflowBundle(), activities: opts.control }),
-    Worker.create({ connection: env.nativeConnection, taskQueue: dockerTaskQueue(hostId), activities: opts.host ?? {} }),
-  ]);
+  let workers: Worker[];
+  try {
+    workers = await Promise.all([
+      Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: workflowBundle(), activities: opts.control }),
+      ...(opts.host ? [Worker.create({ connection: env.nativeConnection, taskQueue: dockerTaskQueue(hostId), activities: opts.host })] : []),
+    ]);
+  } catch (err) {
+    await env.teardown();
+    throw err;
+  }
   const running = Promise.all(workers.map((w) => w.run()));
   return {
     env,
