@@ -24,7 +24,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 // Once per run: fetch the test server (first time only) and bundle the
 // workflows, so each test file only starts its own server and workers.
 export default async function setup(project: TestProject) {
-  const testServerPath = ensureTemporalTestServer();
+  const testServerPath = await ensureTemporalTestServer();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hangar-wftest-'));
   const bundle = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows/index.ts'), logger: new DefaultLogger('WARN') });
   const workflowBundlePath = path.join(dir, 'workflow-bundle.js');

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, Worker, makeTelemetryFilterString, DefaultLogger } from '@temporalio/worker';
 import { inject } from 'vitest';
@@ -28,7 +28,7 @@ export const historiesDir = path.join(root, 'test/workflow/histories');
 
 let runtimeInstalled = false;
 /** The SDK logs every workflow warning (e.g. an agent start that failed on purpose); tests want only errors. */
-function quietRuntime(): void {
+export function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
@@ -146,6 +146,16 @@ export async function scheduledActivities(handle: WorkflowHandle): Promise<strin
 export async function keepHistory(handle: WorkflowHandle, name: string): Promise<void> {
   if (!process.env.HANGAR_RECORD_HISTORIES) return;
   mkdirSync(historiesDir, { recursive: true });
-  const json = historyToJSON(await handle.fetchHistory());
-  writeFileSync(path.join(historiesDir, `${name}.json`), `${JSON.stringify(JSON.parse(json), null, 1)}\n`);
+  // protobufjs's own JSON (what JSON.stringify gives), read back by loadHistory.
+  writeFileSync(path.join(historiesDir, `${name}.json`), `${JSON.stringify(await handle.fetchHistory(), null, 1)}\n`);
+}
+
+/**
+ * A history written by keepHistory, as the proto object the replayer takes.
+ * Not the SDK's historyFromJSON (the CLI's format): with npm's current layout
+ * (two copies of protobufjs 8 under @temporalio/common and @temporalio/proto)
+ * it fails with "type must be a Type".
+ */
+export function loadHistory(file: string): temporal.api.history.v1.History {
+  return temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(file, 'utf8')));
 }
