@@ -1,32 +1,19 @@
-import { ApplicationFailure } from '@temporalio/common';
 import type { ContainerSpec } from '../core/contracts/agent.contract.ts';
-import { AppError } from '../core/errors.ts';
+import { businessErrorsFinal } from '../core/control/failures.ts';
 import type { AgentService } from '../core/services/agents.service.ts';
-import type { Db } from '../core/db.ts';
+import type { RolloutService } from '../core/services/rollouts.service.ts';
+import type { SettingsService } from '../core/services/settings.service.ts';
 
 // Database side of the agent workflows; thin wrappers over core services so
 // the API and the workflows share one rule for each thing.
 
-/** Business errors must not be retried: turn them into non-retryable failures. */
-async function businessErrorsFinal<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof AppError && err.status < 500) throw ApplicationFailure.nonRetryable(err.message, err.code);
-    throw err;
-  }
-}
-
-export function createAgentActivities({ agents, db }: { agents: AgentService; db: Db }) {
+export function createAgentActivities({ agents, settings, rollouts }: { agents: AgentService; settings: SettingsService; rollouts: RolloutService }) {
   return {
     getContainerSpec(agentId: string): Promise<ContainerSpec> {
       return businessErrorsFinal(() => agents.containerSpec(agentId));
     },
 
-    recordAgentState(
-      agentId: string,
-      patch: Parameters<AgentService['recordState']>[1],
-    ): Promise<void> {
+    recordAgentState(agentId: string, patch: Parameters<AgentService['recordState']>[1]): Promise<void> {
       return businessErrorsFinal(() => agents.recordState(agentId, patch));
     },
 
@@ -47,16 +34,15 @@ export function createAgentActivities({ agents, db }: { agents: AgentService; db
     },
 
     getInstanceId(): Promise<string> {
-      return agents.instanceId();
+      return settings.instanceId();
     },
 
-    async listDockerHosts(): Promise<string[]> {
-      const hosts = await db.dockerHost.findMany({ where: { status: { not: 'disabled' } }, select: { id: true } });
-      return hosts.map((h) => h.id);
+    listDockerHosts(): Promise<string[]> {
+      return agents.listDockerHostIds();
     },
 
     async recordFleetEvent(event: { type: string; agentId?: string; payload: Record<string, unknown> }): Promise<void> {
-      await db.fleetEvent.create({ data: { type: event.type, agentId: event.agentId ?? null, payload: event.payload as object } });
+      await rollouts.recordEvent(event);
     },
   };
 }

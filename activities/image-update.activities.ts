@@ -1,3 +1,4 @@
+import type { ImageDescription } from '../core/contracts/rollout.contract.ts';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
@@ -19,14 +20,6 @@ export interface ImageUpdateDeps {
   docker: Docker;
   /** Where this engine's worker keeps volume snapshots. */
   snapshotDir: string;
-}
-
-export interface ImageDescription {
-  image: string;
-  /** The local image id (sha256:...): what containers are pinned to. */
-  digest: string;
-  version: string | null;
-  changelog: string | null;
 }
 
 export interface Snapshot {

@@ -1,5 +1,4 @@
 import { Context } from '@temporalio/activity';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type {
   ApplyImageRequest,
   ApplyImageResult,
@@ -8,18 +7,18 @@ import type {
   RolloutProgress,
   RolloutTarget,
 } from '../core/contracts/rollout.contract.ts';
+import { TemporalUnavailableError } from '../core/control/failures.ts';
+import { AppError, NotFoundError } from '../core/errors.ts';
 import type { Core } from '../core/hangar.ts';
-import { lifecycleStartOperation } from '../core/lifecycle-start.ts';
-import { applyImageUpdate } from '../workflows/agent-lifecycle.workflow.ts';
 
 // Control-queue side of a rollout: its records, its mail, and the call into
 // each agent's lifecycle. Thin wrappers over core services.
 
-type RolloutCore = Pick<Core, 'config' | 'agents' | 'fleet' | 'rollouts' | 'notifications'>;
+type RolloutCore = Pick<Core, 'agents' | 'fleet' | 'rollouts' | 'notifications' | 'temporal'>;
 
 const shortDigest = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
-export function createRolloutActivities({ core, client }: { core: RolloutCore; client: Client }) {
+export function createRolloutActivities({ core }: { core: RolloutCore }) {
   const { rollouts, notifications } = core;
 
   return {
@@ -62,19 +61,21 @@ export function createRolloutActivities({ core, client }: { core: RolloutCore; c
      * a second one.
      */
     async applyImageToAgent(req: { target: RolloutTarget; request: ApplyImageRequest }): Promise<ApplyImageResult> {
-      const agent = await core.agents.get(req.target.agentId).catch(() => null);
-      if (!agent) return { outcome: 'skipped', fromDigest: null, toDigest: req.request.toDigest, error: 'agent no longer exists' };
+      let agent;
+      try {
+        agent = await core.agents.get(req.target.agentId);
+      } catch (err) {
+        if (err instanceof NotFoundError) return { outcome: 'skipped', fromDigest: null, toDigest: req.request.toDigest, error: 'agent no longer exists' };
+        throw err;
+      }
       const beat = setInterval(() => Context.current().heartbeat(), 5000);
       try {
-        return await client.workflow.executeUpdateWithStart(applyImageUpdate, {
-          args: [req.request],
-          updateId: `${req.request.rolloutId}/${agent.id}/${req.request.attempt}`,
-          startWorkflowOperation: lifecycleStartOperation(agent, core.config),
-        });
+        return await core.temporal.agents.applyImage(agent, req.request, `${req.request.rolloutId}/${agent.id}/${req.request.attempt}`);
       } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) {
-          // The lifecycle refused the request (validator) or failed it: this agent's update failed; the rollout goes on.
-          return { outcome: 'failed', fromDigest: null, toDigest: req.request.toDigest, error: (err.cause as Error | undefined)?.message ?? err.message };
+        // The lifecycle refused the request (validator) or failed it: this agent's
+        // update failed and the rollout goes on. Temporal being down is retried.
+        if (err instanceof AppError && !(err instanceof TemporalUnavailableError)) {
+          return { outcome: 'failed', fromDigest: null, toDigest: req.request.toDigest, error: err.message };
         }
         throw err;
       } finally {

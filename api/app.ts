@@ -2,18 +2,18 @@ import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Client } from '@temporalio/client';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { trustProxySetting } from '../core/config.ts';
 import type { Core } from '../core/hangar.ts';
-import { createLoginThrottle, type LoginThrottle } from '../core/services/login-throttle.ts';
-import { createAgentControl, type AgentControl } from './agent-control.ts';
+import { createLoginThrottle, type LoginThrottle } from '../core/services/login-throttle.service.ts';
+import type { AgentControl } from '../core/control/agent-control.ts';
+import type { RolloutControl } from '../core/control/rollout-control.ts';
 import { createAuth, type Auth } from './auth.ts';
-import { createRolloutControl, type RolloutControl } from './rollout-control.ts';
 import { installErrorHandler } from './error-handler.ts';
 import { createMetrics } from './metrics.ts';
-import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts';
+import { installOnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { oidcRoutes } from './routes/oidc.routes.ts';
 import { createOidcService, type OidcService } from '../core/services/oidc.service.ts';
@@ -37,15 +37,12 @@ export interface RouteDeps {
   rolloutControl: RolloutControl;
   secureCookies: boolean;
   loginThrottle: LoginThrottle;
-  temporal: Client;
-  onboardingGate: OnboardingGate;
   oidc: OidcService;
-  readiness: { temporal: () => Promise<unknown>; docker: () => Promise<unknown> };
+  readiness: { docker: () => Promise<unknown> };
 }
 
 export interface AppOptions {
   core: Core;
-  temporal: Client;
   readiness?: Partial<RouteDeps['readiness']>;
   logger?: FastifyServerOptions['logger'];
 }
@@ -68,7 +65,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
     // Only behind a proxy you run: otherwise X-Forwarded-For would let a client
     // pick its own address and dodge the per-address sign-in throttle.
-    trustProxy: core.config.trustProxy,
+    trustProxy: trustProxySetting(core.config),
   });
   app.setValidatorCompiler(validators());
   installErrorHandler(app);
@@ -97,22 +94,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const metrics = createMetrics(core.db);
   metrics.install(app);
-  const onboardingGate = createOnboardingGate(core.db);
-  onboardingGate.install(app);
+  core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
+  installOnboardingGate(app, core.onboarding);
   const deps: RouteDeps = {
     core,
     auth: createAuth(core.users),
-    control: createAgentControl({ client: opts.temporal, config: core.config, metrics }),
-    rolloutControl: createRolloutControl({ client: opts.temporal, core }),
+    control: core.agentControl,
+    rolloutControl: core.rolloutControl,
     secureCookies: core.config.mode === 'production',
     loginThrottle: createLoginThrottle(),
-    temporal: opts.temporal,
-    onboardingGate,
-    oidc: createOidcService({ db: core.db, keyring: core.keyring }),
-    readiness: {
-      temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),
-      docker: opts.readiness?.docker ?? (async () => undefined),
-    },
+    oidc: createOidcService({ db: core.db, settings: core.settings }),
+    readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
   for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);

@@ -33,7 +33,10 @@ export function setSessionCookie(
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-// Which token scope each part of the API needs: one table, checked in one place.
+// Which token scope each part of the API needs: one table, checked in one
+// place, and it denies by default: a route it does not name (workspaces,
+// onboarding, whatever comes next) needs a full-access token ('*').
+const ANY = 'any';
 const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/admin/', 'admin'],
   ['/api/me/providers', 'providers'],
@@ -41,10 +44,18 @@ const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/me/agent', 'agent'],
   ['/api/chat', 'agent'],
   ['/api/tokens', 'tokens'],
+  // Who the token belongs to: every token may ask.
+  ['/api/auth/me', ANY],
 ];
 
-export function requiredScope(routeUrl: string): string | null {
-  return SCOPE_BY_PREFIX.find(([prefix]) => routeUrl.startsWith(prefix))?.[1] ?? null;
+/** The scope a route needs; '*' for every route the table does not name. */
+export function requiredScope(routeUrl: string): string {
+  return SCOPE_BY_PREFIX.find(([prefix]) => routeUrl.startsWith(prefix))?.[1] ?? '*';
+}
+
+/** Whether a token with `scopes` may call a route that needs `scope`. */
+export function scopeAllows(scopes: readonly string[], scope: string): boolean {
+  return scope === ANY || scopes.includes('*') || scopes.includes(scope);
 }
 
 /** Resolves the caller once per request: cookie session or bearer API token. */
@@ -78,9 +89,10 @@ export function createAuth(users: UserService) {
   async function requireUser(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     await identify(request);
     if (!request.user) throw new UnauthorizedError();
-    const scope = requiredScope(request.routeOptions.url ?? request.url);
-    if (request.tokenScopes && scope && !request.tokenScopes.includes('*') && !request.tokenScopes.includes(scope)) {
-      throw new ForbiddenError(`This API token lacks the "${scope}" scope`, 'insufficient_scope');
+    // The matched route, never the raw URL: encoding tricks cannot pick another row of the table.
+    const scope = requiredScope(request.routeOptions.url ?? '');
+    if (request.tokenScopes && !scopeAllows(request.tokenScopes, scope)) {
+      throw new ForbiddenError(scope === '*' ? 'This route needs a full-access API token' : `This API token lacks the "${scope}" scope`, 'insufficient_scope');
     }
     if (request.authVia === 'session' && !SAFE_METHODS.has(request.method)) {
       if (request.headers[CSRF_HEADER] !== request.csrfToken) {

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ONBOARDING_COMPLETED_KEY } from '../core/contracts/onboarding.contract.ts';
-import type { Db } from '../core/db.ts';
+import type { OnboardingControl } from '../core/control/onboarding-control.ts';
 import { ConflictError } from '../core/errors.ts';
 
 // Until onboarding completes, every route but these answers 409
@@ -8,27 +7,12 @@ import { ConflictError } from '../core/errors.ts';
 // remembered and costs nothing per request.
 const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/docs(\/|$)/, /^\/api\/onboarding(\/|$)/, /^\/api\/auth\//, /^\/api\/internal\//];
 
-export function createOnboardingGate(db: Db) {
-  let complete = false;
-  async function isComplete(): Promise<boolean> {
-    if (!complete) complete = Boolean(await db.systemConfig.findUnique({ where: { key: ONBOARDING_COMPLETED_KEY } }));
-    return complete;
-  }
-  return {
-    isComplete,
-    markComplete() {
-      complete = true;
-    },
-    install(app: FastifyInstance) {
-      app.addHook('onRequest', async (request) => {
-        const path = request.url.split('?')[0];
-        if (OPEN.some((re) => re.test(path))) return;
-        // Only the API is gated; the web UI's own files must load to show the wizard.
-        if (!path.startsWith('/api/')) return;
-        if (!(await isComplete())) throw new ConflictError('Finish onboarding first (POST /api/onboarding/...)', 'onboarding_required');
-      });
-    },
-  };
+export function installOnboardingGate(app: FastifyInstance, onboarding: OnboardingControl): void {
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?')[0];
+    if (OPEN.some((re) => re.test(path))) return;
+    // Only the API is gated; the web UI's own files must load to show the wizard.
+    if (!path.startsWith('/api/')) return;
+    if (!(await onboarding.isComplete())) throw new ConflictError('Finish onboarding first (POST /api/onboarding/...)', 'onboarding_required');
+  });
 }
-
-export type OnboardingGate = ReturnType<typeof createOnboardingGate>;

@@ -2,16 +2,17 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig } from '../core/config.ts';
-import { createKeyring, isEncrypted } from '../core/crypto.ts';
-import { asSystem } from '../core/db.ts';
+import { createKeyring } from '../core/crypto.ts';
 import { createCore } from '../core/hangar.ts';
 import { resolveSecretKey } from '../core/runtime/secret-key.runtime.ts';
+import { reencryptSecrets } from '../core/services/secret-rotation.service.ts';
 import { toPublicUser } from '../core/services/users.service.ts';
 
 const USAGE = `hangar — Hangar's command line
 
   hangar admin create-user --username NAME [--email E] [--role admin|member] --password-stdin
   hangar admin create-breakglass --username NAME --password-stdin
+  hangar setup-code                 the one-time code that claims a new instance (until onboarding completes)
   hangar admin create-token --username NAME --name TOKEN_NAME [--expires-in-days N]
   hangar secrets rotate --new-key-stdin
 
@@ -50,26 +51,37 @@ async function main(argv: string[]): Promise<number> {
   const core = createCore(config, { databaseUrl });
   try {
     switch (command) {
-      case 'admin create-user':
+      case 'setup-code': {
+        const code = await core.onboarding.setupCode();
+        if (!code) {
+          console.log('This instance is claimed already (a breakglass admin exists or onboarding is complete): no setup code.');
+          return 0;
+        }
+        console.log(code);
+        return 0;
+      }
       case 'admin create-breakglass': {
+        if (!values.username) throw new Error('--username is required');
+        if (!values['password-stdin']) throw new Error('--password-stdin is required (passwords never go on the command line)');
+        const password = await readStdin();
+        if (password.length < 12) throw new Error('the password must be at least 12 characters');
+        // The same service as the wizard's: one breakglass, and the wizard learns of it.
+        const user = await core.onboarding.claimFromConsole({ username: values.username, password });
+        console.log(JSON.stringify({ user: toPublicUser(user) }, null, 2));
+        return 0;
+      }
+      case 'admin create-user': {
         if (!values.username && !values.email) throw new Error('--username or --email is required');
         if (!values['password-stdin']) throw new Error('--password-stdin is required (passwords never go on the command line)');
-        const breakglass = command.endsWith('breakglass');
-        const role = breakglass ? 'admin' : (values.role ?? 'member');
+        const role = values.role ?? 'member';
         if (role !== 'admin' && role !== 'member') throw new Error('--role must be admin or member');
-        const user = await core.users.create({
-          username: values.username,
-          email: values.email,
-          password: await readStdin(),
-          role,
-          authSource: breakglass ? 'breakglass' : 'local',
-        });
+        const user = await core.users.create({ username: values.username, email: values.email, password: await readStdin(), role, authSource: 'local' });
         console.log(JSON.stringify({ user: toPublicUser(user) }, null, 2));
         return 0;
       }
       case 'admin create-token': {
         if (!values.username || !values.name) throw new Error('--username and --name are required');
-        const user = await core.db.user.findFirst({ where: { OR: [{ username: values.username.toLowerCase() }, { email: values.username.toLowerCase() }] } });
+        const user = await core.users.findByLogin(values.username);
         if (!user) throw new Error(`no user ${values.username}`);
         const days = values['expires-in-days'] ? Number(values['expires-in-days']) : undefined;
         if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > 3650)) throw new Error('--expires-in-days must be 1..3650');
@@ -81,25 +93,7 @@ async function main(argv: string[]): Promise<number> {
         if (!values['new-key-stdin']) throw new Error('--new-key-stdin is required');
         const newKey = await readStdin();
         const oldKey = resolveSecretKey(config);
-        const ring = createKeyring(newKey, oldKey);
-        // System work: row-level security must show every tenant's secrets to re-encrypt them.
-        const counts = await asSystem(core.db, async (tx) => {
-          let providers = 0, agents = 0, settings = 0;
-          for (const p of await tx.llmProvider.findMany({ where: { apiKey: { not: null } } })) {
-            if (!isEncrypted(p.apiKey)) continue;
-            await tx.llmProvider.update({ where: { id: p.id }, data: { apiKey: ring.encrypt(ring.decrypt(p.apiKey)) } });
-            providers++;
-          }
-          for (const a of await tx.agent.findMany()) {
-            await tx.agent.update({ where: { id: a.id }, data: { gatewayToken: ring.encrypt(ring.decrypt(a.gatewayToken)) } });
-            agents++;
-          }
-          for (const s of await tx.systemConfig.findMany({ where: { encrypted: true } })) {
-            await tx.systemConfig.update({ where: { key: s.key }, data: { value: ring.encrypt(ring.decrypt(s.value)) } });
-            settings++;
-          }
-          return { providers, agents, settings };
-        }, { timeoutMs: 120_000 });
+        const counts = await reencryptSecrets(core.db, createKeyring(newKey, oldKey));
         if (!config.secretKey) {
           writeFileSync(path.resolve(config.dataDir, 'secret.key'), `${newKey}\n`, { mode: 0o600 });
           console.log(`re-encrypted ${JSON.stringify(counts)}; the new key is in ${config.dataDir}/secret.key. Restart Hangar.`);

@@ -18,7 +18,12 @@ export const ConfigSchema = Type.Object({
   temporalUiUrl: Type.String({ default: 'http://localhost:8233' }),
   secretKey: Type.Optional(Type.String({ minLength: 32 })),
   host: Type.String({ default: '0.0.0.0' }),
-  trustProxy: Type.Boolean({ default: false }),
+  /**
+   * Which proxies' X-Forwarded-* to believe: `false`, a hop count, or a
+   * comma-separated list of proxy addresses/CIDRs. Never "all": the leftmost
+   * X-Forwarded-For is whatever the client wrote.
+   */
+  trustProxy: Type.String({ default: 'false', pattern: '^(false|[1-9]|[0-9a-fA-F.:/]+(,\\s*[0-9a-fA-F.:/]+)*)$' }),
   /** Where browsers reach Hangar (OIDC redirect URI); defaults to http://localhost:PORT. */
   publicUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   port: Int(0, 65535, 8080),
@@ -108,6 +113,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
     const shown = SECRET_KEYS.has(key) ? '' : ` (got ${JSON.stringify(raw[key])})`;
     if (!byKey.has(key)) byKey.set(key, `${ENV[key] ?? key}: ${message}${shown}`);
   }
+  if (raw.trustProxy === 'true') {
+    byKey.set('trustProxy', 'HANGAR_TRUST_PROXY: "true" would believe any X-Forwarded-For a client writes; give the number of proxy hops in front of Hangar (e.g. 1) or their addresses (e.g. 10.0.0.5,10.0.1.0/24)');
+  }
   const problems = [...byKey.values()];
   const cfg = withDefaults as Static<typeof ConfigSchema>;
   if (cfg.mode === 'production') {
@@ -120,6 +128,20 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
 }
 
 /** The URL an agent container uses for the API (defaults to the host gateway). */
+/**
+ * HANGAR_TRUST_PROXY as Fastify takes it: false, the trusted proxies'
+ * addresses, or for a hop count a function trusting that many hops nearest
+ * Hangar (what proxy-addr does with a number).
+ */
+export function trustProxySetting(cfg: Pick<HangarConfig, 'trustProxy'>): false | string | ((address: string, hop: number) => boolean) {
+  if (cfg.trustProxy === 'false') return false;
+  if (/^[1-9]$/.test(cfg.trustProxy)) {
+    const hops = Number(cfg.trustProxy);
+    return (_address, hop) => hop < hops;
+  }
+  return cfg.trustProxy;
+}
+
 export function agentApiBase(cfg: HangarConfig, listenPort = cfg.port): string {
   return (cfg.agentApiUrl ?? `http://host.docker.internal:${listenPort}`).replace(/\/$/, '');
 }

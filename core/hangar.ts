@@ -1,37 +1,66 @@
+import path from 'node:path';
 import type { HangarConfig } from './config.ts';
+import { createAgentControl } from './control/agent-control.ts';
+import { createOnboardingControl } from './control/onboarding-control.ts';
+import { createRolloutControl } from './control/rollout-control.ts';
+import { createTemporalPort, type TemporalPort } from './control/temporal.port.ts';
 import { createKeyring, type Keyring } from './crypto.ts';
 import { createDb, type Db } from './db.ts';
 import { resolveSecretKey } from './runtime/secret-key.runtime.ts';
 import { createAgentConfigService } from './services/agent-config.service.ts';
 import { createAuditService } from './services/audit.service.ts';
+import { createBreakglassService } from './services/breakglass.service.ts';
 import { createAgentService } from './services/agents.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createRolloutService } from './services/rollouts.service.ts';
 import { createProviderService } from './services/providers.service.ts';
+import { closePasswordPool } from './services/passwords.service.ts';
+import { createSettingsService } from './services/settings.service.ts';
+import { createSetupCodeService } from './services/setup-code.service.ts';
 import { createUserService } from './services/users.service.ts';
 
-/** Everything the API and the activities share, built once per process. */
-export function createCore(config: HangarConfig, opts: { databaseUrl?: string; apiPort?: () => number } = {}) {
+/**
+ * Everything the API, the activities and the CLI share, built once per
+ * process: the domain services and the one port to Temporal. Temporal is
+ * connected on first use, so a process that never starts a workflow (the CLI,
+ * chat while Temporal is down) never needs it.
+ */
+export function createCore(config: HangarConfig, opts: { databaseUrl?: string; temporalAddress?: string; apiPort?: () => number } = {}) {
   const databaseUrl = opts.databaseUrl ?? config.databaseUrl;
   if (!databaseUrl) throw new Error('DATABASE_URL is not set (npm start sets it for the embedded Postgres)');
   const db: Db = createDb(databaseUrl);
   const keyring: Keyring = createKeyring(resolveSecretKey(config));
-  const fleet = createFleetSettingsService({ db, config });
+  const settings = createSettingsService({ db, keyring });
+  const fleet = createFleetSettingsService({ db, config, settings });
   const notifications = createNotificationService({ db, config });
+  const rollouts = createRolloutService({ db, fleet });
+  const temporal: TemporalPort = createTemporalPort({ config, address: opts.temporalAddress ?? config.temporalAddress ?? '127.0.0.1:7233' });
+  const users = createUserService({ db, sessionTtlHours: config.sessionTtlHours });
+  const setupCodes = createSetupCodeService({ settings, dataDir: path.resolve(config.dataDir) });
+  const breakglass = createBreakglassService({ db, settings });
   return {
     config,
     db,
     keyring,
-    users: createUserService({ db, sessionTtlHours: config.sessionTtlHours }),
-    agents: createAgentService({ db, keyring, config, apiPort: opts.apiPort }),
+    settings,
+    temporal,
+    users,
+    setupCodes,
+    breakglass,
+    agents: createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort }),
     providers: createProviderService({ db, keyring }),
     agentConfigs: createAgentConfigService({ db, keyring }),
     audit: createAuditService({ db }),
     fleet,
-    rollouts: createRolloutService({ db, fleet }),
+    rollouts,
     notifications,
+    agentControl: createAgentControl({ temporal, config }),
+    rolloutControl: createRolloutControl({ temporal, config, fleet, rollouts }),
+    onboarding: createOnboardingControl({ temporal, settings, setupCodes, breakglass, users, keyring }),
     async close() {
+      await temporal.close();
+      await closePasswordPool();
       await notifications.close();
       await db.$disconnect();
     },

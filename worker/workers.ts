@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
@@ -11,9 +10,8 @@ import { createOnboardingActivities } from '../activities/onboarding.activities.
 import type { HangarConfig } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
 import { checkDatabaseRole } from '../core/db.ts';
-import { syncImagePollers } from '../core/fleet-schedules.ts';
+import { registerFleetSchedules, syncImagePollers } from '../core/control/schedules.ts';
 import { createCore } from '../core/hangar.ts';
-import { registerSchedules, registerSearchAttributes } from './temporal-setup.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -46,23 +44,16 @@ export async function startWorkers(opts: {
 }): Promise<RunningWorkers> {
   const { config } = opts;
   const log = opts.log ?? ((m: string) => console.log(`[worker] ${m}`));
-  const core = createCore(config, { databaseUrl: opts.databaseUrl, apiPort: opts.apiPort });
+  const core = createCore(config, { databaseUrl: opts.databaseUrl, temporalAddress: opts.temporalAddress, apiPort: opts.apiPort });
   await checkDatabaseRole(core.db, config.mode, (m) => log(`WARNING: ${m}`));
   const docker = new Docker();
   await docker.ping();
-  await core.db.dockerHost.upsert({
-    where: { id: config.dockerHostId },
-    create: { id: config.dockerHostId, endpoint: process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock', labels: {}, capacity: 100, status: 'active' },
-    update: { status: 'active' },
-  });
+  await core.agents.registerDockerHost(config.dockerHostId, process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
 
-  // Kept open: rollout activities call into agent lifecycles through it.
-  const clientConn = await Connection.connect({ address: opts.temporalAddress });
-  const client = new Client({ connection: clientConn, namespace: config.temporalNamespace });
-  await registerSearchAttributes(clientConn, config.temporalNamespace);
+  await core.temporal.registerSearchAttributes();
   if (opts.registerSchedules !== false) {
-    await registerSchedules(client, config);
-    await syncImagePollers(client, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
+    await registerFleetSchedules(core.temporal, config);
+    await syncImagePollers(core.temporal, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
   }
 
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
@@ -73,9 +64,9 @@ export async function startWorkers(opts: {
     taskQueue: CONTROL_TASK_QUEUE,
     workflowBundle,
     activities: {
-      ...createAgentActivities({ agents: core.agents, db: core.db }),
+      ...createAgentActivities(core),
       ...createOnboardingActivities(core),
-      ...createRolloutActivities({ core, client }),
+      ...createRolloutActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });
@@ -92,7 +83,6 @@ export async function startWorkers(opts: {
   log(`polling ${CONTROL_TASK_QUEUE} and ${dockerTaskQueue(config.dockerHostId)}`);
   const done = Promise.all([control.run(), dockerWorker.run()]).then(async () => {
     await connection.close();
-    await clientConn.close();
     await core.close();
   });
   return {

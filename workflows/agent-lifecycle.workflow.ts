@@ -3,9 +3,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
-  defineUpdate,
   log,
   proxyActivities,
   setHandler,
@@ -14,30 +11,25 @@ import {
 } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
-import type { ApplyImageRequest, ApplyImageResult } from '../core/contracts/rollout.contract.ts';
+import type { ApplyImageRequest } from '../core/contracts/rollout.contract.ts';
 import { applyImage } from './apply-image.step.ts';
 import {
   agentContainerName,
+  applyImageUpdate,
+  configChangedSignal,
   dockerTaskQueue,
-  type LifecycleInput,
+  ensureRunningUpdate,
+  reapIfIdleSignal,
+  reconcileSignal,
+  restartUpdate,
+  stateQuery,
+  stopUpdate,
+  type AgentLifecycleWorkflow,
+  type LifecycleSettings,
   type LifecycleState,
-  type ReconcileRequest,
   type StopRequest,
 } from '../core/contracts/agent.contract.ts';
-
-// Signals, updates and queries of the agent lifecycle live beside it.
-export const ensureRunningUpdate = defineUpdate<LifecycleState, []>('ensureRunning');
-export const stopUpdate = defineUpdate<LifecycleState, [StopRequest]>('stop');
-export const restartUpdate = defineUpdate<LifecycleState, [StopRequest]>('restart');
-export const stateQuery = defineQuery<LifecycleState>('state');
-/** From a rollout: move this agent to a new image digest, rolling back image and data on failure. */
-export const applyImageUpdate = defineUpdate<ApplyImageResult, [ApplyImageRequest]>('applyImage');
-/** A provider or the agent config changed: restart once the burst of changes settles. */
-export const configChangedSignal = defineSignal('configChanged');
-/** From the idle reaper: stop only if the agent is still idle when we look. */
-export const reapIfIdleSignal = defineSignal('reapIfIdle');
-/** From the fleet reconciler: Docker disagrees with our state. */
-export const reconcileSignal = defineSignal<[ReconcileRequest]>('reconcile');
+import { rootMessage } from '../core/contracts/failures.contract.ts';
 
 type AgentActivities = ReturnType<typeof createAgentActivities>;
 type DockerActivities = ReturnType<typeof createDockerActivities>;
@@ -47,11 +39,6 @@ const control = proxyActivities<AgentActivities>({
   retry: { initialInterval: '500 ms', maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
 
-export interface LifecycleSettings {
-  restartDebounceMs: number;
-  healthTimeoutSec: number;
-}
-
 const DEFAULT_SETTINGS: LifecycleSettings = { restartDebounceMs: 3000, healthTimeoutSec: 120 };
 
 /**
@@ -59,7 +46,7 @@ const DEFAULT_SETTINGS: LifecycleSettings = { restartDebounceMs: 3000, healthTim
  * through `exclusive`, so a user's start, an admin's restart and the reaper's
  * stop never interleave.
  */
-export async function agentLifecycle(input: LifecycleInput & { settings?: LifecycleSettings }): Promise<void> {
+export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
   const settings = { ...DEFAULT_SETTINGS, ...input.settings };
   const state: LifecycleState = input.state ?? {
     agentId: input.agentId,
@@ -120,13 +107,13 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       state.generation++;
       await record({ status: 'running' }, null, imageId);
     } catch (err) {
-      const message = failureMessage(err);
+      const message = rootMessage(err);
       log.warn('agent start failed', { agentId: state.agentId, message });
       state.phase = 'failed';
       // Leave nothing half-started behind: a crash-looping container would burn CPU.
       await docker.stopContainer({ containerName: containerNameOf(state) }).catch(() => undefined);
       await record({ status: 'error', lastError: message, hostPort: null }, message);
-      throw ApplicationFailure.nonRetryable(message, 'agent_start_failed');
+      throw ApplicationFailure.nonRetryable(`The agent could not start: ${message}`, 'agent_start_failed');
     }
   }
 
@@ -134,7 +121,15 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
     if (state.status === 'stopped') return;
     state.phase = 'stopping';
     await record({ status: 'stopping' });
-    await docker.stopContainer({ containerName: containerNameOf(state) });
+    try {
+      await docker.stopContainer({ containerName: containerNameOf(state) });
+    } catch (err) {
+      // Said as what it is: a stop that failed, not a start (the caller asked to stop).
+      const message = rootMessage(err);
+      state.phase = 'failed';
+      await record({ status: 'error', lastError: message }, 'stop_failed');
+      throw ApplicationFailure.nonRetryable(`The agent could not stop: ${message}`, 'agent_stop_failed');
+    }
     state.phase = 'idle';
     await record({ status: 'stopped', hostPort: null }, reason);
   }
@@ -175,7 +170,6 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       spec: await control.getContainerSpec(state.agentId),
       record,
       stop,
-      failureMessage,
     }, req)),
     { validator: validateApplyImage },
   );
@@ -187,7 +181,7 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
     void exclusive(async () => {
       if (state.status !== 'running') return;
       if (await control.isAgentIdle(state.agentId)) await stop('idle');
-    }).catch((err) => log.warn('reap failed', { message: failureMessage(err) }));
+    }).catch((err) => log.warn('reap failed', { message: rootMessage(err) }));
   });
   setHandler(reconcileSignal, (req) => {
     void exclusive(async () => {
@@ -201,7 +195,7 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
         log.info('restarting agent', { agentId: state.agentId, exitCode: seen?.exitCode, observed: req.observed });
         await start();
       }
-    }).catch((err) => log.warn('reconcile failed', { message: failureMessage(err) }));
+    }).catch((err) => log.warn('reconcile failed', { message: rootMessage(err) }));
   });
 
   for (;;) {
@@ -219,12 +213,12 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       if (state.status !== 'running') return;
       await stop('config_changed');
       await start();
-    }).catch((err) => log.warn('config restart failed', { message: failureMessage(err) }));
+    }).catch((err) => log.warn('config restart failed', { message: rootMessage(err) }));
   }
 
   await condition(() => inFlight === 0 && allHandlersFinished());
-  await continueAsNew<typeof agentLifecycle>({ ...input, state });
-}
+  await continueAsNew<AgentLifecycleWorkflow>({ ...input, state });
+};
 
 function containerNameOf(state: LifecycleState): string {
   return agentContainerName(state.agentId);
@@ -232,22 +226,15 @@ function containerNameOf(state: LifecycleState): string {
 
 function validateReason(req: StopRequest): void {
   if (!req || typeof req.reason !== 'string' || req.reason.length > 200) {
-    throw new Error('reason must be a string of at most 200 characters');
+    throw ApplicationFailure.nonRetryable('reason must be a string of at most 200 characters', 'invalid_input');
   }
 }
 
 function validateApplyImage(req: ApplyImageRequest): void {
   if (!req || typeof req.rolloutId !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(String(req.toDigest))) {
-    throw new Error('applyImage needs a rolloutId and a sha256 image digest');
+    throw ApplicationFailure.nonRetryable('applyImage needs a rolloutId and a sha256 image digest', 'invalid_input');
   }
   if (!(req.healthTimeoutSec >= 5 && req.healthTimeoutSec <= 3600) || !(req.healthPollMs >= 50 && req.healthPollMs <= 60_000)) {
-    throw new Error('healthTimeoutSec must be 5..3600 and healthPollMs 50..60000');
+    throw ApplicationFailure.nonRetryable('healthTimeoutSec must be 5..3600 and healthPollMs 50..60000', 'invalid_input');
   }
-}
-
-function failureMessage(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  // Activity failures wrap the real reason in `cause`.
-  while (e?.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
 }

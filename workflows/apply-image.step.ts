@@ -3,6 +3,7 @@ import type { createDockerActivities } from '../activities/docker.activities.ts'
 import type { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { dockerTaskQueue, type ContainerSpec, type LifecycleState } from '../core/contracts/agent.contract.ts';
 import type { ApplyImageRequest, ApplyImageResult } from '../core/contracts/rollout.contract.ts';
+import { rootMessage } from '../core/contracts/failures.contract.ts';
 
 // applyImage runs inside the agent's lifecycle (under its lock), so an update
 // never races a user's restart or the reaper. Every step is its own activity:
@@ -18,7 +19,6 @@ export interface ApplyImageContext {
   /** Writes state to the agent row (and the digest, when given). */
   record(patch: Partial<LifecycleState>, reason?: string | null, imageDigest?: string): Promise<void>;
   stop(reason: string): Promise<void>;
-  failureMessage(err: unknown): string;
 }
 
 export async function applyImage(ctx: ApplyImageContext, req: ApplyImageRequest): Promise<ApplyImageResult> {
@@ -82,7 +82,7 @@ export async function applyImage(ctx: ApplyImageContext, req: ApplyImageRequest)
     await images.deleteSnapshot({ path: snapshot.path }).catch(() => undefined);
     return { outcome: 'updated', fromDigest: current, toDigest: req.toDigest };
   } catch (err) {
-    const error = ctx.failureMessage(err);
+    const error = rootMessage(err);
     log.warn('image update failed; rolling back', { agentId: state.agentId, error });
     try {
       state.phase = 'rolling_back';
@@ -93,7 +93,7 @@ export async function applyImage(ctx: ApplyImageContext, req: ApplyImageRequest)
       await images.deleteSnapshot({ path: snapshot.path }).catch(() => undefined);
       return { outcome: 'rolled_back', fromDigest: current, toDigest: req.toDigest, error };
     } catch (rollbackErr) {
-      const why = `${error}; rollback failed: ${ctx.failureMessage(rollbackErr)}`;
+      const why = `${error}; rollback failed: ${rootMessage(rollbackErr)}`;
       state.phase = 'failed';
       await docker.stopContainer({ containerName: spec.containerName }).catch(() => undefined);
       // The snapshot stays: it is the only good copy of this agent's data now.

@@ -1,8 +1,7 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
-import { agentWorkflowId, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
-import { reconcileSignal } from './agent-lifecycle.workflow.ts';
+import { agentWorkflowId, reconcileSignal, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
 
 const control = proxyActivities<ReturnType<typeof createAgentActivities>>({
   startToCloseTimeout: '30 seconds',

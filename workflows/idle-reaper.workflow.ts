@@ -1,7 +1,6 @@
 import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
-import { agentWorkflowId } from '../core/contracts/agent.contract.ts';
-import { reapIfIdleSignal } from './agent-lifecycle.workflow.ts';
+import { agentWorkflowId, reapIfIdleSignal } from '../core/contracts/agent.contract.ts';
 
 const control = proxyActivities<ReturnType<typeof createAgentActivities>>({
   startToCloseTimeout: '30 seconds',

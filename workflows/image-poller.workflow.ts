@@ -3,7 +3,12 @@ import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import type { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { dockerTaskQueue } from '../core/contracts/agent.contract.ts';
-import { isImageAllowed, rolloutWorkflowId } from '../core/contracts/rollout.contract.ts';
+import {
+  isImageAllowed,
+  rolloutWorkflowId,
+  type DescribeImageWorkflow,
+  type ImagePollerWorkflow,
+} from '../core/contracts/rollout.contract.ts';
 import { rollout } from './rollout.workflow.ts';
 
 const control = proxyActivities<ReturnType<typeof createRolloutActivities> & ReturnType<typeof createAgentActivities>>({
@@ -20,21 +25,18 @@ function imagesOn(hostId: string) {
 }
 
 /** What the image (as the first Docker host sees it) is now: digest and changelog. For the API, which has no Docker of its own. */
-export async function describeImage(input: { image: string }) {
+export const describeImage: DescribeImageWorkflow = async (input) => {
   const [host] = await control.listDockerHosts();
-  // A plain Error would fail only the workflow task, retried until the caller's timeout: fail the workflow instead.
   if (!host) throw ApplicationFailure.nonRetryable('no Docker host is registered', 'no_docker_host');
   return imagesOn(host).describeImage(input.image);
-}
-
-export type PollResult = { started: string | null; reason: string };
+};
 
 /**
  * One run per channel tick (schedule `image-poller/<image>`): a new digest of
  * an allowed image that some agent does not run yet starts
  * `rollout/<image>@<digest>`. Starting it twice is a no-op: the id is taken.
  */
-export async function imagePoller(input: { image: string; healthPollMs?: number }): Promise<PollResult> {
+export const imagePoller: ImagePollerWorkflow = async (input) => {
   const settings = await control.fleetSettings();
   if (settings.mode === 'paused') return { started: null, reason: 'fleet mode is paused' };
   if (!isImageAllowed(input.image, settings.imageAllowlist)) return { started: null, reason: 'image is not on the allowlist' };
@@ -65,4 +67,4 @@ export async function imagePoller(input: { image: string; healthPollMs?: number 
     throw err;
   }
   return { started: workflowId, reason: 'new digest' };
-}
+};

@@ -1,22 +1,23 @@
-import { ApplicationFailure, allHandlersFinished, condition, defineQuery, defineUpdate, patched, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, log, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { createOnboardingActivities } from '../activities/onboarding.activities.ts';
-import type {
-  BreakglassInput,
-  OidcInput,
-  OnboardingState,
-  ProviderStepInput,
-  SystemAgentsInput,
+import {
+  breakglassUpdate,
+  completeUpdate,
+  oidcUpdate,
+  onboardingStateQuery,
+  providerUpdate,
+  setupChangedSignal,
+  systemAgentsUpdate,
+  type OidcInput,
+  type OnboardingState,
+  type OnboardingWorkflow,
+  type ProviderStepInput,
+  type SystemAgentsInput,
 } from '../core/contracts/onboarding.contract.ts';
 
 // The first-boot wizard, one update per step, each with a validator. Its state
 // lives here and in the database, so an API restart between steps loses
 // nothing, and repeating a step is harmless.
-export const onboardingStateQuery = defineQuery<OnboardingState>('state');
-export const breakglassUpdate = defineUpdate<{ userId: string }, [BreakglassInput]>('breakglass');
-export const oidcUpdate = defineUpdate<OnboardingState, [OidcInput]>('oidc');
-export const providerUpdate = defineUpdate<{ providerId: string | null }, [ProviderStepInput]>('provider');
-export const systemAgentsUpdate = defineUpdate<{ agentIds: string[] }, [SystemAgentsInput]>('systemAgents');
-export const completeUpdate = defineUpdate<OnboardingState, []>('complete');
 
 const acts = proxyActivities<ReturnType<typeof createOnboardingActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -27,7 +28,7 @@ const reject = (message: string, code: string): never => {
   throw ApplicationFailure.nonRetryable(message, code);
 };
 
-export async function onboarding(): Promise<OnboardingState> {
+export const onboarding: OnboardingWorkflow = async () => {
   const state: OnboardingState = {
     completed: false,
     steps: { breakglass: 'pending', oidc: 'pending', provider: 'pending', systemAgents: 'pending' },
@@ -38,30 +39,53 @@ export async function onboarding(): Promise<OnboardingState> {
     if (state.completed) reject('Onboarding is complete', 'onboarding_completed');
   };
 
-  // Set once currentSetup() has answered. The API's first call is an
-  // update-with-start, whose update runs its validator before that answer.
-  let setupKnown = false;
+  /** What the database says already exists (a breakglass made with the CLI counts). */
+  async function learn(): Promise<void> {
+    const seen = await acts.currentSetup();
+    if (seen.adminId && !state.adminId) {
+      state.adminId = seen.adminId;
+      state.steps.breakglass = 'done';
+    }
+    if (seen.oidc && state.steps.oidc === 'pending') state.steps.oidc = 'done';
+  }
+
+  // Breakglass requests run one at a time: updates that raced past the
+  // validator (buffered on a just-started run) see the first one's result
+  // here and are refused, instead of all reaching the database.
+  let breakglassTail: Promise<unknown> = Promise.resolve();
 
   setHandler(onboardingStateQuery, () => state);
+  // Looks one at a time; a failed look (the database down past every retry) is logged, and the next one tries again.
+  let learning: Promise<void> = Promise.resolve();
+  function learnAfterSignal(): Promise<void> {
+    learning = learning.then(learn).catch((err) => log.warn('could not read the setup', { message: (err as Error).message }));
+    return learning;
+  }
+  setHandler(setupChangedSignal, () => void learnAfterSignal());
 
   setHandler(
     breakglassUpdate,
-    async (input) => {
-      // The validator may have run before currentSetup() answered: an admin
-      // made with the CLI must not be taken over by a first request naming it.
-      if (patched('breakglass-waits-for-setup')) {
-        await condition(() => setupKnown);
+    (input) => {
+      const run = breakglassTail.then(async () => {
         if (state.steps.breakglass === 'done') reject('A breakglass admin already exists', 'breakglass_exists');
-      }
-      const { userId } = await acts.createBreakglass(input);
-      state.adminId = userId;
-      state.steps.breakglass = 'done';
-      return { userId };
+        try {
+          const { userId } = await acts.createBreakglass(input);
+          state.adminId = userId;
+          state.steps.breakglass = 'done';
+          return { userId };
+        } catch (err) {
+          // Someone else (the CLI) made it meanwhile: remember who, then refuse.
+          await learn();
+          throw err;
+        }
+      });
+      breakglassTail = run.catch(() => undefined);
+      return run;
     },
     {
       validator: (input) => {
         if (state.steps.breakglass === 'done') reject('A breakglass admin already exists', 'breakglass_exists');
-        if (!input?.username || !input.passwordHash?.startsWith('$2')) reject('username and a hashed password are required', 'invalid_input');
+        if (!input?.username || !input.credentialRef || !input.setupCodeHash) reject('username, a credential reference and the setup code are required', 'invalid_input');
       },
     },
   );
@@ -122,14 +146,8 @@ export async function onboarding(): Promise<OnboardingState> {
   );
 
   // A breakglass admin made with the CLI before the wizard counts as done.
-  const seen = await acts.currentSetup();
-  if (seen.adminId && !state.adminId) {
-    state.adminId = seen.adminId;
-    state.steps.breakglass = 'done';
-  }
-  if (seen.oidc && state.steps.oidc === 'pending') state.steps.oidc = 'done';
-  setupKnown = true;
+  await learnAfterSignal();
 
   await condition(() => state.completed && allHandlersFinished());
   return state;
-}
+};

@@ -1,25 +1,22 @@
-import { condition, defineQuery, defineSignal, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createRolloutActivities } from '../activities/rollout.activities.ts';
 import {
+  abortRolloutSignal,
   countStatuses,
+  fleetSettingsChangedSignal,
+  pauseRolloutSignal,
+  resumeRolloutSignal,
+  rolloutProgressQuery,
   msUntilHour,
   planWaves,
   type AgentProgress,
   type AgentUpdateStatus,
   type ApplyImageResult,
-  type RolloutInput,
   type RolloutProgress,
+  type RolloutWorkflow,
   type RolloutTarget,
   type WaveProgress,
 } from '../core/contracts/rollout.contract.ts';
-
-// Signals and the progress query sit beside the workflow.
-export const pauseRolloutSignal = defineSignal('pause');
-export const resumeRolloutSignal = defineSignal('resume');
-export const abortRolloutSignal = defineSignal<[{ reason?: string }]>('abort');
-/** Fleet settings changed (e.g. mode paused → auto): look again now rather than at the next poll. */
-export const fleetSettingsChangedSignal = defineSignal('fleetSettingsChanged');
-export const rolloutProgressQuery = defineQuery<RolloutProgress>('progress');
 
 type RolloutActivities = ReturnType<typeof createRolloutActivities>;
 
@@ -28,18 +25,12 @@ const control = proxyActivities<RolloutActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
 });
 
-export interface RolloutWorkflowInput extends RolloutInput {
-  changelog?: string | null;
-  /** How often an updated agent's health is polled; the worker's config decides, the starter passes it. */
-  healthPollMs?: number;
-}
-
 /**
  * `rollout/<image>@<digest>`: moves the targeted agents to a new digest wave by
  * wave. Each agent is changed by its own lifecycle's applyImage, so a rollout
  * never races a user's restart or the reaper.
  */
-export async function rollout(input: RolloutWorkflowInput): Promise<RolloutProgress> {
+export const rollout: RolloutWorkflow = async (input) => {
   const { strategy } = input;
   const progress: RolloutProgress = {
     id: input.rolloutId,
@@ -269,4 +260,4 @@ export async function rollout(input: RolloutWorkflowInput): Promise<RolloutProgr
   }
   log.info('rollout finished', { status: progress.status, counts: progress.counts });
   return progress;
-}
+};

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { asSystem, pageMeta, type Agent } from '../../core/db.ts';
+import { pageMeta, type Agent } from '../../core/db.ts';
 import { errors, IdParams, Nullable } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import { PageMeta, Paging } from './admin-users.routes.ts';
@@ -26,15 +26,12 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireAdmin);
 
-  async function view(rows: Agent[]) {
-    const userIds = rows.filter((a) => a.ownerKind === 'user').map((a) => a.ownerId);
-    const users = await core.db.user.findMany({ where: { id: { in: userIds } }, select: { id: true, displayName: true } });
-    const names = new Map(users.map((u) => [u.id, u.displayName]));
-    return rows.map((a) => ({
+  function view({ agent: a, ownerName }: { agent: Agent; ownerName: string | null }) {
+    return {
       id: a.id,
       ownerKind: a.ownerKind,
       ownerId: a.ownerId,
-      ownerName: a.ownerKind === 'user' ? (names.get(a.ownerId) ?? null) : a.ownerId,
+      ownerName,
       status: a.status,
       statusReason: a.statusReason,
       image: a.image,
@@ -43,19 +40,15 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
       dockerHostId: a.dockerHostId,
       workflowId: `agent/${a.id}`,
       temporalUrl: control.workflowUrl(a),
-    }));
+    };
   }
 
   app.get('/api/admin/agents', {
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(FleetAgent), meta: PageMeta }), ...errors(400, 401, 403) } },
   }, async (request) => {
     const { page, limit } = request.query;
-    // Admins see every agent's status: declared system work, narrowed by the response schema.
-    const [total, rows] = await asSystem(core.db, async (tx) => [
-      await tx.agent.count(),
-      await tx.agent.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
-    ] as const);
-    return { data: await view(rows), meta: pageMeta(total, page, limit) };
+    const { total, rows } = await core.agents.listForAdmin(page, limit);
+    return { data: rows.map(view), meta: pageMeta(total, page, limit) };
   });
 
   const act = (action: 'stop' | 'restart') => async (request: { params: { id: string }; user: { id: string } | null }) => {
@@ -64,7 +57,8 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
     else await control.restart(agent, 'admin_request');
     const after = await core.agents.get(agent.id);
     await core.audit.record({ actorId: request.user!.id, action: `agent.${action}`, target: `agent:${agent.id}`, before: { status: agent.status }, after: { status: after.status } });
-    return (await view([after]))[0];
+    const { rows } = await core.agents.listForAdmin(1, 1, after.id);
+    return view(rows[0]);
   };
   const actionSchema = { params: IdParams, response: { 200: FleetAgent, ...errors(400, 401, 403, 404, 429, 503) } };
   app.post('/api/admin/agents/:id/stop', { schema: actionSchema }, act('stop'));

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { TOKEN_SCOPES, toPublicUser } from '../../core/services/users.service.ts';
+import { TOKEN_SCOPES, toPublicUser, type TokenScope } from '../../core/services/users.service.ts';
+import { ForbiddenError } from '../../core/errors.ts';
 import { SESSION_COOKIE, setSessionCookie } from '../auth.ts';
 import { errors, IdParams, PublicUser, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
@@ -17,17 +18,16 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
   app.post('/api/auth/login', {
     schema: { body: Login, response: { 200: Type.Object({ user: PublicUser }), ...errors(400, 401, 429) } },
   }, async (request, reply) => {
-    const account = `account:${request.body.username.toLowerCase()}`;
-    const keys = [account, `ip:${request.ip}`];
-    loginThrottle.check(keys);
+    const account = request.body.username.toLowerCase();
+    loginThrottle.check(account, request.ip);
     let user;
     try {
       user = await core.users.authenticate(request.body.username, request.body.password);
     } catch (err) {
-      loginThrottle.fail(keys);
+      loginThrottle.fail(account, request.ip);
       throw err;
     }
-    loginThrottle.succeed([account]);
+    loginThrottle.succeed(account, request.ip);
     const old = request.cookies[SESSION_COOKIE];
     if (old) await core.users.revokeSession(old);
     const session = await core.users.createSession(user.id);
@@ -78,7 +78,12 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
       },
     },
   }, async (request, reply) => {
-    const t = await core.users.createToken(request.user!.id, request.body.name, request.body.expiresInDays, request.body.scopes);
+    const scopes: TokenScope[] = request.body.scopes ?? ['*'];
+    // A token mints only tokens narrower than itself (a session may mint any).
+    if (request.tokenScopes && !scopes.every((sc) => request.tokenScopes!.includes('*') || request.tokenScopes!.includes(sc))) {
+      throw new ForbiddenError('A token can only create tokens with scopes it has itself', 'scope_not_allowed');
+    }
+    const t = await core.users.createToken(request.user!.id, request.body.name, request.body.expiresInDays, scopes);
     return reply.code(201).send({ ...t, expiresAt: t.expiresAt?.toISOString() ?? null });
   });
 

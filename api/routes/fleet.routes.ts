@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { pageMeta } from '../../core/db.ts';
-import { syncImagePollers } from '../../core/fleet-schedules.ts';
+import { syncImagePollers } from '../../core/control/schedules.ts';
 import { FleetSettingsSchema, ImageRef, StrategySchema } from '../../core/services/fleet-settings.service.ts';
 import { errors, Id, IdParams, Nullable, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
@@ -55,7 +55,7 @@ const FleetEvent = Type.Object({
   at: Type.String(),
 });
 
-export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rolloutControl, temporal }: RouteDeps) {
+export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rolloutControl }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireAdmin);
   const withUrl = <T extends { workflowId: string }>(r: T) => ({ ...r, temporalUrl: rolloutControl.workflowUrl(r.workflowId) });
@@ -69,7 +69,7 @@ export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rollou
     const saved = await core.fleet.put(request.body);
     await core.audit.record({ actorId: request.user!.id, action: 'fleet.settings', target: 'fleet', before, after: saved });
     // Pollers follow the channels; running rollouts look at the mode again now.
-    await syncImagePollers(temporal, saved, { healthPollMs: core.config.updateHealthPollMs });
+    await syncImagePollers(core.temporal, saved, { healthPollMs: core.config.updateHealthPollMs });
     await rolloutControl.settingsChanged();
     return saved;
   });

@@ -19,8 +19,8 @@ export async function healthRoutes(fastify: FastifyInstance, { core, readiness }
       }
     };
     await Promise.all([
-      probe('postgres', () => core.db.$queryRaw`SELECT 1`),
-      probe('temporal', readiness.temporal),
+      probe('postgres', () => core.settings.ping()),
+      probe('temporal', () => core.temporal.ping()),
       probe('docker', readiness.docker),
     ]);
     const ok = Object.values(checks).every((v) => v === 'ok');

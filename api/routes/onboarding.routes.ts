@@ -1,20 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { Type } from 'typebox';
-import { CONTROL_TASK_QUEUE } from '../../core/contracts/agent.contract.ts';
-import { ONBOARDING_COMPLETED_KEY, ONBOARDING_WORKFLOW_ID, type OnboardingState } from '../../core/contracts/onboarding.contract.ts';
-import { AppError, ConflictError, ForbiddenError, ValidationError } from '../../core/errors.ts';
-import { hashPassword, toPublicUser } from '../../core/services/users.service.ts';
-import {
-  breakglassUpdate,
-  completeUpdate,
-  oidcUpdate,
-  onboarding,
-  onboardingStateQuery,
-  providerUpdate,
-  systemAgentsUpdate,
-} from '../../workflows/onboarding.workflow.ts';
+import { ConflictError, ForbiddenError, UnauthorizedError } from '../../core/errors.ts';
+import { toPublicUser } from '../../core/services/users.service.ts';
 import { setSessionCookie } from '../auth.ts';
 import { errors, PublicUser, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
@@ -27,78 +15,38 @@ const StateView = Type.Object({
 });
 const Skip = strict({ skip: Type.Literal(true) });
 
-const UPDATE_ERRORS: Record<string, (m: string) => AppError> = {
-  breakglass_exists: (m) => new ConflictError(m, 'breakglass_exists'),
-  breakglass_required: (m) => new ConflictError(m, 'breakglass_required'),
-  onboarding_completed: (m) => new ConflictError(m, 'onboarding_completed'),
-  oidc_discovery_failed: (m) => new ValidationError(m, undefined, 'oidc_discovery_failed'),
-  provider_test_failed: (m) => new ValidationError(m, undefined, 'provider_test_failed'),
-  invalid_provider: (m) => new ValidationError(m, undefined, 'invalid_provider'),
-  duplicate_name: (m) => new ConflictError(m, 'duplicate_name'),
-};
-
-/** The wizard's REST face: each POST is one update of the `onboarding` workflow. */
-export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, control, temporal, secureCookies, onboardingGate }: RouteDeps) {
+/** The wizard's REST face: each POST is one step of the `onboarding` workflow (core/control/onboarding-control.ts). */
+export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, secureCookies, loginThrottle }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-
-  const start = () =>
-    new WithStartWorkflowOperation(onboarding, {
-      workflowId: ONBOARDING_WORKFLOW_ID,
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [],
-      staticSummary: 'First-boot onboarding wizard',
-    });
-
-  async function update<R, A extends unknown[]>(def: Parameters<Client['workflow']['executeUpdateWithStart']>[0], ...args: A): Promise<R> {
-    if (await onboardingGate.isComplete()) throw new ConflictError('Onboarding is already complete', 'onboarding_completed');
-    try {
-      return (await temporal.workflow.executeUpdateWithStart(def as never, { args: args as never, startWorkflowOperation: start() })) as R;
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) {
-        // Activity failures wrap the business error: look down the chain for a known type.
-        for (let c = err.cause as { type?: string; message?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c) {
-          const make = c.type ? UPDATE_ERRORS[c.type] : undefined;
-          if (make) throw make(c.message ?? 'refused');
-        }
-      }
-      throw err;
-    }
-  }
+  const { onboarding } = core;
 
   async function requireOnboardingAdmin(request: FastifyRequest, reply: FastifyReply) {
     await auth.requireUser(request, reply);
     if (request.user!.role !== 'admin') throw new ForbiddenError('Only the admin may run onboarding', 'admin_required');
   }
 
-  async function readState(): Promise<{ completed: boolean; steps: OnboardingState['steps'] }> {
-    const done = await core.db.systemConfig.findUnique({ where: { key: ONBOARDING_COMPLETED_KEY } });
-    if (done) return { completed: true, steps: JSON.parse(done.value) };
-    const handle = await temporal.workflow.start(onboarding, {
-      workflowId: ONBOARDING_WORKFLOW_ID,
-      taskQueue: CONTROL_TASK_QUEUE,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [],
-      staticSummary: 'First-boot onboarding wizard',
-    });
-    const state = await handle.query(onboardingStateQuery);
-    return { completed: state.completed, steps: state.steps };
-  }
-
-  app.get('/api/onboarding', { schema: { response: { 200: StateView, ...errors(503) } } }, readState);
+  app.get('/api/onboarding', { schema: { response: { 200: StateView, ...errors(503) } } }, () => onboarding.state());
 
   app.post('/api/onboarding/breakglass', {
     schema: {
       body: strict({
         username: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{2,62}$' }),
         password: Type.String({ minLength: 12, maxLength: 1024 }),
+        // Optional in the schema so that a missing code answers like a wrong one: 401.
+        setupCode: Type.Optional(Type.String({ maxLength: 64 })),
       }),
-      response: { 201: Type.Object({ user: PublicUser }), ...errors(400, 409, 503) },
+      response: { 201: Type.Object({ user: PublicUser }), ...errors(400, 401, 409, 429, 503) },
     },
   }, async (request, reply) => {
-    const passwordHash = await hashPassword(request.body.password);
-    const { userId } = await update<{ userId: string }, [unknown]>(breakglassUpdate, { username: request.body.username, passwordHash });
-    const user = await core.users.get(userId);
+    // Guessing the code is throttled per address like a sign-in.
+    loginThrottle.check('setup-code', request.ip);
+    let user;
+    try {
+      user = await onboarding.claim(request.body);
+    } catch (err) {
+      if (err instanceof UnauthorizedError) loginThrottle.fail('setup-code', request.ip);
+      throw err;
+    }
     const session = await core.users.createSession(user.id);
     setSessionCookie(request, reply, session, secureCookies);
     return reply.code(201).send({ user: toPublicUser(user) });
@@ -118,19 +66,14 @@ export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, c
       response: { 200: StateView, ...errors(400, 401, 403, 409, 503) },
     },
   }, async (request) => {
-    const body = request.body;
-    const input = 'skip' in body ? { skip: true } : { issuerUrl: body.issuerUrl, clientId: body.clientId, clientSecretEnc: core.keyring.encrypt(body.clientSecret) };
-    const state = await update<OnboardingState, [unknown]>(oidcUpdate, input);
-    return { completed: state.completed, steps: state.steps };
+    return onboarding.oidc(request.body);
   });
 
   app.post('/api/onboarding/provider', {
     preHandler: requireOnboardingAdmin,
     schema: { body: Type.Union([Skip, CreateProvider]), response: { 201: Type.Object({ providerId: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403, 409, 503) } },
   }, async (request, reply) => {
-    const body = request.body;
-    const input = 'skip' in body ? { skip: true } : { provider: { ...body, apiKey: undefined, apiKeyEnc: body.apiKey ? core.keyring.encrypt(body.apiKey) : undefined } };
-    return reply.code(201).send(await update<{ providerId: string | null }, [unknown]>(providerUpdate, input));
+    return reply.code(201).send(await onboarding.provider(request.body));
   });
 
   app.post('/api/onboarding/system-agents', {
@@ -152,21 +95,20 @@ export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, c
       ]),
       response: { 200: Type.Object({ agentIds: Type.Array(Type.String()) }), ...errors(400, 401, 403, 409, 503) },
     },
-  }, async (request) => update<{ agentIds: string[] }, [unknown]>(systemAgentsUpdate, request.body));
+  }, async (request) => onboarding.systemAgents(request.body));
 
   app.post('/api/onboarding/complete', {
     schema: { response: { 200: Type.Object({ completed: Type.Literal(true) }), ...errors(401, 403, 409, 503) } },
   }, async (request, reply) => {
     // Without a breakglass there is nobody to sign in as: say so before asking for a session.
-    const state = await readState();
+    const state = await onboarding.state();
     if (state.completed) throw new ConflictError('Onboarding is already complete', 'onboarding_completed');
     if (state.steps.breakglass !== 'done') throw new ConflictError('Create the breakglass admin first', 'breakglass_required');
     await requireOnboardingAdmin(request, reply);
-    await update<OnboardingState, []>(completeUpdate);
-    onboardingGate.markComplete();
+    await onboarding.complete();
     // System agents are always on: bring them up now, without holding the wizard's answer.
     for (const agent of await core.agents.listSystemAgents()) {
-      control.ensureRunning(agent).catch((err) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
+      core.agentControl.ensureRunning(agent).catch((err: unknown) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
     }
     return { completed: true as const };
   });

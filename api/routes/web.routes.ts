@@ -6,7 +6,6 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { OIDC_KEYS } from '../../core/services/oidc-settings.service.ts';
 import { errors } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
@@ -41,7 +40,6 @@ export async function webRoutes(fastify: FastifyInstance, { core, auth }: RouteD
       },
     },
   }, async (request) => {
-    const issuer = await core.db.systemConfig.findUnique({ where: { key: OIDC_KEYS.issuer } });
-    return { oidc: Boolean(issuer?.value), signedIn: Boolean(request.user), temporalUiUrl: core.config.temporalUiUrl, temporalNamespace: core.config.temporalNamespace };
+    return { oidc: Boolean(await core.settings.oidcIssuer()), signedIn: Boolean(request.user), temporalUiUrl: core.config.temporalUiUrl, temporalNamespace: core.config.temporalNamespace };
   });
 }

@@ -1,5 +1,9 @@
-// Pure types and ids shared by workflows, activities and the API. No I/O here:
-// workflow code imports this file.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ApplyImageRequest, ApplyImageResult } from './rollout.contract.ts';
+
+// The agent lifecycle's contract: ids, queues, messages and types shared by
+// the workflow (which implements it), the activities and the API (which call
+// it through the Temporal port). No I/O here: workflow code imports this file.
 
 export const CONTROL_TASK_QUEUE = 'hangar-control';
 export const dockerTaskQueue = (hostId: string) => `docker-${hostId}`;
@@ -100,3 +104,28 @@ export const LABEL_OWNER = 'dev.hangar.owner';
 /** Which Hangar installation owns a container: two on one engine never reap each other's. */
 export const LABEL_INSTANCE = 'dev.hangar.instance';
 export const AGENT_PORT = 18789;
+
+/** Workflow type names, as registered by the worker's bundle. */
+export const AGENT_LIFECYCLE_WORKFLOW = 'agentLifecycle';
+export const IDLE_REAPER_WORKFLOW = 'idleReaper';
+export const FLEET_RECONCILE_WORKFLOW = 'fleetReconcile';
+
+export interface LifecycleSettings {
+  restartDebounceMs: number;
+  healthTimeoutSec: number;
+}
+
+export type AgentLifecycleWorkflow = (input: LifecycleInput & { settings?: LifecycleSettings }) => Promise<void>;
+
+export const ensureRunningUpdate = defineUpdate<LifecycleState, []>('ensureRunning');
+export const stopUpdate = defineUpdate<LifecycleState, [StopRequest]>('stop');
+export const restartUpdate = defineUpdate<LifecycleState, [StopRequest]>('restart');
+export const stateQuery = defineQuery<LifecycleState>('state');
+/** From a rollout: move this agent to a new image digest, rolling back image and data on failure. */
+export const applyImageUpdate = defineUpdate<ApplyImageResult, [ApplyImageRequest]>('applyImage');
+/** A provider or the agent config changed: restart once the burst of changes settles. */
+export const configChangedSignal = defineSignal('configChanged');
+/** From the idle reaper: stop only if the agent is still idle when we look. */
+export const reapIfIdleSignal = defineSignal('reapIfIdle');
+/** From the fleet reconciler: Docker disagrees with our state. */
+export const reconcileSignal = defineSignal<[ReconcileRequest]>('reconcile');

@@ -1,4 +1,6 @@
-// Pure types for the first-boot wizard, shared by the workflow and the API.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+// The first-boot wizard's contract, shared by the workflow and the API.
 
 export const ONBOARDING_WORKFLOW_ID = 'onboarding';
 export const ONBOARDING_COMPLETED_KEY = 'onboarding.completed';
@@ -12,10 +14,15 @@ export interface OnboardingState {
   adminId: string | null;
 }
 
-/** The password is hashed by the API first: no plaintext ever lands in workflow history. */
+/**
+ * The API checks the setup code, hashes the password and parks the hash:
+ * workflow history carries a reference to it, never a password or its hash.
+ */
 export interface BreakglassInput {
   username: string;
-  passwordHash: string;
+  credentialRef: string;
+  /** sha256 of the setup code; creating the breakglass uses the code up. */
+  setupCodeHash: string;
 }
 
 /** The client secret arrives encrypted (enc:v1:…) for the same reason. */
@@ -42,3 +49,15 @@ export interface SystemAgentSpec {
 }
 
 export type SystemAgentsInput = { skip: true } | { agents: SystemAgentSpec[] };
+
+export const ONBOARDING_WORKFLOW = 'onboarding';
+export type OnboardingWorkflow = () => Promise<OnboardingState>;
+
+export const onboardingStateQuery = defineQuery<OnboardingState>('state');
+export const breakglassUpdate = defineUpdate<{ userId: string }, [BreakglassInput]>('breakglass');
+export const oidcUpdate = defineUpdate<OnboardingState, [OidcInput]>('oidc');
+export const providerUpdate = defineUpdate<{ providerId: string | null }, [ProviderStepInput]>('provider');
+export const systemAgentsUpdate = defineUpdate<{ agentIds: string[] }, [SystemAgentsInput]>('systemAgents');
+export const completeUpdate = defineUpdate<OnboardingState, []>('complete');
+/** The CLI made the breakglass (or something else changed the setup): look again. */
+export const setupChangedSignal = defineSignal('setupChanged');

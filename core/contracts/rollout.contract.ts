@@ -1,5 +1,7 @@
-// Pure types, ids and planning rules of fleet updates. No I/O: the rollout
-// workflow imports this file, and so do the API and the activities.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+// The fleet-update contract: types, ids, messages and planning rules. No I/O:
+// the rollout workflow imports this file, and so do the API and the activities.
 
 export type FleetMode = 'auto' | 'manual' | 'paused';
 export type StrategyKind = 'rollingWave' | 'singleAgent' | 'immediate';
@@ -172,3 +174,35 @@ export function countStatuses(agents: AgentProgress[]): RolloutCounts {
   for (const a of agents) counts[a.status]++;
   return counts;
 }
+
+export const ROLLOUT_WORKFLOW = 'rollout';
+export const IMAGE_POLLER_WORKFLOW = 'imagePoller';
+export const DESCRIBE_IMAGE_WORKFLOW = 'describeImage';
+
+export interface RolloutWorkflowInput extends RolloutInput {
+  changelog?: string | null;
+  /** How often an updated agent's health is polled; the worker's config decides, the starter passes it. */
+  healthPollMs?: number;
+}
+
+/** What an image (as a Docker host sees it) is now. */
+export interface ImageDescription {
+  image: string;
+  /** The local image id (sha256:...): what containers are pinned to. */
+  digest: string;
+  version: string | null;
+  changelog: string | null;
+}
+
+export type PollResult = { started: string | null; reason: string };
+
+export type RolloutWorkflow = (input: RolloutWorkflowInput) => Promise<RolloutProgress>;
+export type ImagePollerWorkflow = (input: { image: string; healthPollMs?: number }) => Promise<PollResult>;
+export type DescribeImageWorkflow = (input: { image: string }) => Promise<ImageDescription>;
+
+export const pauseRolloutSignal = defineSignal('pause');
+export const resumeRolloutSignal = defineSignal('resume');
+export const abortRolloutSignal = defineSignal<[{ reason?: string }]>('abort');
+/** Fleet settings changed (e.g. mode paused → auto): look again now rather than at the next poll. */
+export const fleetSettingsChangedSignal = defineSignal('fleetSettingsChanged');
+export const rolloutProgressQuery = defineQuery<RolloutProgress>('progress');

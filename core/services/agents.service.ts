@@ -11,16 +11,16 @@ import {
 import { randomToken, safeEqual, type Keyring } from '../crypto.ts';
 import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import type { SettingsService } from './settings.service.ts';
 
 export interface AgentServiceDeps {
   db: Db;
   keyring: Keyring;
   config: HangarConfig;
+  settings: SettingsService;
   /** The port the API really listens on (tests use an ephemeral one). */
   apiPort?: () => number;
 }
-
-const INSTANCE_KEY = 'instance.id';
 
 export function toPublicAgent(a: Agent) {
   return {
@@ -36,9 +36,8 @@ export function toPublicAgent(a: Agent) {
   };
 }
 
-export function createAgentService({ db, keyring, config, apiPort }: AgentServiceDeps) {
+export function createAgentService({ db, keyring, config, settings, apiPort }: AgentServiceDeps) {
   const tokenCache = new Map<string, string>();
-  let instance: Promise<string> | null = null;
   // Row-level security: a user's own agent is read as that user; work on an
   // agent by id (worker, reaper, reconciler, proxy after its own check) is
   // declared system work.
@@ -86,27 +85,11 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
       return row;
     },
 
-    /** This installation's id, made once and kept in the database. */
-    instanceId(): Promise<string> {
-      instance ??= (async () => {
-        const row = await db.systemConfig.upsert({
-          where: { key: INSTANCE_KEY },
-          create: { key: INSTANCE_KEY, value: crypto.randomUUID() },
-          update: {},
-        });
-        return row.value;
-      })().catch((err) => {
-        instance = null;
-        throw err;
-      });
-      return instance;
-    },
-
     async containerSpec(agentId: string): Promise<ContainerSpec> {
       const a = await this.get(agentId);
       return {
         agentId: a.id,
-        instanceId: await this.instanceId(),
+        instanceId: await settings.instanceId(),
         ownerKind: a.ownerKind as OwnerKind,
         ownerId: a.ownerId,
         containerName: a.containerName,
@@ -174,6 +157,35 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
         where: { dockerHostId },
         select: { id: true, status: true, containerName: true },
       }));
+    },
+
+    /** Every agent's status for admins (declared system work; the route's schema narrows what leaves), with owner names. */
+    async listForAdmin(page: number, limit: number, onlyId?: string) {
+      return sys(async (tx) => {
+        const where = onlyId ? { id: onlyId } : {};
+        const [total, rows] = [
+          await tx.agent.count({ where }),
+          await tx.agent.findMany({ where, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
+        ];
+        const userIds = rows.filter((a) => a.ownerKind === 'user').map((a) => a.ownerId);
+        const users = await tx.user.findMany({ where: { id: { in: userIds } }, select: { id: true, displayName: true } });
+        const names = new Map(users.map((u) => [u.id, u.displayName]));
+        return { total, rows: rows.map((a) => ({ agent: a, ownerName: a.ownerKind === 'user' ? (names.get(a.ownerId) ?? null) : a.ownerId })) };
+      });
+    },
+
+    /** The Docker engines workers serve; a worker registers its own at start. */
+    async registerDockerHost(id: string, endpoint: string): Promise<void> {
+      await db.dockerHost.upsert({
+        where: { id },
+        create: { id, endpoint, labels: {}, capacity: 100, status: 'active' },
+        update: { status: 'active' },
+      });
+    },
+
+    async listDockerHostIds(): Promise<string[]> {
+      const hosts = await db.dockerHost.findMany({ where: { status: { not: 'disabled' } }, select: { id: true } });
+      return hosts.map((h) => h.id);
     },
 
     listSystemAgents() {

@@ -4,11 +4,11 @@ import type { HangarConfig } from '../config.ts';
 import { DEFAULT_STRATEGY, isImageAllowed, type FleetSettings, type UpdateMode } from '../contracts/rollout.contract.ts';
 import { asSystem, type Db, type Tx } from '../db.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import type { SettingsService } from './settings.service.ts';
 
-// Fleet-wide update settings (one SystemConfig row) and each workspace's own
+// Fleet-wide update settings (one system setting) and each workspace's own
 // update mode and hour. The API's schemas are these schemas.
 
-const SETTINGS_KEY = 'fleet.settings';
 /** An image reference as rollouts and channels name it. */
 export const ImageRef = Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9][a-z0-9._/:@-]*$' });
 
@@ -58,7 +58,7 @@ export function imageRepository(image: string): string {
   return colon > noDigest.lastIndexOf('/') ? noDigest.slice(0, colon) : noDigest;
 }
 
-export function createFleetSettingsService({ db, config }: { db: Db; config: HangarConfig }) {
+export function createFleetSettingsService({ db, config, settings }: { db: Db; config: HangarConfig; settings: SettingsService }) {
   const defaults = (): FleetSettings => ({
     mode: 'auto',
     strategy: { ...DEFAULT_STRATEGY, healthTimeoutSeconds: config.agentStartTimeoutSec },
@@ -84,10 +84,10 @@ export function createFleetSettingsService({ db, config }: { db: Db; config: Han
     defaults,
 
     async get(): Promise<FleetSettings> {
-      const row = await db.systemConfig.findUnique({ where: { key: SETTINGS_KEY } });
-      if (!row) return defaults();
+      const stored = await settings.fleetJson();
+      if (!stored) return defaults();
       // Settings written by an older version gain new fields' defaults.
-      const merged = { ...defaults(), ...(JSON.parse(row.value) as Partial<FleetSettings>) };
+      const merged = { ...defaults(), ...(JSON.parse(stored) as Partial<FleetSettings>) };
       merged.strategy = { ...defaults().strategy, ...merged.strategy };
       return merged;
     },
@@ -101,8 +101,7 @@ export function createFleetSettingsService({ db, config }: { db: Db; config: Han
       if (new Set(next.channels.map((c) => c.image)).size !== next.channels.length) {
         throw new ValidationError('each image may have one channel', undefined);
       }
-      const value = JSON.stringify(next);
-      await db.systemConfig.upsert({ where: { key: SETTINGS_KEY }, create: { key: SETTINGS_KEY, value }, update: { value } });
+      await settings.saveFleetJson(JSON.stringify(next));
       return next;
     },
 

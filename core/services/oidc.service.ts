@@ -1,8 +1,7 @@
 import * as client from 'openid-client';
-import type { Keyring } from '../crypto.ts';
 import type { Db, User } from '../db.ts';
 import { NotFoundError, UnauthorizedError, UnavailableError } from '../errors.ts';
-import { OIDC_KEYS } from './oidc-settings.service.ts';
+import type { SettingsService } from './settings.service.ts';
 
 // OIDC sign-in: authorization code with PKCE, state and nonce, the ID token
 // verified against the issuer's JWKS (openid-client). Settings are read from
@@ -18,21 +17,11 @@ export interface OidcLoginState {
 
 const DISCOVERY_TTL_MS = 5 * 60_000;
 
-export function createOidcService({ db, keyring, clockToleranceSec = 5 }: { db: Db; keyring: Keyring; clockToleranceSec?: number }) {
+export function createOidcService({ db, settings, clockToleranceSec = 5 }: { db: Db; settings: SettingsService; clockToleranceSec?: number }) {
   let cached: { key: string; at: number; config: client.Configuration } | null = null;
 
-  async function settings() {
-    const rows = await db.systemConfig.findMany({ where: { key: { in: Object.values(OIDC_KEYS) } } });
-    const get = (k: string) => rows.find((r) => r.key === k);
-    const issuer = get(OIDC_KEYS.issuer)?.value;
-    const clientId = get(OIDC_KEYS.clientId)?.value;
-    const secret = get(OIDC_KEYS.clientSecret);
-    if (!issuer || !clientId || !secret) return null;
-    return { issuer, clientId, clientSecret: secret.encrypted ? keyring.decrypt(secret.value) : secret.value };
-  }
-
   async function configuration(): Promise<client.Configuration> {
-    const s = await settings();
+    const s = await settings.oidc();
     if (!s) throw new NotFoundError('OIDC configuration', 'oidc_not_configured');
     const key = `${s.issuer}|${s.clientId}|${s.clientSecret}`;
     if (cached && cached.key === key && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.config;
@@ -53,7 +42,7 @@ export function createOidcService({ db, keyring, clockToleranceSec = 5 }: { db: 
 
   return {
     async isConfigured(): Promise<boolean> {
-      return (await settings()) !== null;
+      return (await settings.oidc()) !== null;
     },
 
     async begin(redirectUri: string): Promise<{ url: string; login: OidcLoginState }> {

@@ -80,6 +80,10 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
   return {
     owned,
 
+    findByName(userId: string, name: string): Promise<LlmProvider | null> {
+      return asUser(db, userId, (tx) => tx.llmProvider.findFirst({ where: { userId, name } }));
+    },
+
     list(userId: string) {
       return asUser(db, userId, (tx) => tx.llmProvider.findMany({ where: { userId }, orderBy: { createdAt: 'asc' } }));
     },
@@ -109,6 +113,12 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
     async update(userId: string, id: string, patch: Partial<ProviderInput>): Promise<LlmProvider> {
       const current = await owned(userId, id);
       const type = (patch.type ?? current.type) as ProviderType;
+      const baseUrl = patch.baseUrl !== undefined || patch.type ? resolveBaseUrl(type, patch.baseUrl ?? current.baseUrl) : undefined;
+      // A key belongs to the endpoint it was given for: re-pointing the
+      // provider (another URL or type) drops it, so `test` can never carry it
+      // somewhere new. The user enters it again with the new endpoint.
+      const repointed = (baseUrl !== undefined && baseUrl !== current.baseUrl) || (patch.type !== undefined && patch.type !== current.type);
+      const apiKey = patch.apiKey !== undefined ? keyring.encrypt(patch.apiKey) : repointed ? null : undefined;
       try {
         return await asUser(db, userId, (tx) => tx.llmProvider.update({
           where: { id: current.id },
@@ -116,8 +126,8 @@ export function createProviderService({ db, keyring }: { db: Db; keyring: Keyrin
             name: patch.name,
             displayName: patch.displayName,
             type: patch.type,
-            baseUrl: patch.baseUrl !== undefined || patch.type ? resolveBaseUrl(type, patch.baseUrl ?? current.baseUrl) : undefined,
-            apiKey: patch.apiKey !== undefined ? keyring.encrypt(patch.apiKey) : undefined,
+            baseUrl,
+            apiKey,
             apiType: patch.apiType,
             models: patch.models as object[] | undefined,
           },

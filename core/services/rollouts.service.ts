@@ -102,6 +102,12 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
       return toView(row);
     },
 
+    /** Workflow ids of the rollouts still in flight. */
+    async openWorkflowIds(): Promise<string[]> {
+      const rows = await db.rollout.findMany({ where: { status: { in: ['pending', 'running', 'paused'] } }, select: { workflowId: true } });
+      return rows.map((r) => r.workflowId);
+    },
+
     /** The newest rollout row of a workflow id (an id may be run again after it ended). */
     async latestFor(workflowId: string) {
       return db.rollout.findFirst({ where: { workflowId }, orderBy: { createdAt: 'desc' } });

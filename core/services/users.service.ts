@@ -1,15 +1,14 @@
-import bcrypt from 'bcryptjs';
 import { randomToken, sha256 } from '../crypto.ts';
 import { asSystem, asUser, pageMeta, type Db, type User } from '../db.ts';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
-
-export const BCRYPT_COST = 12;
+import { hashPassword, verifyPassword } from './passwords.service.ts';
 /** What an API token may be limited to; '*' is everything its owner may do. */
 export const TOKEN_SCOPES = ['*', 'agent', 'providers', 'tokens', 'admin'] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
 const TOKEN_PREFIX = 'hgr_';
-// A hash to compare against when the user is unknown, so both failures take as long.
-const DUMMY_HASH = bcrypt.hashSync('hangar-timing-equaliser', BCRYPT_COST);
+// A hash to compare against when the user is unknown, so both failures take as long
+// (a fixed bcrypt hash of a random string at the same cost, made once).
+const DUMMY_HASH = '$2b$12$2Rr/fTTzsLXdLZmMbDJqq..V.jLAK0RqurH/qLOX/QxvBgJXFb78i';
 
 export function toPublicUser(u: User) {
   return {
@@ -31,8 +30,6 @@ export function toAdminUserView(u: User) {
     deactivatedAt: u.deactivatedAt?.toISOString() ?? null,
   };
 }
-
-export const hashPassword = (password: string) => bcrypt.hash(password, BCRYPT_COST);
 
 export interface CreateUserInput {
   username?: string;
@@ -61,7 +58,7 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
             displayName: input.displayName ?? input.username ?? input.email ?? 'user',
             role: input.role ?? 'member',
             authSource: input.authSource ?? 'local',
-            passwordHash: input.passwordHash ?? (input.password ? await bcrypt.hash(input.password, BCRYPT_COST) : null),
+            passwordHash: input.passwordHash ?? (input.password ? await hashPassword(input.password) : null),
             invitedById: input.invitedById,
             invitedAt: input.invitedById ? new Date() : undefined,
           },
@@ -72,11 +69,16 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
       }
     },
 
+    /** By username or email, as people type either to sign in. */
+    findByLogin(login: string): Promise<User | null> {
+      const key = login.toLowerCase();
+      return db.user.findFirst({ where: { OR: [{ username: key }, { email: key }] } });
+    },
+
     /** One answer for unknown user and wrong password. */
     async authenticate(login: string, password: string): Promise<User> {
-      const key = login.toLowerCase();
-      const user = await db.user.findFirst({ where: { OR: [{ username: key }, { email: key }] } });
-      const ok = await bcrypt.compare(password, user?.passwordHash ?? DUMMY_HASH);
+      const user = await this.findByLogin(login);
+      const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
       if (!user || !user.passwordHash || !ok || user.status !== 'active') {
         throw new UnauthorizedError('Wrong username or password', 'invalid_credentials');
       }

@@ -83,6 +83,8 @@ describe('web UI', () => {
     await shot('onboarding');
     await page.getByLabel('Username').fill(ADMIN.username);
     await page.getByLabel('Password (at least 12 characters)').fill(ADMIN.password);
+    // The code a person at the console would read off `npm start`.
+    await page.getByLabel('Setup code').fill((await h.core.onboarding.setupCode())!);
     await page.getByRole('button', { name: 'Create admin' }).click();
     await page.getByRole('heading', { name: 'Single sign-on (optional)' }).waitFor();
     await page.getByRole('button', { name: 'Skip for now' }).click();

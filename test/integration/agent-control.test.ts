@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { agentWorkflowId, SEARCH_ATTRIBUTES } from '../../core/contracts/agent.contract.ts';
-import { stateQuery } from '../../workflows/agent-lifecycle.workflow.ts';
+import { stateQuery } from '../../core/contracts/agent.contract.ts';
 import { createTestUser, eventually, startHangar, useScene } from '../support/hangar.harness.ts';
 import { chat, giveProvider } from '../support/scenario.ts';
 

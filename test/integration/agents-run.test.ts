@@ -1,7 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lifecycleStartOperation } from '../../api/agent-control.ts';
 import { asSystem } from '../../core/db.ts';
-import { ensureRunningUpdate } from '../../workflows/agent-lifecycle.workflow.ts';
 import { createTestUser, useScene, type TestUser } from '../support/hangar.harness.ts';
 
 // The walking skeleton end to end: users, providers, a workflow-started
@@ -172,9 +170,7 @@ describe('agents run', () => {
     scene.agentIds.push(agent.id);
     const states = await Promise.all(
       Array.from({ length: 20 }, () =>
-        scene.h.temporal.workflow.executeUpdateWithStart(ensureRunningUpdate, {
-          startWorkflowOperation: lifecycleStartOperation(agent, scene.h.core.config),
-        }),
+        scene.h.core.temporal.agents.ensureRunning(agent),
       ),
     );
     expect(states.every((s) => s.status === 'running')).toBe(true);

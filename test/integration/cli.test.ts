@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../core/config.ts';
 import { createKeyring } from '../../core/crypto.ts';
+import { createCore } from '../../core/hangar.ts';
 import { repoRoot } from '../../core/runtime/stack.runtime.ts';
-import { createTestUser, startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { createTestUser, freshDatabase, startHangar, type Hangar } from '../support/hangar.harness.ts';
 
 // The command line, against the real database.
 describe('hangar CLI', () => {
@@ -21,23 +23,44 @@ describe('hangar CLI', () => {
       env: { ...h.env, ...env },
     });
 
-  it('creates users and tokens, and refuses bad arguments', async () => {
-    const username = `cli-${randomUUID().slice(0, 8)}`;
-    const made = cli(['admin', 'create-breakglass', '--username', username, '--password-stdin'], 'a very long password\n');
-    expect(made.status, made.stderr).toBe(0);
-    expect(JSON.parse(made.stdout).user).toMatchObject({ username, role: 'admin', authSource: 'breakglass' });
-    expect(made.stdout).not.toContain('a very long password');
+  it('prints the setup code, makes the one breakglass and tokens, and refuses bad arguments', async () => {
+    // A first boot of its own: the run's shared database is past onboarding.
+    const fresh = await freshDatabase({ onboarded: false });
+    const env = { DATABASE_URL: fresh.url };
+    const core = createCore(parseConfig({ ...h.env, ...env }));
+    try {
+      const code = cli(['setup-code'], '', env);
+      expect(code.status, code.stderr).toBe(0);
+      expect(code.stdout.trim()).toMatch(/^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$/);
+      expect(cli(['setup-code'], '', env).stdout).toBe(code.stdout); // the same code until it is used
+      expect(await core.setupCodes.matches(code.stdout.trim())).toBe(true);
 
-    const token = cli(['admin', 'create-token', '--username', username, '--name', 'ci']);
-    expect(token.status, token.stderr).toBe(0);
-    const plaintext = token.stdout.match(/hgr_\S+/)![0];
-    const me = await fetch(`${h.url}/api/auth/me`, { headers: { authorization: `Bearer ${plaintext}` } });
-    expect((await me.json()).user.username).toBe(username);
+      const username = `cli-${randomUUID().slice(0, 8)}`;
+      const made = cli(['admin', 'create-breakglass', '--username', username, '--password-stdin'], 'a very long password\n', env);
+      expect(made.status, made.stderr).toBe(0);
+      expect(JSON.parse(made.stdout).user).toMatchObject({ username, role: 'admin', authSource: 'breakglass' });
+      expect(made.stdout).not.toContain('a very long password');
+      // The console claimed the instance: the code is used up.
+      expect(await core.setupCodes.matches(code.stdout.trim())).toBe(false);
+      expect(cli(['setup-code'], '', env).stdout).toMatch(/claimed already/);
 
-    expect(cli(['admin', 'create-user', '--username', `x-${username}`, '--password-stdin'], 'short').status).toBe(1);
-    expect(cli(['admin', 'create-user', '--username', `y-${username}`]).status).toBe(1);
-    expect(cli(['admin', 'create-breakglass', '--username', username, '--password-stdin'], 'another long password').status).toBe(1);
-    expect(cli(['frobnicate']).status).toBe(2);
+      const token = cli(['admin', 'create-token', '--username', username, '--name', 'ci'], '', env);
+      expect(token.status, token.stderr).toBe(0);
+      const plaintext = token.stdout.match(/hgr_\S+/)![0];
+      expect((await core.users.resolveToken(plaintext))?.user.username).toBe(username);
+
+      expect(cli(['admin', 'create-user', '--username', `x-${username}`, '--password-stdin'], 'short', env).status).toBe(1);
+      expect(cli(['admin', 'create-user', '--username', `y-${username}`], '', env).status).toBe(1);
+      // One breakglass, whatever its name.
+      const second = cli(['admin', 'create-breakglass', '--username', `other-${username}`, '--password-stdin'], 'another long password', env);
+      expect(second.status).toBe(1);
+      expect(second.stderr).toMatch(/breakglass admin already exists/);
+      expect(await core.db.user.count({ where: { authSource: 'breakglass' } })).toBe(1);
+      expect(cli(['frobnicate']).status).toBe(2);
+    } finally {
+      await core.close();
+      await fresh.drop();
+    }
   });
 
   it('secrets rotate re-encrypts every stored secret under the new key', async () => {

@@ -95,7 +95,7 @@ describe('idle reaper and fleet reconcile', () => {
     await scene.h.docker.createContainer({
       name,
       Image: scene.h.core.config.agentImage,
-      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': await scene.h.core.agents.instanceId(), 'dev.hangar.agent-id': orphanId },
+      Labels: { 'dev.hangar.managed': 'true', 'dev.hangar.instance': await scene.h.core.settings.instanceId(), 'dev.hangar.agent-id': orphanId },
     });
     const bystander = await scene.h.docker.createContainer({ name: `not-hangar-${orphanId}`, Image: scene.h.core.config.agentImage });
     // Another Hangar installation's container on the same engine is not ours to reap.

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OIDC_KEYS } from '../../core/services/oidc-settings.service.ts';
-import { startHangar, type Hangar } from '../support/hangar.harness.ts';
+import { SETTING_KEYS } from '../../core/services/settings.service.ts';
+import { hashPassword } from '../../core/services/passwords.service.ts';
+import { freshDatabase, startHangar, type Hangar } from '../support/hangar.harness.ts';
 import { browser, startOidcProvider } from '../support/oidc-provider.ts';
 
 // Sign-in with a real OpenID provider on loopback, and the ways it must fail.
@@ -9,8 +10,12 @@ describe('OIDC sign-in', () => {
   let idp: Awaited<ReturnType<typeof startOidcProvider>>;
   let foreign: Awaited<ReturnType<typeof startOidcProvider>>;
 
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+
   beforeAll(async () => {
-    h = await startHangar({}, { worker: false });
+    // A database of its own: it makes the instance's one breakglass admin.
+    db = await freshDatabase();
+    h = await startHangar({ DATABASE_URL: db.url }, { worker: false });
     const redirectUri = `${h.url}/api/auth/oidc/callback`;
     [idp, foreign] = await Promise.all([startOidcProvider({ redirectUri }), startOidcProvider({ redirectUri })]);
   });
@@ -18,18 +23,15 @@ describe('OIDC sign-in', () => {
     await h?.stop();
     await idp?.close();
     await foreign?.close();
+    await db?.drop();
   });
 
   async function configure(issuer: string, secret = 'hangar-client-secret') {
-    const rows = { [OIDC_KEYS.issuer]: issuer, [OIDC_KEYS.clientId]: 'hangar', [OIDC_KEYS.clientSecret]: h.core.keyring.encrypt(secret) };
-    for (const [key, value] of Object.entries(rows)) {
-      const encrypted = key === OIDC_KEYS.clientSecret;
-      await h.core.db.systemConfig.upsert({ where: { key }, create: { key, value, encrypted }, update: { value, encrypted } });
-    }
+    await h.core.settings.saveOidc({ issuer, clientId: 'hangar', clientSecretEnc: h.core.keyring.encrypt(secret) });
   }
 
   it('answers 404 oidc_not_configured until configured', async () => {
-    await h.core.db.systemConfig.deleteMany({ where: { key: { in: Object.values(OIDC_KEYS) } } });
+    await h.core.db.systemConfig.deleteMany({ where: { key: { in: [SETTING_KEYS.oidcIssuer, SETTING_KEYS.oidcClientId, SETTING_KEYS.oidcClientSecret] } } });
     const res = await fetch(`${h.url}/api/auth/oidc/login`, { redirect: 'manual' });
     expect(res.status).toBe(404);
     expect((await res.json()).error.code).toBe('oidc_not_configured');
@@ -128,7 +130,7 @@ describe('OIDC sign-in', () => {
     expect(res.status).toBe(503);
     expect((await res.json()).error.code).toBe('oidc_unavailable');
     const username = `bg-${Date.now()}`;
-    await h.core.users.create({ username, password: 'breakglass password!', role: 'admin', authSource: 'breakglass' });
+    await h.core.breakglass.create({ username, passwordHash: await hashPassword('breakglass password!'), setupCodeHash: null });
     const login = await fetch(`${h.url}/api/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

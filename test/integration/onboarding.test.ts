@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -71,12 +72,13 @@ describe('onboarding', () => {
     expect((await call('POST', '/api/onboarding/complete')).body.error.code).toBe('breakglass_required');
     expect((await call('POST', '/api/onboarding/oidc', { skip: true })).status).toBe(401);
 
-    expect((await call('POST', '/api/onboarding/breakglass', { username: 'root', password: 'short' })).status).toBe(400);
-    const made = await call('POST', '/api/onboarding/breakglass', { username: 'root', password: 'a long breakglass password' });
+    const setupCode = (await h.core.onboarding.setupCode())!;
+    expect((await call('POST', '/api/onboarding/breakglass', { username: 'root', password: 'short', setupCode })).status).toBe(400);
+    const made = await call('POST', '/api/onboarding/breakglass', { username: 'root', password: 'a long breakglass password', setupCode });
     expect(made.status).toBe(201);
     expect(made.body.user).toMatchObject({ username: 'root', role: 'admin', authSource: 'breakglass' });
     cookie = made.headers.get('set-cookie')!.split(';')[0];
-    const again = await call('POST', '/api/onboarding/breakglass', { username: 'other', password: 'a long breakglass password' });
+    const again = await call('POST', '/api/onboarding/breakglass', { username: 'other', password: 'a long breakglass password', setupCode });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('breakglass_exists');
 
@@ -122,10 +124,13 @@ describe('onboarding', () => {
       steps: { breakglass: 'done', oidc: 'done', provider: 'done', systemAgents: 'done' },
     });
     expect((await call('GET', '/api/me/providers')).status).toBe(200);
-    expect((await call('POST', '/api/onboarding/breakglass', { username: 'late', password: 'a long breakglass password' })).body.error.code).toBe(
+    expect((await call('POST', '/api/onboarding/breakglass', { username: 'late', password: 'a long breakglass password', setupCode })).body.error.code).toBe(
       'onboarding_completed',
     );
     expect(await h.core.db.user.count()).toBe(1);
+    // Nothing left to claim: no code, no file.
+    expect(await h.core.onboarding.setupCode()).toBeNull();
+    expect(existsSync(h.core.setupCodes.file)).toBe(false);
 
     // The system agent is always on: started at completion, never idle.
     await eventually(async () => (await h.core.agents.get(systemAgent.id)).status === 'running', 'the system agent to start');

@@ -59,6 +59,8 @@ export class AgentWorld {
   fleetEvents: { type: string; payload: Record<string, unknown> }[] = [];
   /** Agents whose next health check fails (once per entry). */
   unhealthy = new Set<string>();
+  /** Agents whose next stop fails (once per entry). */
+  unstoppable = new Set<string>();
   /** Extra env for every spec: lets a test grow the history. */
   specEnv: Record<string, string> = {};
   /** The new image is unhealthy; restoring the volume fails. */
@@ -165,6 +167,7 @@ export class AgentWorld {
     },
     stopContainer: async ({ containerName }) => {
       await this.step(agentOf(containerName), 'stop');
+      if (this.unstoppable.delete(agentOf(containerName))) throw ApplicationFailure.nonRetryable('the engine timed out', 'docker_timeout');
       const c = this.containers.get(containerName);
       if (c) c.running = false;
     },

@@ -97,10 +97,10 @@ export async function startHangarOn(
     ...overrides,
   };
   const config = parseConfig(env);
-  const core = createCore(config);
+  const core = createCore(config, { temporalAddress: env.TEMPORAL_ADDRESS });
   const connection = Connection.lazy({ address: env.TEMPORAL_ADDRESS! });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const app = await buildApp({ core, temporal });
+  const app = await buildApp({ core });
   await app.listen({ host: '0.0.0.0', port: apiPort });
   const h: Hangar = {
     url: `http://127.0.0.1:${apiPort}`,

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentContainerName, agentWorkflowId } from '../../core/contracts/agent.contract.ts';
 import {
-  agentLifecycle,
+  AGENT_LIFECYCLE_WORKFLOW,
+  agentContainerName,
+  agentWorkflowId,
   configChangedSignal,
   ensureRunningUpdate,
   reapIfIdleSignal,
@@ -11,7 +12,8 @@ import {
   restartUpdate,
   stateQuery,
   stopUpdate,
-} from '../../workflows/agent-lifecycle.workflow.ts';
+  type AgentLifecycleWorkflow,
+} from '../../core/contracts/agent.contract.ts';
 import { AgentWorld, START, STOP } from '../support/agent-world.fake.ts';
 import { historyEvents, keepHistory, signalHandled, startTier, waitFor, type Tier } from '../support/workflow-tier.harness.ts';
 
@@ -32,9 +34,9 @@ describe('agentLifecycle (time-skipping)', () => {
     await t?.shutdown();
   });
 
-  async function lifecycle(opts: { alwaysOn?: boolean } = {}): Promise<{ id: string; handle: WorkflowHandle<typeof agentLifecycle> }> {
+  async function lifecycle(opts: { alwaysOn?: boolean } = {}): Promise<{ id: string; handle: WorkflowHandle<AgentLifecycleWorkflow> }> {
     const id = randomUUID();
-    const handle = await t.client.workflow.start(agentLifecycle, {
+    const handle = await t.client.workflow.start<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, {
       taskQueue: t.taskQueue,
       workflowId: agentWorkflowId(id),
       args: [{ agentId: id, dockerHostId: t.hostId, alwaysOn: opts.alwaysOn, settings: { restartDebounceMs: 3000, healthTimeoutSec: 30 } }],
@@ -70,11 +72,22 @@ describe('agentLifecycle (time-skipping)', () => {
     world.unhealthy.add(id);
     const err = await handle.executeUpdate(ensureRunningUpdate).catch((e) => e);
     expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-    expect(err.cause?.message).toBe('health answered 500');
+    expect(err.cause).toMatchObject({ message: 'The agent could not start: health answered 500', type: 'agent_start_failed' });
     expect(world.ops(id)).toEqual(['record starting', 'spec', 'ensure', 'start', 'health', 'stop', 'record error (health answered 500)']);
     expect(await handle.query(stateQuery)).toMatchObject({ status: 'error', phase: 'failed', lastError: 'health answered 500', hostPort: null });
     // The failure is the update's, not the lifecycle's: the next start works.
     expect(await handle.executeUpdate(ensureRunningUpdate)).toMatchObject({ status: 'running', generation: 1 });
+    await handle.terminate('test done');
+  });
+
+  it('a stop that fails is reported as a failed stop, and the agent is marked in error', async () => {
+    const { id, handle } = await running();
+    world.unstoppable.add(id);
+    const err = await handle.executeUpdate(stopUpdate, { args: [{ reason: 'user' }] }).catch((e) => e);
+    expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(err.cause).toMatchObject({ message: 'The agent could not stop: the engine timed out', type: 'agent_stop_failed' });
+    expect(world.ops(id)).toEqual([...START, 'record stopping', 'stop', 'record error (stop_failed)']);
+    expect(await handle.query(stateQuery)).toMatchObject({ status: 'error', phase: 'failed', lastError: 'the engine timed out' });
     await handle.terminate('test done');
   });
 

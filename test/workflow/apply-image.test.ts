@@ -1,9 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentContainerName, agentWorkflowId, type LifecycleState } from '../../core/contracts/agent.contract.ts';
+import {
+  AGENT_LIFECYCLE_WORKFLOW,
+  agentContainerName,
+  agentWorkflowId,
+  applyImageUpdate,
+  ensureRunningUpdate,
+  stateQuery,
+  type AgentLifecycleWorkflow,
+  type LifecycleState,
+} from '../../core/contracts/agent.contract.ts';
 import type { ApplyImageRequest } from '../../core/contracts/rollout.contract.ts';
-import { agentLifecycle, applyImageUpdate, ensureRunningUpdate, stateQuery } from '../../workflows/agent-lifecycle.workflow.ts';
 import { AgentWorld, NEW, OLD, START } from '../support/agent-world.fake.ts';
 import { keepHistory, startTier, type Tier } from '../support/workflow-tier.harness.ts';
 
@@ -38,7 +46,7 @@ describe('applyImage inside agentLifecycle (time-skipping)', () => {
     world.scenario = { newImageHealthy: true, restoreFails: false };
     if (opts.container !== false) world.putContainer(id, { running: status === 'running', image: opts.image ?? OLD });
     const state: LifecycleState = { agentId: id, dockerHostId: t.hostId, status, phase: 'idle', containerId: 'c', hostPort: 1, lastError: null, generation: 1, restartPending: false, imageDigest: OLD };
-    const handle = await t.client.workflow.start(agentLifecycle, { taskQueue: t.taskQueue, workflowId: agentWorkflowId(id), args: [{ agentId: id, dockerHostId: t.hostId, state }] });
+    const handle = await t.client.workflow.start<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: agentWorkflowId(id), args: [{ agentId: id, dockerHostId: t.hostId, state }] });
     /** Docker-side calls only, as the update made them. */
     const dockerOps = () => world.ops(id).filter((o) => !o.startsWith('record') && o !== 'spec');
     const records = () => world.ops(id).filter((o) => o.startsWith('record'));

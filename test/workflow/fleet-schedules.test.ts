@@ -1,9 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentContainerName, agentWorkflowId } from '../../core/contracts/agent.contract.ts';
-import { agentLifecycle, ensureRunningUpdate, stateQuery } from '../../workflows/agent-lifecycle.workflow.ts';
-import { fleetReconcile } from '../../workflows/fleet-reconcile.workflow.ts';
-import { idleReaper } from '../../workflows/idle-reaper.workflow.ts';
+import {
+  AGENT_LIFECYCLE_WORKFLOW,
+  agentContainerName,
+  agentWorkflowId,
+  ensureRunningUpdate,
+  FLEET_RECONCILE_WORKFLOW,
+  IDLE_REAPER_WORKFLOW,
+  stateQuery,
+  type AgentLifecycleWorkflow,
+} from '../../core/contracts/agent.contract.ts';
+import type { fleetReconcile } from '../../workflows/fleet-reconcile.workflow.ts';
+import type { idleReaper } from '../../workflows/idle-reaper.workflow.ts';
 import { AgentWorld, START } from '../support/agent-world.fake.ts';
 import { keepHistory, signalHandled, startTier, type Tier } from '../support/workflow-tier.harness.ts';
 
@@ -25,7 +33,7 @@ describe('idleReaper and fleetReconcile (time-skipping)', () => {
 
   async function runningAgent() {
     const id = randomUUID();
-    const handle = await t.client.workflow.start(agentLifecycle, {
+    const handle = await t.client.workflow.start<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, {
       taskQueue: t.taskQueue,
       workflowId: agentWorkflowId(id),
       args: [{ agentId: id, dockerHostId: t.hostId }],
@@ -40,7 +48,7 @@ describe('idleReaper and fleetReconcile (time-skipping)', () => {
     const busy = await runningAgent();
     world.busy.add(busy.id);
     world.idleCandidates = [idle.id, busy.id, randomUUID()];
-    const reaper = await t.client.workflow.start(idleReaper, { taskQueue: t.taskQueue, workflowId: `idle-reaper/${randomUUID()}` });
+    const reaper = await t.client.workflow.start<typeof idleReaper>(IDLE_REAPER_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `idle-reaper/${randomUUID()}` });
     expect(await reaper.result()).toEqual({ asked: 2 });
 
     await world.until(idle.id, (ops) => ops.at(-1) === 'record stopped (idle)', 'the idle agent to stop');
@@ -74,7 +82,7 @@ describe('idleReaper and fleetReconcile (time-skipping)', () => {
       { id: stoppedRow, status: 'stopped', containerName: agentContainerName(stoppedRow) },
     ];
 
-    const handle = await t.client.workflow.start(fleetReconcile, { taskQueue: t.taskQueue, workflowId: `fleet-reconcile/${randomUUID()}` });
+    const handle = await t.client.workflow.start<typeof fleetReconcile>(FLEET_RECONCILE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `fleet-reconcile/${randomUUID()}` });
     const report = await handle.result();
     expect(report).toEqual({ hosts: 1, fixed: [gone.id, crashed.id], orphansRemoved: [agentContainerName(orphan)], missingLifecycle: [noLifecycle] });
     expect(world.ops(noLifecycle)).toEqual(['record stopped (lifecycle_missing)']);

@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { rolloutWorkflowId } from '../../core/contracts/rollout.contract.ts';
-import { describeImage, imagePoller } from '../../workflows/image-poller.workflow.ts';
-import type { rollout } from '../../workflows/rollout.workflow.ts';
+import {
+  DESCRIBE_IMAGE_WORKFLOW,
+  IMAGE_POLLER_WORKFLOW,
+  rolloutWorkflowId,
+  type DescribeImageWorkflow,
+  type ImagePollerWorkflow,
+  type RolloutWorkflow,
+} from '../../core/contracts/rollout.contract.ts';
 import { DIGEST, RolloutWorld, target } from '../support/rollout-world.fake.ts';
 import { keepHistory, startTier, type Tier } from '../support/workflow-tier.harness.ts';
 
@@ -29,7 +34,7 @@ describe('imagePoller and describeImage (time-skipping)', () => {
   });
 
   const poll = (image = IMAGE) =>
-    t.client.workflow.start(imagePoller, { taskQueue: t.taskQueue, workflowId: `poll/${randomUUID()}`, args: [{ image, healthPollMs: 100 }] });
+    t.client.workflow.start<ImagePollerWorkflow>(IMAGE_POLLER_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `poll/${randomUUID()}`, args: [{ image, healthPollMs: 100 }] });
 
   it('does nothing when the fleet is paused, the image is not allowed or has no channel, or every agent runs the digest', async () => {
     world.settings.mode = 'paused';
@@ -47,7 +52,7 @@ describe('imagePoller and describeImage (time-skipping)', () => {
   it('a new digest starts its rollout once, as the poller, with the image\'s changelog; the next poll finds it taken', async () => {
     const first = await poll();
     expect(await first.result()).toEqual({ started: rolloutWorkflowId(IMAGE, DIGEST), reason: 'new digest' });
-    const child = t.client.workflow.getHandle<typeof rollout>(rolloutWorkflowId(IMAGE, DIGEST));
+    const child = t.client.workflow.getHandle<RolloutWorkflow>(rolloutWorkflowId(IMAGE, DIGEST));
     const r = await child.result();
     expect(r).toMatchObject({ status: 'completed', image: IMAGE, toDigest: DIGEST, changelog: 'v2: faster', strategy: world.settings.strategy });
     expect(world.opened).toHaveLength(1);
@@ -62,11 +67,11 @@ describe('imagePoller and describeImage (time-skipping)', () => {
   });
 
   it('describeImage asks the first Docker host, and fails clearly when there is none', async () => {
-    const handle = await t.client.workflow.start(describeImage, { taskQueue: t.taskQueue, workflowId: `describe/${randomUUID()}`, args: [{ image: IMAGE }] });
+    const handle = await t.client.workflow.start<DescribeImageWorkflow>(DESCRIBE_IMAGE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `describe/${randomUUID()}`, args: [{ image: IMAGE }] });
     expect(await handle.result()).toEqual({ image: IMAGE, digest: DIGEST, version: null, changelog: 'v2: faster' });
     await keepHistory(handle, 'describeImage');
     world.hosts = [];
-    const none = await t.client.workflow.start(describeImage, { taskQueue: t.taskQueue, workflowId: `describe/${randomUUID()}`, args: [{ image: IMAGE }] });
+    const none = await t.client.workflow.start<DescribeImageWorkflow>(DESCRIBE_IMAGE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `describe/${randomUUID()}`, args: [{ image: IMAGE }] });
     const err = await none.result().catch((e) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(err.cause).toMatchObject({ message: 'no Docker host is registered', type: 'no_docker_host' });

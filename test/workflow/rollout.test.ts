@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_STRATEGY, type Strategy } from '../../core/contracts/rollout.contract.ts';
 import {
   abortRolloutSignal,
+  DEFAULT_STRATEGY,
   fleetSettingsChangedSignal,
   pauseRolloutSignal,
   resumeRolloutSignal,
-  rollout,
+  ROLLOUT_WORKFLOW,
   rolloutProgressQuery,
+  type RolloutWorkflow,
   type RolloutWorkflowInput,
-} from '../../workflows/rollout.workflow.ts';
+  type Strategy,
+} from '../../core/contracts/rollout.contract.ts';
 import { DIGEST, RolloutWorld, target } from '../support/rollout-world.fake.ts';
 import { keepHistory, signalHandled, startTier, waitFor, type Tier } from '../support/workflow-tier.harness.ts';
 
@@ -36,9 +38,9 @@ describe('rollout (time-skipping)', () => {
   });
   beforeEach(() => world.reset());
 
-  function start(strategy: Partial<Strategy>, input: Partial<RolloutWorkflowInput> = {}): Promise<WorkflowHandle<typeof rollout>> {
+  function start(strategy: Partial<Strategy>, input: Partial<RolloutWorkflowInput> = {}): Promise<WorkflowHandle<RolloutWorkflow>> {
     const rolloutId = randomUUID();
-    return t.client.workflow.start(rollout, {
+    return t.client.workflow.start<RolloutWorkflow>(ROLLOUT_WORKFLOW, {
       taskQueue: t.taskQueue,
       workflowId: `rollout/${IMAGE}@${DIGEST}/${rolloutId}`,
       args: [{ rolloutId, image: IMAGE, toDigest: DIGEST, strategy: { ...DEFAULT_STRATEGY, ...strategy }, trigger: 'admin', changelog: 'v2: faster', ...input }],
@@ -161,7 +163,7 @@ describe('rollout (time-skipping)', () => {
     expect(own.agents).toEqual([expect.objectContaining({ agentId: 'manual1', status: 'updated' })]);
   });
 
-  it('pause holds at the next wave boundary (re-checking each minute); resume continues from there', async () => {
+  it('pause holds at the next wave boundary (looking again each minute); resume continues from there', async () => {
     world.targets = ids(4).map((id) => target(id));
     const wave0 = world.hold('a0');
     const handle = await start({ batchPercent: 50, pauseSeconds: 0 });
@@ -173,8 +175,8 @@ describe('rollout (time-skipping)', () => {
     const held = await handle.query(rolloutProgressQuery);
     expect(held).toMatchObject({ status: 'paused', reason: 'paused by an admin' });
     expect(held.waves.map((w) => w.status)).toEqual(['done', 'pending']);
-    // An hour of virtual time: still held, wave 1 untouched.
-    await t.env.sleep(HOUR);
+    // Ten minutes of virtual time (ten looks at the fleet's mode): still held, wave 1 untouched.
+    await t.env.sleep(10 * 60_000);
     expect(world.applies.map((a) => a.agentId).sort()).toEqual(['a0', 'a1']);
     expect((await handle.query(rolloutProgressQuery)).status).toBe('paused');
 

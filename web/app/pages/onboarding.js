@@ -71,14 +71,17 @@ function useStep(onDone) {
 function Breakglass({ onDone }) {
   const [username, setUsername] = useState('admin');
   const [password, setPassword] = useState('');
+  const [setupCode, setSetupCode] = useState('');
   const { busy, error, send } = useStep(onDone);
   const submit = (e) => {
     e.preventDefault();
-    send('/api/onboarding/breakglass', { username, password });
+    send('/api/onboarding/breakglass', { username, password, setupCode });
   };
   return html`<form class="stack" onSubmit=${submit}>
     <h2>Create the breakglass admin</h2>
     <p class="muted">A local admin that still works when single sign-on is down. Keep its password somewhere safe.</p>
+    <label>Setup code <input name="setupCode" required autocomplete="off" spellcheck="false" value=${setupCode} onInput=${(e) => setSetupCode(e.target.value)} /></label>
+    <p class="muted">Printed by <code>npm start</code> when Hangar first starts; run <code>npx hangar setup-code</code> on the server to see it again. Only someone at the server's console can claim a new instance.</p>
     <label>Username <input name="username" required pattern="[a-zA-Z0-9][a-zA-Z0-9._\\-]{2,62}" value=${username} onInput=${(e) => setUsername(e.target.value)} /></label>
     <label>Password (at least 12 characters) <input name="password" type="password" autocomplete="new-password" minlength="12" required value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
     <${ErrorBox} error=${error} />

@@ -1,12 +1,7 @@
 import { ValidationError } from '../errors.ts';
 
-// OIDC settings live in SystemConfig (the secret encrypted), so a change in
-// settings applies without a restart.
-export const OIDC_KEYS = {
-  issuer: 'oidc.issuer',
-  clientId: 'oidc.clientId',
-  clientSecret: 'oidc.clientSecret',
-} as const;
+// OIDC settings live in the settings service (the secret encrypted), so a
+// change applies without a restart; they are checked against the issuer first.
 
 export interface OidcDiscovery {
   issuer: string;

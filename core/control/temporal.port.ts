@@ -1,0 +1,337 @@
+import {
+  Client,
+  Connection,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import type { HangarConfig } from '../config.ts';
+import {
+  AGENT_LIFECYCLE_WORKFLOW,
+  agentWorkflowId,
+  applyImageUpdate,
+  configChangedSignal,
+  CONTROL_TASK_QUEUE,
+  ensureRunningUpdate,
+  restartUpdate,
+  SEARCH_ATTRIBUTES,
+  stateQuery,
+  stopUpdate,
+  type AgentLifecycleWorkflow,
+  type LifecycleState,
+  type OwnerKind,
+} from '../contracts/agent.contract.ts';
+import {
+  ONBOARDING_WORKFLOW,
+  ONBOARDING_WORKFLOW_ID,
+  onboardingStateQuery,
+  type OnboardingState,
+  type OnboardingWorkflow,
+} from '../contracts/onboarding.contract.ts';
+import {
+  abortRolloutSignal,
+  DESCRIBE_IMAGE_WORKFLOW,
+  fleetSettingsChangedSignal,
+  pauseRolloutSignal,
+  resumeRolloutSignal,
+  ROLLOUT_WORKFLOW,
+  type ApplyImageRequest,
+  type ApplyImageResult,
+  type DescribeImageWorkflow,
+  type ImageDescription,
+  type RolloutWorkflow,
+  type RolloutWorkflowInput,
+} from '../contracts/rollout.contract.ts';
+import { fromFailure } from './failures.ts';
+
+// The one place Hangar talks to Temporal's client API. The API, the
+// activities, the worker and the CLI reach workflows and schedules through
+// this port, and every failure comes back as a domain error (failures.ts):
+// callers never see a Temporal error type.
+
+/** What the port needs to know of an agent to start its lifecycle. */
+export interface AgentRef {
+  id: string;
+  name: string;
+  ownerKind: string;
+  ownerId: string;
+  dockerHostId: string;
+}
+
+export interface IntervalSchedule {
+  id: string;
+  workflowType: string;
+  everySeconds: number;
+  args?: unknown[];
+  summary: string;
+}
+
+type UpdateDef = Parameters<Client['workflow']['executeUpdateWithStart']>[0];
+type SignalDef = Parameters<WorkflowHandle['signal']>[0];
+
+const AGENT_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.agentId, SearchAttributeType.KEYWORD);
+const OWNER_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.ownerId, SearchAttributeType.KEYWORD);
+
+export function createTemporalPort(opts: {
+  config: Pick<HangarConfig, 'temporalNamespace' | 'temporalUiUrl' | 'restartDebounceSec' | 'agentStartTimeoutSec'>;
+  address: string;
+}) {
+  const { config } = opts;
+  // Lazy: connects on first use and reconnects after an outage, so a process
+  // that only chats keeps working while Temporal is down.
+  let connection: Connection | null = null;
+  let clientInstance: Client | null = null;
+  const client = async () => {
+    connection ??= Connection.lazy({ address: opts.address });
+    return (clientInstance ??= new Client({ connection, namespace: config.temporalNamespace }));
+  };
+
+  let observer: ((operation: string, outcome: 'ok' | 'failed') => void) | null = null;
+
+  /** Every call goes through here: failures become domain errors. */
+  async function call<T>(fallback: { code: string; message: string }, fn: (c: Client) => Promise<T>, operation?: string): Promise<T> {
+    try {
+      const out = await fn(await client());
+      if (operation) observer?.(operation, 'ok');
+      return out;
+    } catch (err) {
+      if (operation) observer?.(operation, 'failed');
+      throw fromFailure(err, fallback);
+    }
+  }
+
+  /** A handle's call where "no such workflow" is an answer (null), not an error. */
+  async function existing<T>(workflowId: string, fallback: { code: string; message: string }, fn: (h: WorkflowHandle) => Promise<T>): Promise<T | null> {
+    try {
+      return await call(fallback, (c) => fn(c.workflow.getHandle(workflowId)));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  function lifecycleStart(agent: AgentRef) {
+    return new WithStartWorkflowOperation<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, {
+      workflowId: agentWorkflowId(agent.id),
+      taskQueue: CONTROL_TASK_QUEUE,
+      // One id per agent: any number of callers share one lifecycle.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [{
+        agentId: agent.id,
+        dockerHostId: agent.dockerHostId,
+        alwaysOn: (agent.ownerKind as OwnerKind) === 'system',
+        settings: { restartDebounceMs: config.restartDebounceSec * 1000, healthTimeoutSec: config.agentStartTimeoutSec },
+      }],
+      typedSearchAttributes: [
+        { key: AGENT_ID, value: agent.id },
+        { key: OWNER_ID, value: agent.ownerId },
+      ],
+      staticSummary: `Agent "${agent.name}" of ${agent.ownerKind} ${agent.ownerId}`,
+    });
+  }
+
+  function onboardingStart() {
+    return new WithStartWorkflowOperation<OnboardingWorkflow>(ONBOARDING_WORKFLOW, {
+      workflowId: ONBOARDING_WORKFLOW_ID,
+      taskQueue: CONTROL_TASK_QUEUE,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [],
+      staticSummary: 'First-boot onboarding wizard',
+    });
+  }
+
+  const startFailed = { code: 'agent_start_failed', message: 'The agent could not start' };
+
+  return {
+    /** Counts lifecycle operations (the API's /metrics). */
+    observe(fn: (operation: string, outcome: 'ok' | 'failed') => void): void {
+      observer = fn;
+    },
+
+    workflowUrl(workflowId: string): string {
+      return `${config.temporalUiUrl}/namespaces/${config.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
+    },
+
+    /** Cheap liveness probe for /readyz. */
+    async ping(): Promise<void> {
+      await call({ code: 'temporal_unavailable', message: 'Temporal did not answer' }, (c) => c.connection.workflowService.getSystemInfo({}));
+    },
+
+    agents: {
+      ensureRunning(agent: AgentRef): Promise<LifecycleState> {
+        return call(startFailed, (c) => c.workflow.executeUpdateWithStart(ensureRunningUpdate, { args: [], startWorkflowOperation: lifecycleStart(agent) }), 'ensureRunning');
+      },
+      restart(agent: AgentRef, reason: string): Promise<LifecycleState> {
+        return call({ code: 'agent_restart_failed', message: 'The agent could not restart' }, (c) =>
+          c.workflow.executeUpdateWithStart(restartUpdate, { args: [{ reason }], startWorkflowOperation: lifecycleStart(agent) }), 'restart');
+      },
+      /** null: the agent has no lifecycle, so nothing runs. */
+      stop(agentId: string, reason: string): Promise<LifecycleState | null> {
+        return existing(agentWorkflowId(agentId), { code: 'agent_stop_failed', message: 'The agent could not stop' }, (h) =>
+          h.executeUpdate(stopUpdate, { args: [{ reason }] }));
+      },
+      /**
+       * A rollout's step for one agent. The update id makes a retry (after a
+       * worker died) attach to the same update instead of running a second.
+       */
+      applyImage(agent: AgentRef, request: ApplyImageRequest, updateId: string): Promise<ApplyImageResult> {
+        return call({ code: 'agent_update_failed', message: 'The agent could not be updated' }, (c) =>
+          c.workflow.executeUpdateWithStart(applyImageUpdate, { args: [request], updateId, startWorkflowOperation: lifecycleStart(agent) }));
+      },
+      /** false: no lifecycle to tell. */
+      async configChanged(agentId: string): Promise<boolean> {
+        const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
+          h.signal(configChangedSignal).then(() => true));
+        return sent ?? false;
+      },
+      state(agentId: string): Promise<LifecycleState | null> {
+        return existing(agentWorkflowId(agentId), { code: 'agent_state_failed', message: 'The agent state could not be read' }, (h) => h.query(stateQuery));
+      },
+    },
+
+    rollouts: {
+      /** false: a rollout with this id is running already. */
+      async start(workflowId: string, input: RolloutWorkflowInput, summary: string): Promise<boolean> {
+        try {
+          await call({ code: 'rollout_start_failed', message: 'The rollout could not start' }, (c) =>
+            c.workflow.start<RolloutWorkflow>(ROLLOUT_WORKFLOW, {
+              taskQueue: CONTROL_TASK_QUEUE,
+              workflowId,
+              // An admin may run a digest again after an abort; never two at once.
+              workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+              workflowIdConflictPolicy: 'FAIL',
+              args: [input],
+              staticSummary: summary,
+            }));
+          return true;
+        } catch (err) {
+          if (err instanceof WorkflowExecutionAlreadyStartedError) return false;
+          throw err;
+        }
+      },
+      /** false: the rollout is no longer running. */
+      async signal(workflowId: string, action: 'pause' | 'resume' | 'abort' | 'settingsChanged', reason?: string): Promise<boolean> {
+        const sent = await existing(workflowId, { code: 'rollout_signal_failed', message: 'The rollout could not be told' }, async (h) => {
+          if (action === 'pause') await h.signal(pauseRolloutSignal);
+          else if (action === 'resume') await h.signal(resumeRolloutSignal);
+          else if (action === 'abort') await h.signal(abortRolloutSignal, { reason: reason ?? 'aborted by an admin' });
+          else await h.signal(fleetSettingsChangedSignal);
+          return true;
+        });
+        return sent ?? false;
+      },
+      /** Asks a Docker-host worker what the image is now (the API has no Docker of its own). */
+      describeImage(image: string): Promise<ImageDescription> {
+        return call({ code: 'image_describe_failed', message: `Could not describe ${image}` }, (c) =>
+          c.workflow.execute<DescribeImageWorkflow>(DESCRIBE_IMAGE_WORKFLOW, {
+            taskQueue: CONTROL_TASK_QUEUE,
+            workflowId: `describe-image/${crypto.randomUUID()}`,
+            args: [{ image }],
+            workflowExecutionTimeout: '1 minute',
+          }));
+      },
+    },
+
+    onboarding: {
+      /** One wizard step: an update of the `onboarding` workflow, started on first use. */
+      step<R>(def: UpdateDef, args: unknown[]): Promise<R> {
+        return call({ code: 'onboarding_failed', message: 'The onboarding step failed' }, (c) =>
+          c.workflow.executeUpdateWithStart(def as never, { args: args as never, startWorkflowOperation: onboardingStart() }) as Promise<R>);
+      },
+      /** Tells a running wizard something changed; false when none runs. */
+      async signal(def: SignalDef): Promise<boolean> {
+        const sent = await existing(ONBOARDING_WORKFLOW_ID, { code: 'onboarding_failed', message: 'The wizard could not be told' }, (h) => h.signal(def).then(() => true));
+        return sent ?? false;
+      },
+      state(): Promise<OnboardingState> {
+        return call({ code: 'onboarding_failed', message: 'The onboarding state could not be read' }, async (c) => {
+          const op = onboardingStart();
+          const handle = await c.workflow.start<OnboardingWorkflow>(ONBOARDING_WORKFLOW, { ...op.options, args: [] });
+          return handle.query(onboardingStateQuery);
+        });
+      },
+    },
+
+    schedules: {
+      /** Creates the schedule, or brings an existing one's interval and action in step. Idempotent. */
+      async ensureInterval(s: IntervalSchedule): Promise<void> {
+        const spec = { intervals: [{ every: `${s.everySeconds} seconds` }] };
+        const action = {
+          type: 'startWorkflow' as const,
+          workflowType: s.workflowType,
+          taskQueue: CONTROL_TASK_QUEUE,
+          workflowId: s.id,
+          args: s.args ?? [],
+          staticSummary: s.summary,
+        };
+        await call({ code: 'schedule_failed', message: `Schedule ${s.id} could not be saved` }, async (c) => {
+          try {
+            await c.schedule.create({ scheduleId: s.id, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' } });
+          } catch (err) {
+            if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+            await c.schedule.getHandle(s.id).update((prev) => ({ ...prev, spec, action }));
+          }
+        });
+      },
+      async listIds(prefix: string): Promise<string[]> {
+        return call({ code: 'schedule_failed', message: 'Schedules could not be listed' }, async (c) => {
+          const ids: string[] = [];
+          for await (const s of c.schedule.list()) if (s.scheduleId.startsWith(prefix)) ids.push(s.scheduleId);
+          return ids;
+        });
+      },
+      async remove(id: string): Promise<void> {
+        await call({ code: 'schedule_failed', message: `Schedule ${id} could not be removed` }, async (c) => {
+          try {
+            await c.schedule.getHandle(id).delete();
+          } catch (err) {
+            if (!(err instanceof ScheduleNotFoundError)) throw err;
+          }
+        });
+      },
+      /** Runs a schedule's action now (tests and operators; the schedule keeps its own rhythm). */
+      async trigger(id: string): Promise<void> {
+        await call({ code: 'schedule_failed', message: `Schedule ${id} could not be triggered` }, (c) => c.schedule.getHandle(id).trigger());
+      },
+    },
+
+    /** Custom search attributes operators filter by; registered idempotently at worker start. */
+    async registerSearchAttributes(): Promise<void> {
+      await call({ code: 'temporal_setup_failed', message: 'Search attributes could not be registered' }, async (c) => {
+        const Keyword = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+        const namespace = config.temporalNamespace;
+        const known = await c.connection.operatorService.listSearchAttributes({ namespace });
+        const missing = Object.values(SEARCH_ATTRIBUTES).filter((n) => !(n in (known.customAttributes ?? {})));
+        if (missing.length === 0) return;
+        await c.connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((n) => [n, Keyword])) });
+      });
+    },
+
+    async close(): Promise<void> {
+      await connection?.close().catch(() => undefined);
+    },
+  };
+}
+
+export type TemporalPort = ReturnType<typeof createTemporalPort>;
+
+/** Whether a Temporal frontend answers at `address` (the dev-server launcher waits on this). */
+export async function temporalAnswers(address: string): Promise<boolean> {
+  try {
+    const c = await Connection.connect({ address, connectTimeout: 1000 });
+    try {
+      await c.workflowService.getSystemInfo({});
+      return true;
+    } finally {
+      await c.close();
+    }
+  } catch {
+    return false;
+  }
+}
