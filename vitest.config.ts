@@ -21,8 +21,7 @@ export default defineConfig({
           name: 'workflow',
           include: ['test/workflow/**/*.test.ts'],
           globalSetup: ['test/support/workflow-global-setup.ts'],
-          // Each file starts its own test server (a JVM): two at a time on two cores.
-          maxWorkers: 2,
+          // Each file starts its own time-skipping server: its clock is global.
           testTimeout: 30_000,
           hookTimeout: 60_000,
         },
