@@ -16,7 +16,7 @@ import { createMetrics } from './metrics.ts';
 import { installOnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { oidcRoutes } from './routes/oidc.routes.ts';
-import { createOidcService, type OidcService } from '../core/services/oidc.service.ts';
+import type { OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentEventRoutes } from './routes/agent-events.routes.ts';
@@ -92,7 +92,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  const metrics = createMetrics(core.db);
+  const metrics = createMetrics(core);
   metrics.install(app);
   core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
   installOnboardingGate(app, core.onboarding);
@@ -103,7 +103,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     rolloutControl: core.rolloutControl,
     secureCookies: core.config.mode === 'production',
     loginThrottle: createLoginThrottle(),
-    oidc: createOidcService({ db: core.db, settings: core.settings }),
+    oidc: core.oidc,
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
   for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {

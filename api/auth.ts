@@ -49,12 +49,12 @@ const SCOPE_BY_PREFIX: Array<[string, string]> = [
 ];
 
 /** The scope a route needs; '*' for every route the table does not name. */
-export function requiredScope(routeUrl: string): string {
+function requiredScope(routeUrl: string): string {
   return SCOPE_BY_PREFIX.find(([prefix]) => routeUrl.startsWith(prefix))?.[1] ?? '*';
 }
 
 /** Whether a token with `scopes` may call a route that needs `scope`. */
-export function scopeAllows(scopes: readonly string[], scope: string): boolean {
+function scopeAllows(scopes: readonly string[], scope: string): boolean {
   return scope === ANY || scopes.includes('*') || scopes.includes(scope);
 }
 

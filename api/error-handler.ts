@@ -36,20 +36,7 @@ export function installErrorHandler(app: FastifyInstance): void {
         : 'bad_request';
       return reply.code(status).send({ error: { code, message: err.message } });
     }
-    if (isTemporalUnavailable(err)) {
-      request.log.warn({ err }, 'temporal unavailable');
-      return reply.code(503).send({ error: { code: 'temporal_unavailable', message: 'The workflow service is unavailable; try again shortly' } });
-    }
     request.log.error({ err }, 'unhandled error');
     return reply.code(500).send({ error: { code: 'internal_error', message: 'Something went wrong on our side' } });
   });
-}
-
-export function isTemporalUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; code?: number; message?: string; cause?: unknown };
-  if (!e) return false;
-  if (e.name === 'ServiceError' || e.name === 'ConnectionError') return true;
-  // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4) when the server is down.
-  if (e.code === 14 || e.code === 4) return true;
-  return e.cause ? isTemporalUnavailable(e.cause) : false;
 }

@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { asSystem, type Db } from '../core/db.ts';
+import type { AgentService } from '../core/services/agents.service.ts';
+import type { RolloutService } from '../core/services/rollouts.service.ts';
 
 // Prometheus metrics for one API process (GET /metrics). Agents by status are
 // read from the database at scrape time, so every API replica reports the
 // same fleet-wide numbers.
-export function createMetrics(db: Db) {
+export function createMetrics({ agents, rollouts }: { agents: AgentService; rollouts: RolloutService }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_process_' });
   const httpDuration = new Histogram({
@@ -27,9 +28,9 @@ export function createMetrics(db: Db) {
     labelNames: ['status'],
     registers: [registry],
     async collect() {
-      const rows = await asSystem(db, (tx) => tx.agent.groupBy({ by: ['status'], _count: { _all: true } }));
+      const counts = await agents.countByStatus();
       this.reset();
-      for (const r of rows) this.set({ status: r.status }, r._count._all);
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
 
@@ -40,7 +41,7 @@ export function createMetrics(db: Db) {
     labelNames: ['rollout', 'image', 'status'],
     registers: [registry],
     async collect() {
-      const rows = await db.rollout.findMany({ where: { status: { in: ['pending', 'running', 'paused'] } }, select: { id: true, image: true, counts: true }, take: 50 });
+      const rows = await rollouts.inFlight(50);
       this.reset();
       for (const r of rows) {
         for (const [status, n] of Object.entries(r.counts as Record<string, number>)) {
@@ -55,9 +56,9 @@ export function createMetrics(db: Db) {
     labelNames: ['status'],
     registers: [registry],
     async collect() {
-      const rows = await db.rollout.groupBy({ by: ['status'], _count: { _all: true } });
+      const counts = await rollouts.countByStatus();
       this.reset();
-      for (const r of rows) this.set({ status: r.status }, r._count._all);
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
 

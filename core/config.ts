@@ -145,8 +145,3 @@ export function trustProxySetting(cfg: Pick<HangarConfig, 'trustProxy'>): false 
 export function agentApiBase(cfg: HangarConfig, listenPort = cfg.port): string {
   return (cfg.agentApiUrl ?? `http://host.docker.internal:${listenPort}`).replace(/\/$/, '');
 }
-
-/** A workflow's page in the Temporal UI, for operators. */
-export function temporalWorkflowUrl(cfg: HangarConfig, workflowId: string): string {
-  return `${cfg.temporalUiUrl}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
-}

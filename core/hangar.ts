@@ -13,6 +13,7 @@ import { createBreakglassService } from './services/breakglass.service.ts';
 import { createAgentService } from './services/agents.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
+import { createOidcService } from './services/oidc.service.ts';
 import { createRolloutService } from './services/rollouts.service.ts';
 import { createProviderService } from './services/providers.service.ts';
 import { closePasswordPool } from './services/passwords.service.ts';
@@ -52,6 +53,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     providers: createProviderService({ db, keyring }),
     agentConfigs: createAgentConfigService({ db, keyring }),
     audit: createAuditService({ db }),
+    oidc: createOidcService({ db, settings }),
     fleet,
     rollouts,
     notifications,

@@ -8,14 +8,13 @@ import {
   resumeRolloutSignal,
   rolloutProgressQuery,
   msUntilHour,
-  planWaves,
+  planRollout,
   type AgentProgress,
   type AgentUpdateStatus,
   type ApplyImageResult,
   type RolloutProgress,
   type RolloutWorkflow,
   type RolloutTarget,
-  type WaveProgress,
 } from '../core/contracts/rollout.contract.ts';
 
 type RolloutActivities = ReturnType<typeof createRolloutActivities>;
@@ -89,29 +88,9 @@ export const rollout: RolloutWorkflow = async (input) => {
       ...skipped.map((s): AgentProgress => ({ agentId: s.agentId, status: 'skipped', error: s.reason })),
     ];
 
-    // Manual mode: the owner is told and the agent left alone. A user's own
-    // "Update now" (singleAgent) is the answer to that offer, so it applies.
-    const explicit = strategy.kind === 'singleAgent' || input.trigger === 'user';
-    const allManual = input.trigger === 'poller' && settings.mode === 'manual';
-    const manual = explicit ? [] : targets.filter((t) => !t.alwaysOn && (allManual || t.mode === 'manual'));
-    const auto = targets.filter((t) => !manual.includes(t));
+    // Manual mode: the owner is told and the agent left alone; the rest go in waves.
+    const { manual, waves: plan } = planRollout({ targets, strategy, trigger: input.trigger, fleetMode: settings.mode, ignoreWindows: input.ignoreWindows, nowMs: Date.now() });
     const byId = new Map(targets.map((t) => [t.agentId, t]));
-
-    // Waves: agents with no window first, then each preferred hour in the order it comes round.
-    const now = auto.filter((t) => input.ignoreWindows || t.preferredHourUtc === null);
-    const hours = [...new Set(auto.filter((t) => !now.includes(t)).map((t) => t.preferredHourUtc!))].sort(
-      (a, b) => msUntilHour(Date.now(), a) - msUntilHour(Date.now(), b),
-    );
-    const groups: { hour: number | null; ids: string[] }[] = [
-      { hour: null, ids: now.map((t) => t.agentId) },
-      ...hours.map((h) => ({ hour: h, ids: auto.filter((t) => t.preferredHourUtc === h && !now.includes(t)).map((t) => t.agentId) })),
-    ];
-    const plan: { hour: number | null; wave: WaveProgress }[] = [];
-    for (const g of groups) {
-      for (const ids of planWaves(g.ids, strategy)) {
-        plan.push({ hour: g.hour, wave: { index: plan.length, agentIds: ids, status: 'pending' } });
-      }
-    }
     progress.waves = plan.map((p) => p.wave);
     progress.status = 'running';
     await save();

@@ -159,6 +159,44 @@ export function msUntilHour(nowMs: number, hourUtc: number): number {
   return next > nowMs ? next - nowMs : next + 86_400_000 - nowMs;
 }
 
+export interface PlannedWave {
+  /** The preferred hour (UTC) this wave waits for; null = as soon as its turn comes. */
+  hour: number | null;
+  wave: WaveProgress;
+}
+
+/**
+ * Who is offered the update (manual mode) and the waves for everyone else,
+ * in the order they run: agents with no window first, then each preferred hour
+ * in the order it next comes round from `nowMs`. A user's own "Update now"
+ * (singleAgent, or trigger user) is the answer to an offer, so it applies.
+ */
+export function planRollout(req: {
+  targets: RolloutTarget[];
+  strategy: Pick<Strategy, 'kind' | 'batchPercent'>;
+  trigger: RolloutTrigger;
+  fleetMode: FleetMode;
+  ignoreWindows?: boolean;
+  nowMs: number;
+}): { manual: RolloutTarget[]; waves: PlannedWave[] } {
+  const explicit = req.strategy.kind === 'singleAgent' || req.trigger === 'user';
+  const allManual = req.trigger === 'poller' && req.fleetMode === 'manual';
+  const manual = explicit ? [] : req.targets.filter((t) => !t.alwaysOn && (allManual || t.mode === 'manual'));
+  const auto = req.targets.filter((t) => !manual.includes(t));
+  const now = auto.filter((t) => req.ignoreWindows || t.preferredHourUtc === null);
+  const later = auto.filter((t) => !now.includes(t));
+  const hours = [...new Set(later.map((t) => t.preferredHourUtc!))].sort((a, b) => msUntilHour(req.nowMs, a) - msUntilHour(req.nowMs, b));
+  const groups = [
+    { hour: null, ids: now.map((t) => t.agentId) },
+    ...hours.map((h) => ({ hour: h, ids: later.filter((t) => t.preferredHourUtc === h).map((t) => t.agentId) })),
+  ];
+  const waves: PlannedWave[] = [];
+  for (const g of groups) {
+    for (const ids of planWaves(g.ids, req.strategy)) waves.push({ hour: g.hour, wave: { index: waves.length, agentIds: ids, status: 'pending' } });
+  }
+  return { manual, waves };
+}
+
 export function countStatuses(agents: AgentProgress[]): RolloutCounts {
   const counts: RolloutCounts = {
     total: agents.length,

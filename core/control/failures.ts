@@ -42,7 +42,7 @@ export class TemporalUnavailableError extends UnavailableError {
 }
 
 /** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4), or the client's connection errors, anywhere in the chain. */
-export function isTemporalUnavailable(err: unknown): boolean {
+function isTemporalUnavailable(err: unknown): boolean {
   for (let e = err as { name?: string; code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 20; e = e.cause as typeof e, i++) {
     if (e.name === 'ServiceError' || e.name === 'ConnectionError' || e.name === 'TransportError') return true;
     if (e.code === 14 || e.code === 4) return true;

@@ -174,6 +174,12 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       });
     },
 
+    /** Agents per status, fleet-wide (metrics). */
+    async countByStatus(): Promise<Record<string, number>> {
+      const rows = await sys((tx) => tx.agent.groupBy({ by: ['status'], _count: { _all: true } }));
+      return Object.fromEntries(rows.map((r) => [r.status, r._count._all]));
+    },
+
     /** The Docker engines workers serve; a worker registers its own at start. */
     async registerDockerHost(id: string, endpoint: string): Promise<void> {
       await db.dockerHost.upsert({

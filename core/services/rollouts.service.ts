@@ -102,6 +102,16 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
       return toView(row);
     },
 
+    /** Rollouts still in flight with their per-status counts (metrics). */
+    inFlight(limit: number) {
+      return db.rollout.findMany({ where: { status: { in: ['pending', 'running', 'paused'] } }, select: { id: true, image: true, counts: true }, take: limit });
+    },
+
+    async countByStatus(): Promise<Record<string, number>> {
+      const rows = await db.rollout.groupBy({ by: ['status'], _count: { _all: true } });
+      return Object.fromEntries(rows.map((r) => [r.status, r._count._all]));
+    },
+
     /** Workflow ids of the rollouts still in flight. */
     async openWorkflowIds(): Promise<string[]> {
       const rows = await db.rollout.findMany({ where: { status: { in: ['pending', 'running', 'paused'] } }, select: { workflowId: true } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../core/config.ts';
+import { ConfigError, parseConfig, trustProxySetting } from '../../core/config.ts';
 
 describe('config', () => {
   it('applies defaults and freezes', () => {
@@ -30,5 +30,14 @@ describe('config', () => {
     expect(() => parseConfig({ HANGAR_MODE: 'production', DATABASE_URL: 'postgres://x/y', TEMPORAL_ADDRESS: 'x:7233' })).toThrow(
       /HANGAR_SECRET_KEY: required/,
     );
+  });
+
+  it('trusts X-Forwarded-For only from named hops or proxies, never from everyone', () => {
+    expect(() => parseConfig({ HANGAR_TRUST_PROXY: 'true' })).toThrow(/would believe any X-Forwarded-For/);
+    expect(trustProxySetting(parseConfig({}))).toBe(false);
+    expect(trustProxySetting(parseConfig({ HANGAR_TRUST_PROXY: '10.0.0.5, 10.0.1.0/24' }))).toBe('10.0.0.5, 10.0.1.0/24');
+    const hops = trustProxySetting(parseConfig({ HANGAR_TRUST_PROXY: '2' })) as (a: string, hop: number) => boolean;
+    expect([hops('x', 0), hops('x', 1), hops('x', 2)]).toEqual([true, true, false]);
+    expect(() => parseConfig({ HANGAR_TRUST_PROXY: 'yes please' })).toThrow(/HANGAR_TRUST_PROXY/);
   });
 });
