@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast unit tests with fakes, and integration tests against the
-// real stack (Postgres, Temporal, Docker) started once per run by the global
+// Three projects: fast unit tests with fakes; workflow tests (the real
+// workflow bundle on Temporal's time-skipping test server, activities as plain
+// functions, plus replay of recorded histories); and integration tests against
+// the real stack (Postgres, Temporal, Docker) started once per run by the global
 // setup. Integration files run one at a time: they share one Docker engine on
 // a 2-core machine, and each isolates itself with unique ids.
 export default defineConfig({
@@ -12,6 +14,16 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'workflow',
+          include: ['test/workflow/**/*.test.ts'],
+          globalSetup: ['test/support/workflow-global-setup.ts'],
+          // Each file starts its own time-skipping server: its clock is global.
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
         },
       },
       {

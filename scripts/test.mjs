@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: the Prisma client is generated code (not committed), so make
-// sure it exists, lint, then run every vitest project (unit + integration).
+// sure it exists, lint, then run every vitest project (unit, workflow, integration).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';

@@ -46,8 +46,10 @@ export async function applyImage(ctx: ApplyImageContext, req: ApplyImageRequest)
   }
   if (!current) {
     // Never created (or removed): nothing to snapshot or check; its next start runs the new digest.
+    // Read the old digest first: record() writes the new one into state.
+    const fromDigest = state.imageDigest ?? null;
     await ctx.record({ imageDigest: req.toDigest }, state.status === 'running' ? undefined : 'image_updated', req.toDigest);
-    return { outcome: 'updated', fromDigest: state.imageDigest ?? null, toDigest: req.toDigest };
+    return { outcome: 'updated', fromDigest, toDigest: req.toDigest };
   }
 
   const wasRunning = state.status === 'running';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FLEET_RECONCILE_SCHEDULE_ID, IDLE_REAPER_SCHEDULE_ID } from '../../core/contracts/agent.contract.ts';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { agentWorkflowId, FLEET_RECONCILE_SCHEDULE_ID, IDLE_REAPER_SCHEDULE_ID } from '../../core/contracts/agent.contract.ts';
 import { createTestUser, eventually, type TestUser, useScene } from '../support/hangar.harness.ts';
 import { chat, giveProvider } from '../support/scenario.ts';
 
@@ -21,6 +22,18 @@ describe('idle reaper and fleet reconcile', () => {
 
   const trigger = (id: string) => scene.h.temporal.schedule.getHandle(id).trigger();
 
+  /** Triggers a schedule now (even if a run is in flight) and returns that run's result. */
+  async function triggerAndWait(id: string): Promise<unknown> {
+    const schedule = scene.h.temporal.schedule.getHandle(id);
+    const seen = new Set((await schedule.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
+    await schedule.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+    const run = await eventually(async () => {
+      const actions = (await schedule.describe()).info.recentActions;
+      return actions.map((a) => a.action.workflow).find((w) => !seen.has(w.workflowId));
+    }, `the run triggered on ${id}`, 30_000);
+    return scene.h.temporal.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
+  }
+
   it('registers both schedules', async () => {
     for (const id of [IDLE_REAPER_SCHEDULE_ID, FLEET_RECONCILE_SCHEDULE_ID]) {
       const d = await scene.h.temporal.schedule.getHandle(id).describe();
@@ -34,10 +47,13 @@ describe('idle reaper and fleet reconcile', () => {
     const patch = await user.api('/api/me/agent', { method: 'PATCH', body: { idleTimeoutMin: 1 } });
     expect((await patch.json()).idleTimeoutMin).toBe(1);
 
-    // A busy agent is left alone.
-    await trigger(IDLE_REAPER_SCHEDULE_ID);
-    await new Promise((r) => setTimeout(r, 3000));
+    // A busy agent is left alone: once the reaper's run is over, the agent
+    // still runs and its lifecycle was not even asked. (The lifecycle's own
+    // re-check, for a chat that lands meanwhile, is proven in the workflow tier.)
+    expect(await triggerAndWait(IDLE_REAPER_SCHEDULE_ID)).toMatchObject({ asked: expect.any(Number) });
     expect((await scene.h.core.agents.get(agentId)).status).toBe('running');
+    const lifecycle = await scene.h.temporal.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory();
+    expect(lifecycle.events?.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'reapIfIdle')).toEqual([]);
 
     await scene.h.core.agents.touch(agentId, new Date(Date.now() - 5 * 60_000));
     await trigger(IDLE_REAPER_SCHEDULE_ID);

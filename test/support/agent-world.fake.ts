@@ -1,0 +1,210 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  agentContainerName,
+  type ContainerObservation,
+  type ContainerSpec,
+} from '../../core/contracts/agent.contract.ts';
+import type { ControlActivities, HostActivities } from './workflow-tier.harness.ts';
+import { waitFor } from './workflow-tier.harness.ts';
+
+// A fake fleet for the workflow tier: the database side (agent rows, idleness)
+// and one Docker host (containers by name), as plain activity functions that
+// log every call. Tests read the log to prove order, and can hold any call
+// open to build interleavings on purpose.
+
+export const OLD = `sha256:${'a'.repeat(64)}`;
+export const NEW = `sha256:${'b'.repeat(64)}`;
+
+/** One start and one stop, as the lifecycle runs them, in activity calls. */
+export const START = ['record starting', 'spec', 'ensure', 'start', 'health', 'record running'];
+export const STOP = ['record stopping', 'stop', 'record stopped'];
+
+export interface Call {
+  agentId: string;
+  op: string;
+  /** The test server's clock when the activity was scheduled: virtual time. */
+  at: number;
+}
+
+interface FakeContainer {
+  id: string;
+  running: boolean;
+  image: string;
+  exitCode: number | null;
+}
+
+const agentOf = (containerName: string) => containerName.replace(/^hangar-agent-/, '');
+
+function virtualNow(): number {
+  try {
+    return Context.current().info.currentAttemptScheduledTimestampMs;
+  } catch {
+    return Date.now();
+  }
+}
+
+export class AgentWorld {
+  calls: Call[] = [];
+  containers = new Map<string, FakeContainer>();
+  /** Agents whose users are chatting: `isAgentIdle` says no. */
+  busy = new Set<string>();
+  /** What `findIdleAgents` returns. */
+  idleCandidates: string[] = [];
+  /** Rows the reconciler sees, per host. */
+  rows: { id: string; status: string; containerName: string }[] = [];
+  /** Agent ids that have a row (for orphan detection). */
+  existing = new Set<string>();
+  hosts: string[] = [];
+  fleetEvents: { type: string; payload: Record<string, unknown> }[] = [];
+  /** Agents whose next health check fails (once per entry). */
+  unhealthy = new Set<string>();
+  /** Agents whose next stop fails (once per entry). */
+  unstoppable = new Set<string>();
+  /** Extra env for every spec: lets a test grow the history. */
+  specEnv: Record<string, string> = {};
+  /** The new image is unhealthy; restoring the volume fails. */
+  scenario = { newImageHealthy: true, restoreFails: false };
+  private holds = new Map<string, { opened: Promise<void>; open: () => void }>();
+
+  private log(agentId: string, op: string): void {
+    this.calls.push({ agentId, op, at: virtualNow() });
+  }
+
+  ops(agentId: string): string[] {
+    return this.calls.filter((c) => c.agentId === agentId).map((c) => c.op);
+  }
+
+  /** The next `op` call of this agent waits (after being logged) until `open()`. */
+  hold(op: string, agentId: string): { open: () => void } {
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    this.holds.set(`${op}/${agentId}`, { opened, open });
+    return { open };
+  }
+
+  private async gate(op: string, agentId: string): Promise<void> {
+    const h = this.holds.get(`${op}/${agentId}`);
+    if (!h) return;
+    this.holds.delete(`${op}/${agentId}`);
+    await h.opened;
+  }
+
+  private async step(agentId: string, op: string): Promise<void> {
+    this.log(agentId, op);
+    await this.gate(op, agentId);
+  }
+
+  /** Waits until this agent's log satisfies `pred` (bounded). */
+  until(agentId: string, pred: (ops: string[]) => boolean, what: string, timeoutMs?: number): Promise<string[]> {
+    return waitFor(() => (pred(this.ops(agentId)) ? this.ops(agentId) : null), what, timeoutMs);
+  }
+
+  /** Waits until `op` has been logged `n` times for this agent. */
+  untilCount(agentId: string, op: string, n: number, timeoutMs?: number): Promise<string[]> {
+    return this.until(agentId, (ops) => ops.filter((o) => o === op).length >= n, `${n}× "${op}" for ${agentId}`, timeoutMs);
+  }
+
+  spec(agentId: string): ContainerSpec {
+    return {
+      agentId,
+      instanceId: 'test-instance',
+      ownerKind: 'user',
+      ownerId: `owner-${agentId}`,
+      containerName: agentContainerName(agentId),
+      volumeName: `hangar-agent-${agentId}-data`,
+      image: OLD,
+      network: 'test-net',
+      env: { ...this.specEnv },
+      secretEnv: {},
+      memoryMb: 256,
+      cpus: 1,
+      pids: 64,
+      healthTimeoutSec: 30,
+    };
+  }
+
+  readonly control: Partial<ControlActivities> = {
+    getContainerSpec: async (agentId) => {
+      await this.step(agentId, 'spec');
+      return this.spec(agentId);
+    },
+    recordAgentState: async (agentId, patch) => {
+      await this.step(agentId, `record ${patch.status}${patch.statusReason ? ` (${patch.statusReason})` : ''}`);
+    },
+    isAgentIdle: async (agentId) => {
+      await this.step(agentId, 'idle?');
+      return !this.busy.has(agentId);
+    },
+    findIdleAgents: async () => this.idleCandidates,
+    listDockerHosts: async () => this.hosts,
+    getInstanceId: async () => 'test-instance',
+    listAgentsOnHost: async () => this.rows as Awaited<ReturnType<ControlActivities['listAgentsOnHost']>>,
+    existingAgentIds: async (ids) => ids.filter((id) => this.existing.has(id)),
+    recordFleetEvent: async (e) => void this.fleetEvents.push(e),
+  };
+
+  readonly host: Partial<HostActivities> = {
+    ensureContainer: async (spec) => {
+      await this.step(spec.agentId, spec.image === NEW ? 'ensure new' : 'ensure');
+      const c = this.containers.get(spec.containerName) ?? { id: `c-${spec.agentId.slice(0, 6)}-${spec.image.slice(7, 10)}`, running: false, image: spec.image, exitCode: null };
+      this.containers.set(spec.containerName, c);
+      return { containerId: c.id, created: true, imageId: c.image };
+    },
+    startContainer: async (name) => {
+      await this.step(agentOf(name), 'start');
+      const c = this.containers.get(name);
+      if (!c) throw ApplicationFailure.nonRetryable(`no container ${name}`, 'container_missing');
+      c.running = true;
+      return { hostPort: 40000 };
+    },
+    waitHealthy: async ({ containerName }) => {
+      const agentId = agentOf(containerName);
+      const image = this.containers.get(containerName)?.image;
+      await this.step(agentId, image === NEW ? 'health new' : 'health');
+      if (this.unhealthy.delete(agentId)) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+      if (image === NEW && !this.scenario.newImageHealthy) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+    },
+    stopContainer: async ({ containerName }) => {
+      await this.step(agentOf(containerName), 'stop');
+      if (this.unstoppable.delete(agentOf(containerName))) throw ApplicationFailure.nonRetryable('the engine timed out', 'docker_timeout');
+      const c = this.containers.get(containerName);
+      if (c) c.running = false;
+    },
+    removeContainer: async ({ containerName }) => {
+      await this.step(agentOf(containerName), 'remove');
+      this.containers.delete(containerName);
+    },
+    inspectContainer: async (name) => {
+      await this.step(agentOf(name), 'inspect');
+      const c = this.containers.get(name);
+      return c ? { name, id: c.id, agentId: agentOf(name), running: c.running, exitCode: c.exitCode } : null;
+    },
+    listManagedContainers: async () =>
+      [...this.containers.entries()].map(([name, c]): ContainerObservation => ({
+        name,
+        id: c.id,
+        agentId: name.startsWith('hangar-agent-') ? agentOf(name) : null,
+        running: c.running,
+        exitCode: c.exitCode,
+      })),
+    containerImage: async (name) => this.containers.get(name)?.image ?? null,
+    snapshotVolume: async ({ agentId }) => {
+      await this.step(agentId, 'snapshot');
+      return { path: `/snapshots/${agentId}.tar`, bytes: 10, sha256: 'x' };
+    },
+    restoreVolume: async ({ spec }) => {
+      await this.step(spec.agentId, 'restore');
+      if (this.scenario.restoreFails) throw ApplicationFailure.nonRetryable('no space left on device', 'restore_failed');
+      return { bytes: 10 };
+    },
+    deleteSnapshot: async ({ path }) => {
+      await this.step(path.replace(/^\/snapshots\/|\.tar$/g, ''), 'delete snapshot');
+    },
+  };
+
+  /** A container as if Docker ran it (for reconcile and ensureRunning checks). */
+  putContainer(agentId: string, c: Partial<FakeContainer> = {}): void {
+    this.containers.set(agentContainerName(agentId), { id: `c-${agentId.slice(0, 6)}`, running: true, image: OLD, exitCode: null, ...c });
+  }
+}

@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AGENT_LIFECYCLE_WORKFLOW,
+  agentContainerName,
+  agentWorkflowId,
+  ensureRunningUpdate,
+  FLEET_RECONCILE_WORKFLOW,
+  IDLE_REAPER_WORKFLOW,
+  stateQuery,
+  type AgentLifecycleWorkflow,
+} from '../../core/contracts/agent.contract.ts';
+import type { fleetReconcile } from '../../workflows/fleet-reconcile.workflow.ts';
+import type { idleReaper } from '../../workflows/idle-reaper.workflow.ts';
+import { AgentWorld, START } from '../support/agent-world.fake.ts';
+import { keepHistory, signalHandled, startTier, type Tier } from '../support/workflow-tier.harness.ts';
+
+// The two scheduled workflows against real agent lifecycles (activities
+// faked): the reaper only asks, and each lifecycle decides under its lock; the
+// reconciler fixes rows both ways and never touches what is not Hangar's.
+
+describe('idleReaper and fleetReconcile (time-skipping)', () => {
+  const world = new AgentWorld();
+  let t: Tier;
+
+  beforeAll(async () => {
+    t = await startTier({ name: 'fleet', control: world.control, host: world.host });
+    world.hosts = [t.hostId];
+  });
+  afterAll(async () => {
+    await t?.shutdown();
+  });
+
+  async function runningAgent() {
+    const id = randomUUID();
+    const handle = await t.client.workflow.start<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, {
+      taskQueue: t.taskQueue,
+      workflowId: agentWorkflowId(id),
+      args: [{ agentId: id, dockerHostId: t.hostId }],
+    });
+    expect((await handle.executeUpdate(ensureRunningUpdate)).status).toBe('running');
+    world.existing.add(id);
+    return { id, handle };
+  }
+
+  it('idleReaper asks each idle agent\'s lifecycle: an idle one stops, one that got busy meanwhile stays, one without a lifecycle is skipped', async () => {
+    const idle = await runningAgent();
+    const busy = await runningAgent();
+    world.busy.add(busy.id);
+    world.idleCandidates = [idle.id, busy.id, randomUUID()];
+    const reaper = await t.client.workflow.start<typeof idleReaper>(IDLE_REAPER_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `idle-reaper/${randomUUID()}` });
+    expect(await reaper.result()).toEqual({ asked: 2 });
+
+    await world.until(idle.id, (ops) => ops.at(-1) === 'record stopped (idle)', 'the idle agent to stop');
+    expect(world.ops(idle.id)).toEqual([...START, 'idle?', 'record stopping', 'stop', 'record stopped (idle)']);
+
+    await signalHandled(busy.handle, 'reapIfIdle');
+    // Queued behind the reap in the lifecycle's lock: when this answers, the reap has decided.
+    expect(await busy.handle.executeUpdate(ensureRunningUpdate)).toMatchObject({ status: 'running', generation: 1 });
+    expect(world.ops(busy.id)).toEqual([...START, 'idle?', 'inspect']);
+    await keepHistory(reaper, 'idleReaper');
+    for (const a of [idle, busy]) await a.handle.terminate('test done');
+  });
+
+  it('fleetReconcile hands vanished and crashed containers to their lifecycles, fixes rows without one, and removes only Hangar orphans', async () => {
+    const gone = await runningAgent();
+    const crashed = await runningAgent();
+    const healthy = await runningAgent();
+    const noLifecycle = randomUUID();
+    const stoppedRow = randomUUID();
+    const orphan = randomUUID();
+    world.existing.add(noLifecycle).add(stoppedRow);
+    world.containers.delete(agentContainerName(gone.id));
+    world.containers.get(agentContainerName(crashed.id))!.running = false;
+    world.putContainer(orphan);
+    world.containers.set('someone-elses-container', { id: 'x', running: true, image: 'other', exitCode: null });
+    world.rows = [
+      { id: gone.id, status: 'running', containerName: agentContainerName(gone.id) },
+      { id: crashed.id, status: 'running', containerName: agentContainerName(crashed.id) },
+      { id: healthy.id, status: 'running', containerName: agentContainerName(healthy.id) },
+      { id: noLifecycle, status: 'running', containerName: agentContainerName(noLifecycle) },
+      { id: stoppedRow, status: 'stopped', containerName: agentContainerName(stoppedRow) },
+    ];
+
+    const handle = await t.client.workflow.start<typeof fleetReconcile>(FLEET_RECONCILE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `fleet-reconcile/${randomUUID()}` });
+    const report = await handle.result();
+    expect(report).toEqual({ hosts: 1, fixed: [gone.id, crashed.id], orphansRemoved: [agentContainerName(orphan)], missingLifecycle: [noLifecycle] });
+    expect(world.ops(noLifecycle)).toEqual(['record stopped (lifecycle_missing)']);
+    expect(world.ops(orphan)).toEqual(['remove']);
+    expect(world.containers.has('someone-elses-container')).toBe(true);
+    expect(world.fleetEvents).toEqual([{ type: 'orphan_removed', payload: { container: agentContainerName(orphan), agentId: orphan, hostId: t.hostId } }]);
+    expect(world.ops(stoppedRow)).toEqual([]);
+
+    // Each lifecycle acts on the signal under its own lock.
+    await world.until(gone.id, (ops) => ops.at(-1) === 'record stopped (container_missing)', 'the vanished agent\'s row to be fixed');
+    await world.untilCount(crashed.id, 'record running', 2);
+    expect(world.ops(crashed.id)).toEqual([...START, 'inspect', ...START]);
+    expect(await gone.handle.query(stateQuery)).toMatchObject({ status: 'stopped', containerId: null });
+    expect(world.ops(healthy.id)).toEqual(START);
+    await keepHistory(handle, 'fleetReconcile');
+    for (const a of [gone, crashed, healthy]) await a.handle.terminate('test done');
+  });
+});
