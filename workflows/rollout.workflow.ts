@@ -1,4 +1,4 @@
-import { condition, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createRolloutActivities } from '../activities/rollout.activities.ts';
 import {
   abortRolloutSignal,
@@ -200,7 +200,11 @@ export const rollout: RolloutWorkflow = async (input) => {
         abortReason = `failure threshold reached: ${failuresSoFar()} agent(s) failed or rolled back (threshold ${strategy.failureThreshold})`;
         break;
       }
-      if (w < plan.length - 1 && strategy.pauseSeconds > 0) {
+      // The pause is between rolling waves only (immediate and singleAgent have
+      // no such pause, even between preferred-hour groups). Runs that started
+      // before this fix keep pausing, as their histories say they did.
+      const pauses = strategy.kind === 'rollingWave' || !patched('pause-between-rolling-waves-only');
+      if (w < plan.length - 1 && strategy.pauseSeconds > 0 && pauses) {
         await condition(() => abortReason !== null, strategy.pauseSeconds * 1000);
       }
     }

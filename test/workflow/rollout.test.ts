@@ -274,6 +274,16 @@ describe('rollout (time-skipping)', () => {
     expect(Math.max(...world.applies.map((a) => a.at)) - from).toBeLessThan(60_000);
   });
 
+  it('pauses only between rolling waves: an immediate rollout goes straight on to its next preferred-hour group', async () => {
+    const now = await t.env.currentTimeMs();
+    // The current hour is a window open now: two groups, no wait for either.
+    world.targets = [target('free'), target('windowed', { preferredHourUtc: new Date(now).getUTCHours() })];
+    const r = await (await start({ kind: 'immediate', pauseSeconds: 600 })).result();
+    expect(r.waves.map((w) => w.agentIds)).toEqual([['free'], ['windowed']]);
+    const at = (id: string) => world.applies.find((a) => a.agentId === id)!.at;
+    expect(at('windowed') - at('free')).toBeLessThan(600_000);
+  });
+
   it('abort while a wave waits for its hour skips it', async () => {
     const now = await t.env.currentTimeMs();
     world.targets = [target('night', { preferredHourUtc: (new Date(now).getUTCHours() + 3) % 24 })];
