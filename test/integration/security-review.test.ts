@@ -11,8 +11,10 @@ describe('security review: the attacks fail', () => {
   let attacker: Awaited<ReturnType<typeof startFakeOpenAI>>;
 
   beforeAll(async () => {
+    [honest, attacker] = await Promise.all([startFakeOpenAI(), startFakeOpenAI()]);
     // Behind one proxy at 127.0.0.1 (the test itself): X-Forwarded-For's last hop is the client.
-    [h, honest, attacker] = await Promise.all([startHangar({ HANGAR_TRUST_PROXY: '127.0.0.1' }, { worker: false }), startFakeOpenAI(), startFakeOpenAI()]);
+    // Both upstreams are on this machine, so the egress allowlist names them.
+    h = await startHangar({ HANGAR_TRUST_PROXY: '127.0.0.1', HANGAR_EGRESS_ALLOW: `host:${honest.port},host:${attacker.port}` }, { worker: false });
   });
   afterAll(async () => {
     await h?.stop();
