@@ -5,13 +5,14 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Client } from '@temporalio/client';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Core } from '../core/hangar.ts';
 import { createLoginThrottle, type LoginThrottle } from '../core/services/login-throttle.ts';
 import { createAgentControl, type AgentControl } from './agent-control.ts';
 import { createAuth, type Auth } from './auth.ts';
 import { createRolloutControl, type RolloutControl } from './rollout-control.ts';
-import { installErrorHandler } from './error-handler.ts';
+import { clientErrorHandler, errorBody, installErrorHandler } from './error-handler.ts';
+import { installInputGuard } from './input-guard.ts';
 import { createMetrics } from './metrics.ts';
 import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
@@ -69,9 +70,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Only behind a proxy you run: otherwise X-Forwarded-For would let a client
     // pick its own address and dodge the per-address sign-in throttle.
     trustProxy: core.config.trustProxy,
+    // Malformed requests fastify refuses before routing answer in our error shape too.
+    clientErrorHandler,
+    frameworkErrors: (err, _request, reply) => void (reply as FastifyReply).code(400).send(errorBody('bad_url', err.message)),
   });
   app.setValidatorCompiler(validators());
   installErrorHandler(app);
+  installInputGuard(app);
   app.decorateRequest('user', null);
   app.decorateRequest('authVia', null);
   app.decorateRequest('csrfToken', null);

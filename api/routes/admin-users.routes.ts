@@ -13,10 +13,13 @@ const AdminUser = Type.Object({
   deactivatedAt: Nullable(Type.String()),
 });
 
+// Optional in the published contract (a client may leave them out); the
+// validator fills in the defaults, and `paging()` says so to the type checker.
 export const Paging = strict({
-  page: Type.Integer({ minimum: 1, maximum: 100_000, default: 1 }),
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
 });
+export const paging = (q: { page?: number; limit?: number }) => ({ page: q.page ?? 1, limit: q.limit ?? 50 });
 export const PageMeta = Type.Object({ total: Type.Integer(), page: Type.Integer(), limit: Type.Integer(), totalPages: Type.Integer() });
 
 const Role = Type.Union([Type.Literal('admin'), Type.Literal('member')]);
@@ -36,7 +39,8 @@ export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, co
   app.get('/api/admin/users', {
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(AdminUser), meta: PageMeta }), ...errors(400, 401, 403) } },
   }, async (request) => {
-    const { data, meta } = await core.users.list(request.query.page, request.query.limit);
+    const { page, limit } = paging(request.query);
+    const { data, meta } = await core.users.list(page, limit);
     return { data: data.map(toAdminUserView), meta };
   });
 

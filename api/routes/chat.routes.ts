@@ -106,16 +106,37 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
     return reply.send(res);
   });
 
+  // A GET never creates or starts anything: a cross-site top-level GET must
+  // not be able to boot someone's agent. The history lives in the agent's
+  // volume, so it is read only while the agent runs; otherwise the answer is
+  // an empty list with agentRunning: false (the UI shows that, and the next
+  // chat starts the agent).
   app.get('/api/chat/sessions', {
-    schema: { response: { 200: Type.Unknown(), ...errors(401, 404, 503) } },
+    schema: {
+      response: {
+        200: Type.Object({ sessions: Type.Array(Type.Unknown()), agentRunning: Type.Optional(Type.Boolean()) }),
+        ...errors(401, 403, 502, 503),
+      },
+    },
   }, async (request, reply) => {
-    const agent = await callerAgent(request.user!);
+    const user = request.user!;
+    const agent = await core.agents.findOwned('user', user.id);
+    if (!agent || agent.status !== 'running' || !agent.gatewayPort) return { sessions: [], agentRunning: false };
+    let res: http.IncomingMessage;
     try {
-      const res = await forward(agent, request.user!, '/v1/sessions', { method: 'GET' });
-      return reply.code((res.statusCode ?? 502) as 200).header('content-type', 'application/json').send(res);
+      res = await send(agent.gatewayPort, '/v1/sessions', 'GET', {
+        authorization: `Bearer ${core.agents.gatewayToken(agent)}`,
+        'x-hangar-user-id': user.id,
+        'x-hangar-user-name': encodeURIComponent(user.displayName),
+      });
     } catch (err) {
-      if (err instanceof AppError) throw err;
-      throw new UnavailableError('Could not read the history from the agent', 'agent_unreachable');
+      throw new UnavailableError(`Could not read the history from the agent (${(err as Error).message})`, 'agent_unreachable');
     }
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw new AppError(502, 'agent_bad_answer', `The agent answered ${res.statusCode} for its history`);
+    }
+    // Piped as it arrives (the agent's own {"sessions": [...]}), never buffered here.
+    return reply.code(200).header('content-type', 'application/json').send(res as never);
   });
 }
