@@ -100,13 +100,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  const auth = createAuth(core.users);
   const metrics = createMetrics(core.db);
-  metrics.install(app);
+  metrics.install(app, auth);
   const onboardingGate = createOnboardingGate(core.db);
   onboardingGate.install(app);
   const deps: RouteDeps = {
     core,
-    auth: createAuth(core.users),
+    auth,
     control: createAgentControl({ client: opts.temporal, config: core.config, metrics }),
     rolloutControl: createRolloutControl({ client: opts.temporal, core }),
     secureCookies: core.config.mode === 'production',

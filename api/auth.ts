@@ -36,6 +36,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 // Which token scope each part of the API needs: one table, checked in one place.
 const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/admin/', 'admin'],
+  ['/metrics', 'admin'],
   ['/api/me/providers', 'providers'],
   ['/api/me/agent-config', 'providers'],
   ['/api/me/agent', 'agent'],
@@ -89,9 +90,25 @@ export function createAuth(users: UserService) {
     }
   }
 
+  /**
+   * An admin acting with admin rights: a session, or a token whose scopes
+   * include `admin` (or everything). Never throws: for answers that are
+   * merely richer for admins (readyz details).
+   */
+  async function isAdminCaller(request: FastifyRequest): Promise<boolean> {
+    try {
+      await identify(request);
+    } catch {
+      return false;
+    }
+    if (request.user?.role !== 'admin') return false;
+    return !request.tokenScopes || request.tokenScopes.includes('*') || request.tokenScopes.includes('admin');
+  }
+
   return {
     identify,
     requireUser,
+    isAdminCaller,
     /** The one place the admin role is checked. */
     async requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
       await requireUser(request, reply);
