@@ -13,6 +13,7 @@ import { createAuth, type Auth } from './auth.ts';
 import { createRolloutControl, type RolloutControl } from './rollout-control.ts';
 import { clientErrorHandler, errorBody, installErrorHandler } from './error-handler.ts';
 import { installInputGuard } from './input-guard.ts';
+import { createLiveConnections, type LiveConnections } from './live-connections.ts';
 import { createMetrics } from './metrics.ts';
 import { createOnboardingGate, type OnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
@@ -42,6 +43,8 @@ export interface RouteDeps {
   onboardingGate: OnboardingGate;
   oidc: OidcService;
   readiness: { temporal: () => Promise<unknown>; docker: () => Promise<unknown> };
+  /** Open event streams and in-flight chats, per user (caps; ended on deactivation). */
+  live: LiveConnections;
 }
 
 export interface AppOptions {
@@ -115,6 +118,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     temporal: opts.temporal,
     onboardingGate,
     oidc: createOidcService({ db: core.db, keyring: core.keyring }),
+    live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: {
       temporal: opts.readiness?.temporal ?? (() => opts.temporal.connection.workflowService.getSystemInfo({})),
       docker: opts.readiness?.docker ?? (async () => undefined),

@@ -25,7 +25,7 @@ export const PageMeta = Type.Object({ total: Type.Integer(), page: Type.Integer(
 const Role = Type.Union([Type.Literal('admin'), Type.Literal('member')]);
 const DisplayName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 
-export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
+export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, control, live }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireAdmin);
 
@@ -75,6 +75,8 @@ export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, co
     schema: { params: IdParams, response: { 200: AdminUser, ...errors(400, 401, 403, 404, 409) } },
   }, async (request) => {
     const change = await core.users.deactivate(request.user!.id, request.params.id);
+    // Their live streams and in-flight chats on this process end now, not when they finish.
+    live.closeUser(change.after.id);
     const after = await audited(request.user!.id, 'user.deactivate', change);
     // Their agent stops too; the lifecycle does it, so it never races a start.
     const agent = await core.agents.findOwned('user', after.id);
