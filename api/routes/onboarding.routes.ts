@@ -96,6 +96,9 @@ export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, c
       response: { 201: Type.Object({ user: PublicUser }), ...errors(400, 409, 503) },
     },
   }, async (request, reply) => {
+    // Refused before the (deliberately slow) bcrypt hash: once onboarding is
+    // done this unauthenticated route must cost nothing to call.
+    if (await onboardingGate.isComplete()) throw new ConflictError('Onboarding is already complete', 'onboarding_completed');
     const passwordHash = await hashPassword(request.body.password);
     const { userId } = await update<{ userId: string }, [unknown]>(breakglassUpdate, { username: request.body.username, passwordHash });
     const user = await core.users.get(userId);

@@ -104,6 +104,9 @@ describe('fuzzing from the OpenAPI document (Schemathesis)', () => {
       const t = await h.core.users.createToken(user.id, `fuzz ${role}`);
       actors.push({ role, id: user.id, token: t.token, tokenId: t.id });
     }
+    // Made once on first need by the worker's fleet-reconcile schedule: made
+    // now, so that background write never lands inside the fingerprinted phase.
+    await h.core.agents.instanceId();
   });
 
   afterAll(async () => {
@@ -120,6 +123,7 @@ describe('fuzzing from the OpenAPI document (Schemathesis)', () => {
   async function fuzz(role: 'admin' | 'member', mode: 'positive' | 'negative'): Promise<FuzzResult> {
     const actor = actors.find((a) => a.role === role)!;
     const result = await runSchemathesis({
+      label: `${role}-${mode}`,
       schemaUrl: `${h.url}/docs/json`,
       token: actor.token,
       mode,
@@ -148,8 +152,16 @@ describe('fuzzing from the OpenAPI document (Schemathesis)', () => {
   }
 
   it('writes nothing for requests the schema rejects (negative data, admin and member)', async () => {
+    // Negative cases for an operation with nothing to negate (a bodiless GET
+    // with a malformed content-type) are answered normally; a GET that makes
+    // something on first use (the personal workspace) does that now, so the
+    // fingerprint compares only what the negative requests could have written.
+    for (const a of actors) expect((await fetch(`${h.url}/api/workspaces`, { headers: { authorization: `Bearer ${a.token}` } })).status).toBe(200);
     const before = await fingerprint(ownerUrl);
-    const results = { admin: await fuzz('admin', 'negative'), member: await fuzz('member', 'negative') };
+    // Both callers at once: schemathesis spends most of its time generating,
+    // Hangar answering; side by side they share the two cores.
+    const [adminRun, memberRun] = await Promise.all([fuzz('admin', 'negative'), fuzz('member', 'negative')]);
+    const results = { admin: adminRun, member: memberRun };
     const after = await fingerprint(ownerUrl);
     for (const role of ['admin', 'member'] as const) {
       await expectMeaningful(results[role], role);
@@ -157,13 +169,13 @@ describe('fuzzing from the OpenAPI document (Schemathesis)', () => {
       expect(results[role].statuses['4xx']).toBeGreaterThan(200);
     }
     expect(after).toEqual(before);
-  }, 2 * RUN_CAP_MS + 30_000);
+  }, RUN_CAP_MS + 30_000);
 
   it('answers schema-valid requests as documented, never 5xx (admin and member)', async () => {
-    for (const role of ['admin', 'member'] as const) {
-      const result = await fuzz(role, 'positive');
-      await expectMeaningful(result, role);
-      expect(result.statuses['2xx']).toBeGreaterThan(20);
+    const results = await Promise.all([fuzz('admin', 'positive'), fuzz('member', 'positive')]);
+    for (const [i, role] of (['admin', 'member'] as const).entries()) {
+      await expectMeaningful(results[i], role);
+      expect(results[i].statuses['2xx']).toBeGreaterThan(20);
     }
-  }, 2 * RUN_CAP_MS + 30_000);
+  }, RUN_CAP_MS + 30_000);
 });

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../core/runtime/stack.runtime.ts';
@@ -32,6 +32,8 @@ export function findSchemathesis(): string {
 }
 
 export interface FuzzRun {
+  /** Names the run in logs and kept reports, e.g. admin-negative. */
+  label: string;
   /** Schema URL, e.g. http://127.0.0.1:1234/docs/json */
   schemaUrl: string;
   token: string;
@@ -125,6 +127,12 @@ export async function runSchemathesis(run: FuzzRun): Promise<FuzzResult> {
     if (timedOut) result.errors.push(`schemathesis ran past its ${run.timeoutMs / 1000}s cap and was killed`);
     return result;
   } finally {
+    // HANGAR_FUZZ_REPORT_DIR keeps every request and response (NDJSON) for a closer look.
+    const keep = process.env.HANGAR_FUZZ_REPORT_DIR;
+    if (keep) {
+      await mkdir(keep, { recursive: true });
+      for (const f of readdirSync(dir).filter((n) => n.endsWith('.ndjson'))) await copyFile(path.join(dir, f), path.join(keep, `${run.label}-${f}`));
+    }
     await rm(dir, { recursive: true, force: true });
   }
 }
