@@ -190,7 +190,7 @@ function readReport(dir: string, exitCode: number | null, output: string, comman
           check: c.name,
           title: c.failure_info?.failure.title ?? c.name,
           message: c.failure_info?.failure.message ?? '',
-          request: `${i?.request?.method ?? '?'} ${i?.request?.uri ?? recorder.label}${reqBody ? ` body=${reqBody.slice(0, 300)}` : ''}`,
+          request: `${i?.request?.method ?? '?'} ${i?.request?.uri ?? recorder.label}${reqBody ? ` body=${reqBody.slice(0, 1000)}` : ''}`,
           status: i?.response?.status_code ?? null,
           body: decode(i?.response?.body ?? i?.response?.content).slice(0, 300),
           caseId,
