@@ -18,7 +18,12 @@ const RECHECK_EVERY = 10;
 export async function agentEventRoutes(fastify: FastifyInstance, { core, auth, control, live }: RouteDeps) {
   fastify.get('/api/me/agent/events', {
     preHandler: auth.requireUser,
-    schema: { response: { ...errors(401, 403, 429) } },
+    schema: {
+      response: {
+        200: { description: 'Server-sent events: `agent` (the agent view, or null) on every change, `end` when the stream is ended for good', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+        ...errors(401, 403, 429),
+      },
+    },
   }, async (request, reply) => {
     const userId = request.user!.id;
     const handle = live.open(userId, 'stream');
