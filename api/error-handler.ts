@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, MethodNotAllowedError } from '../core/errors.ts';
 
@@ -74,22 +75,22 @@ export function installErrorHandler(app: FastifyInstance): void {
 }
 
 /**
- * Requests node's HTTP parser refuses (bad header bytes, oversized headers)
- * never reach a route: answer them in the same JSON error shape.
+ * Requests node's HTTP parser refuses (bad header bytes, oversized headers,
+ * a request too slow to arrive) never reach a route: answer them in the same
+ * JSON error shape. Otherwise it is fastify's own handler, step for step.
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
-  if (socket.destroyed) return;
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
+  // A reset connection is already gone: nothing to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request_timeout', 'The request took too long to arrive']
+    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large', 'Request headers too large']
+    : [400, 'bad_request', 'Malformed HTTP request'];
+  const body = JSON.stringify(errorBody(code, message));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   }
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify(errorBody(tooLarge ? 'headers_too_large' : 'bad_request', tooLarge ? 'Request headers too large' : 'Malformed HTTP request'));
-  socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  socket.destroy(err);
 }
 
 export function isTemporalUnavailable(err: unknown): boolean {

@@ -26,7 +26,15 @@ export function findSchemathesis(): string {
   } catch {
     // no python: other candidates remain
   }
-  const found = candidates.find((c) => existsSync(c));
+  // Another program may be called `st` (suckless' terminal): ask each candidate what it is.
+  const isSchemathesis = (c: string) => {
+    try {
+      return /^st, version /m.test(execFileSync(c, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20_000 }));
+    } catch {
+      return false;
+    }
+  };
+  const found = candidates.find((c) => existsSync(c) && isSchemathesis(c));
   if (!found) throw new Error(`Schemathesis not found: python3 -m pip install schemathesis==${SCHEMATHESIS_VERSION} (or set SCHEMATHESIS_PATH)`);
   return found;
 }
