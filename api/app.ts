@@ -4,14 +4,16 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { trustProxySetting } from '../core/config.ts';
 import type { Core } from '../core/hangar.ts';
 import { createLoginThrottle, type LoginThrottle } from '../core/services/login-throttle.service.ts';
 import type { AgentControl } from '../core/control/agent-control.ts';
 import type { RolloutControl } from '../core/control/rollout-control.ts';
 import { createAuth, type Auth } from './auth.ts';
-import { installErrorHandler } from './error-handler.ts';
+import { clientErrorHandler, errorBody, installErrorHandler } from './error-handler.ts';
+import { installInputGuard } from './input-guard.ts';
+import { createLiveConnections, type LiveConnections } from './live-connections.ts';
 import { createMetrics } from './metrics.ts';
 import { installOnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
@@ -40,6 +42,8 @@ export interface RouteDeps {
   loginThrottle: LoginThrottle;
   oidc: OidcService;
   readiness: { docker: () => Promise<unknown> };
+  /** Open event streams and in-flight chats, per user (caps; ended on deactivation). */
+  live: LiveConnections;
 }
 
 export interface AppOptions {
@@ -67,9 +71,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Only behind a proxy you run: otherwise X-Forwarded-For would let a client
     // pick its own address and dodge the per-address sign-in throttle.
     trustProxy: trustProxySetting(core.config),
+    // Malformed requests fastify refuses before routing answer in our error shape too.
+    clientErrorHandler,
+    frameworkErrors: (err, _request, reply) => void (reply as FastifyReply).code(400).send(errorBody('bad_url', err.message)),
   });
   app.setValidatorCompiler(validators());
   installErrorHandler(app);
+  installInputGuard(app);
   app.decorateRequest('user', null);
   app.decorateRequest('authVia', null);
   app.decorateRequest('csrfToken', null);
@@ -93,18 +101,20 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
+  const auth = createAuth(core.users);
   const metrics = createMetrics(core);
-  metrics.install(app);
+  metrics.install(app, auth);
   core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
   installOnboardingGate(app, core.onboarding);
   const deps: RouteDeps = {
     core,
-    auth: createAuth(core.users),
+    auth,
     control: core.agentControl,
     rolloutControl: core.rolloutControl,
     secureCookies: core.config.mode === 'production',
     loginThrottle: createLoginThrottle(),
     oidc: core.oidc,
+    live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
   for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {

@@ -39,6 +39,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const ANY = 'any';
 const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/admin/', 'admin'],
+  ['/metrics', 'admin'],
   ['/api/me/providers', 'providers'],
   ['/api/me/agent-config', 'providers'],
   ['/api/me/agent', 'agent'],
@@ -101,9 +102,25 @@ export function createAuth(users: UserService) {
     }
   }
 
+  /**
+   * An admin acting with admin rights: a session, or a token whose scopes
+   * include `admin` (or everything). Never throws: for answers that are
+   * merely richer for admins (readyz details).
+   */
+  async function isAdminCaller(request: FastifyRequest): Promise<boolean> {
+    try {
+      await identify(request);
+    } catch {
+      return false;
+    }
+    if (request.user?.role !== 'admin') return false;
+    return !request.tokenScopes || request.tokenScopes.includes('*') || request.tokenScopes.includes('admin');
+  }
+
   return {
     identify,
     requireUser,
+    isAdminCaller,
     /** The one place the admin role is checked. */
     async requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
       await requireUser(request, reply);

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import type { Auth } from './auth.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AgentService } from '../core/services/agents.service.ts';
 import type { RolloutService } from '../core/services/rollouts.service.ts';
 
 // Prometheus metrics for one API process (GET /metrics). Agents by status are
 // read from the database at scrape time, so every API replica reports the
-// same fleet-wide numbers.
+// same fleet-wide numbers. Scraping needs an admin: Prometheus sends an
+// admin's API token with the `admin` scope (README, "Metrics").
 export function createMetrics({ agents, rollouts }: { agents: AgentService; rollouts: RolloutService }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_process_' });
@@ -65,12 +67,12 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
   return {
     registry,
     workflowCalls,
-    install(app: FastifyInstance) {
+    install(app: FastifyInstance, auth: Auth) {
       app.addHook('onResponse', async (request, reply) => {
         const route = request.routeOptions.url ?? 'unmatched';
         httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
       });
-      app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      app.get('/metrics', { preHandler: auth.requireAdmin, schema: { hide: true } }, async (_request, reply) => {
         reply.header('content-type', registry.contentType);
         return registry.metrics();
       });

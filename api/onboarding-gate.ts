@@ -9,10 +9,13 @@ const OPEN = [/^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/docs(\/|$)/, /^\/a
 
 export function installOnboardingGate(app: FastifyInstance, onboarding: OnboardingControl): void {
   app.addHook('onRequest', async (request) => {
-    const path = request.url.split('?')[0];
-    if (OPEN.some((re) => re.test(path))) return;
+    // The route fastify matched, never the raw URL: the router decodes the
+    // path (/%61pi/... reaches /api/...), so only its answer is the truth.
+    const route = request.routeOptions.url;
+    // Unmatched requests reach no handler: they get their 404/405 either way.
+    if (!route || OPEN.some((re) => re.test(route))) return;
     // Only the API is gated; the web UI's own files must load to show the wizard.
-    if (!path.startsWith('/api/')) return;
+    if (!route.startsWith('/api/')) return;
     if (!(await onboarding.isComplete())) throw new ConflictError('Finish onboarding first (POST /api/onboarding/...)', 'onboarding_required');
   });
 }

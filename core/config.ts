@@ -43,6 +43,8 @@ export const ConfigSchema = Type.Object({
   agentStartTimeoutSec: Int(5, 600, 120),
   idleTimeoutMin: Int(1, 1440, 30),
   maxConcurrentStarts: Int(1, 1000, 8),
+  /** Live event streams one user may hold open per API process (the process holds at most 500). */
+  maxStreamsPerUser: Int(1, 500, 5),
   reconcileIntervalSec: Int(10, 3600, 60),
   restartDebounceSec: Int(0, 300, 3),
   sessionTtlHours: Int(1, 24 * 90, 24 * 7),
@@ -85,6 +87,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   agentStartTimeoutSec: 'HANGAR_AGENT_START_TIMEOUT_SEC',
   idleTimeoutMin: 'HANGAR_IDLE_TIMEOUT_MIN',
   maxConcurrentStarts: 'HANGAR_MAX_CONCURRENT_STARTS',
+  maxStreamsPerUser: 'HANGAR_MAX_STREAMS_PER_USER',
   reconcileIntervalSec: 'HANGAR_RECONCILE_INTERVAL_SEC',
   restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',
   sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',

@@ -39,6 +39,12 @@ export class NotFoundError extends AppError {
   }
 }
 
+export class MethodNotAllowedError extends AppError {
+  constructor(method: string, path: string, allow: string[]) {
+    super(405, 'method_not_allowed', `${method} is not allowed on ${path}; use ${allow.join(', ')}`, { allow }, { allow: allow.join(', ') });
+  }
+}
+
 export class ConflictError extends AppError {
   constructor(message: string, code = 'conflict', details?: unknown) {
     super(409, code, message, details);

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { resolveSecretKey } from '../core/runtime/secret-key.runtime.ts';
-import { repoRoot, startStack } from '../core/runtime/stack.runtime.ts';
+import { repoRoot, startStack, type RunningStack } from '../core/runtime/stack.runtime.ts';
 
 // The whole of Hangar on one machine: embedded Postgres and the Temporal dev
 // server (unless DATABASE_URL / TEMPORAL_ADDRESS), then the worker and the API
@@ -18,7 +18,15 @@ try {
   process.exit(2);
 }
 const dataDir = path.resolve(repoRoot, config.dataDir);
-const stack = await startStack({
+
+// Signals are handled from the very start: a SIGTERM while Postgres or
+// Temporal is still coming up must stop them too, not leave them orphaned.
+let stopping = false;
+const children = new Map<string, ChildProcess>();
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void shutdown());
+
+let stack: RunningStack | null = null;
+stack = await startStack({
   dataDir,
   databaseUrl: config.databaseUrl,
   migrationDatabaseUrl: process.env.HANGAR_MIGRATION_DATABASE_URL,
@@ -30,6 +38,7 @@ const stack = await startStack({
   agentImage: config.agentImage,
   log,
 });
+if (stopping) await shutdown(true);
 
 const env = {
   ...process.env,
@@ -39,9 +48,8 @@ const env = {
   HANGAR_SECRET_KEY: resolveSecretKey({ ...config, dataDir }),
 };
 
-let stopping = false;
-const children = new Map<string, ChildProcess>();
 function launch(name: string, entry: string, restarts = 0): void {
+  if (stopping) return;
   const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: repoRoot, env, stdio: ['ignore', 'inherit', 'inherit'] });
   children.set(name, child);
   child.on('exit', (code, signal) => {
@@ -65,9 +73,12 @@ log(`API docs:    http://localhost:${config.port}/docs`);
 if (stack.temporalUiUrl) log(`Temporal UI: ${stack.temporalUiUrl}`);
 log(`data kept in ${dataDir}; Ctrl-C stops everything`);
 
-async function shutdown() {
-  if (stopping) return;
+/** Stops the worker and API, then Postgres and Temporal; `afterStart` finishes a stop that came during startup. */
+async function shutdown(afterStart = false): Promise<void> {
+  if (stopping && !afterStart) return;
   stopping = true;
+  // Still starting: startStack's result is awaited above, then this runs again.
+  if (!stack) return;
   log('stopping…');
   await Promise.all(
     [...children.values()].map(
@@ -87,5 +98,3 @@ async function shutdown() {
   log('stopped; data kept');
   process.exit(0);
 }
-process.on('SIGINT', () => void shutdown());
-process.on('SIGTERM', () => void shutdown());

@@ -23,6 +23,18 @@ const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/run-hangar.ts
   cwd: root,
   stdio: 'inherit',
 });
-// Ctrl-C reaches the child through the terminal's process group; we only wait.
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
-child.on('exit', (code) => process.exit(code ?? 0));
+// Ctrl-C reaches the child through the terminal's process group; a signal sent
+// to this process alone (SIGTERM from a supervisor, `npm start` forwarding it)
+// is passed on, and run-hangar stops every piece it started.
+const stop = (sig) => {
+  if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+};
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => stop(sig === 'SIGHUP' ? 'SIGTERM' : sig));
+// Orphaned: whatever started us (npm, a shell) died without passing its signal
+// on. Stop too, rather than keep a whole stack running that nobody owns.
+const parent = process.ppid;
+const watchdog = setInterval(() => {
+  if (process.ppid !== parent) stop('SIGTERM');
+}, 500);
+watchdog.unref();
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { pageMeta, type Agent } from '../../core/db.ts';
 import { errors, IdParams, Nullable } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
-import { PageMeta, Paging } from './admin-users.routes.ts';
+import { PageMeta, Paging, paging } from './admin-users.routes.ts';
 
 // The fleet as admins see it: status only, never config, keys, chats or memory.
 const FleetAgent = Type.Object({
@@ -46,7 +46,7 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
   app.get('/api/admin/agents', {
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(FleetAgent), meta: PageMeta }), ...errors(400, 401, 403) } },
   }, async (request) => {
-    const { page, limit } = request.query;
+    const { page, limit } = paging(request.query);
     const { total, rows } = await core.agents.listForAdmin(page, limit);
     return { data: rows.map(view), meta: pageMeta(total, page, limit) };
   });

@@ -13,16 +13,19 @@ const AdminUser = Type.Object({
   deactivatedAt: Nullable(Type.String()),
 });
 
+// Optional in the published contract (a client may leave them out); the
+// validator fills in the defaults, and `paging()` says so to the type checker.
 export const Paging = strict({
-  page: Type.Integer({ minimum: 1, maximum: 100_000, default: 1 }),
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
 });
+export const paging = (q: { page?: number; limit?: number }) => ({ page: q.page ?? 1, limit: q.limit ?? 50 });
 export const PageMeta = Type.Object({ total: Type.Integer(), page: Type.Integer(), limit: Type.Integer(), totalPages: Type.Integer() });
 
 const Role = Type.Union([Type.Literal('admin'), Type.Literal('member')]);
 const DisplayName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 
-export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
+export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, control, live }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireAdmin);
 
@@ -36,7 +39,8 @@ export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, co
   app.get('/api/admin/users', {
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(AdminUser), meta: PageMeta }), ...errors(400, 401, 403) } },
   }, async (request) => {
-    const { data, meta } = await core.users.list(request.query.page, request.query.limit);
+    const { page, limit } = paging(request.query);
+    const { data, meta } = await core.users.list(page, limit);
     return { data: data.map(toAdminUserView), meta };
   });
 
@@ -71,6 +75,8 @@ export async function adminUserRoutes(fastify: FastifyInstance, { core, auth, co
     schema: { params: IdParams, response: { 200: AdminUser, ...errors(400, 401, 403, 404, 409) } },
   }, async (request) => {
     const change = await core.users.deactivate(request.user!.id, request.params.id);
+    // Their live streams and in-flight chats on this process end now, not when they finish.
+    live.closeUser(change.after.id);
     const after = await audited(request.user!.id, 'user.deactivate', change);
     // Their agent stops too; the lifecycle does it, so it never races a start.
     const agent = await core.agents.findOwned('user', after.id);

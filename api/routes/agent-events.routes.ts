@@ -6,31 +6,47 @@ import type { RouteDeps } from '../app.ts';
 // Live agent status for the UI (server-sent events). The lifecycle workflow
 // writes every change to the agent row, so each open stream reads that row
 // once a second and sends it when it differs. Bounded: a stream lives at most
-// an hour (EventSource reconnects) and an idle one gets a comment every 15 s.
+// an hour (EventSource reconnects), an idle one gets a comment every 15 s,
+// each user holds at most HANGAR_MAX_STREAMS_PER_USER of them (429
+// too_many_streams), and a deactivated user's streams end at once (the live
+// registry here; every 10 s the caller is checked again, for other replicas).
 
 const POLL_MS = 1000;
 const MAX_STREAM_MS = 3600_000;
-const MAX_STREAMS = 500;
+const RECHECK_EVERY = 10;
 
-export async function agentEventRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
-  let open = 0;
+export async function agentEventRoutes(fastify: FastifyInstance, { core, auth, control, live }: RouteDeps) {
   fastify.get('/api/me/agent/events', {
     preHandler: auth.requireUser,
-    schema: { response: { ...errors(401, 429) } },
+    schema: {
+      response: {
+        200: { description: 'Server-sent events: `agent` (the agent view, or null) on every change, `end` when the stream is ended for good', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+        ...errors(401, 403, 429),
+      },
+    },
   }, async (request, reply) => {
-    if (open >= MAX_STREAMS) return reply.code(429).header('retry-after', '5').send({ error: { code: 'rate_limited', message: 'Too many live streams; try again shortly' } });
-    open++;
+    const userId = request.user!.id;
+    const handle = live.open(userId, 'stream');
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const userId = request.user!.id;
     let last = '';
     let closed = false;
+    let deactivated = false;
     const started = Date.now();
     let lastWrite = Date.now();
     raw.on('close', () => (closed = true));
+    // Wakes the loop's sleep at once when the user is deactivated.
+    const aborted = new Promise<void>((r) => handle.signal.addEventListener('abort', () => r(), { once: true }));
     try {
-      for (let i = 0; !closed && Date.now() - started < MAX_STREAM_MS && i < MAX_STREAM_MS / POLL_MS; i++) {
+      for (let i = 0; !closed && !handle.signal.aborted && Date.now() - started < MAX_STREAM_MS && i < MAX_STREAM_MS / POLL_MS; i++) {
+        if (i > 0 && i % RECHECK_EVERY === 0) {
+          const user = await core.users.get(userId).catch(() => null);
+          if (user && user.status !== 'active') {
+            deactivated = true;
+            break;
+          }
+        }
         const agent = await core.agents.findOwned('user', userId).catch(() => undefined);
         if (agent !== undefined) {
           const body = JSON.stringify(agent ? { ...toPublicAgent(agent), temporalUrl: control.workflowUrl(agent) } : null);
@@ -44,10 +60,16 @@ export async function agentEventRoutes(fastify: FastifyInstance, { core, auth, c
           raw.write(': keep-alive\n\n');
           lastWrite = Date.now();
         }
-        await new Promise((r) => setTimeout(r, POLL_MS));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => (timer = setTimeout(r, POLL_MS))), aborted]);
+        clearTimeout(timer);
+      }
+      // Said before the end, so the UI stops instead of reconnecting into a 401.
+      if (!closed && (deactivated || handle.signal.aborted)) {
+        raw.write(`event: end\ndata: ${JSON.stringify({ reason: 'account_deactivated' })}\n\n`);
       }
     } finally {
-      open--;
+      handle.release();
       raw.end();
     }
   });

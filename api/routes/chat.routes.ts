@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Agent, User } from '../../core/db.ts';
-import { AppError, NotFoundError, UnavailableError } from '../../core/errors.ts';
+import { AppError, NotFoundError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import { errors, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
@@ -26,18 +26,20 @@ const agentConnections = new http.Agent({ keepAlive: true, maxSockets: 64 });
  * One request to an agent. node:http rather than fetch: the answer is piped to
  * the client as the agent writes it, without a web-stream conversion on the way.
  */
-function send(port: number, path: string, method: string, headers: Record<string, string>, body?: string): Promise<http.IncomingMessage> {
+function send(port: number, path: string, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: agentConnections }, resolve);
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: agentConnections, signal }, resolve);
     req.on('error', reject);
     req.end(body);
   });
 }
 
+const deactivatedMidway = () => new UnauthorizedError('This account was deactivated', 'account_deactivated');
+
 /** At most one lastActiveAt write per agent per window: chat traffic must not hammer the DB. */
 const ACTIVITY_WRITE_MS = 5000;
 
-export async function chatRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
+export async function chatRoutes(fastify: FastifyInstance, { core, auth, control, live }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireUser);
   const lastWrite = new Map<string, number>();
@@ -63,9 +65,10 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
    * Routes from the database while the agent runs, so chat keeps working when
    * Temporal is down; only a start needs the workflow.
    */
-  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string }) {
+  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; signal: AbortSignal }) {
     let row = agent;
     for (let attempt = 0; attempt < 2; attempt++) {
+      if (init.signal.aborted) throw deactivatedMidway();
       if (row.status !== 'running' || !row.gatewayPort) {
         await control.ensureRunning(row);
         row = await core.agents.get(row.id);
@@ -79,8 +82,9 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
         };
         if (init.body) headers['content-type'] = 'application/json';
         if (init.sessionId) headers['x-hangar-session-id'] = init.sessionId;
-        return await send(row.gatewayPort!, path, init.method, headers, init.body);
+        return await send(row.gatewayPort!, path, init.method, headers, init.body, init.signal);
       } catch (err) {
+        if (init.signal.aborted) throw deactivatedMidway();
         // Connection refused: the container died under us. Ask the lifecycle once, then give up.
         if (attempt === 1) throw new UnavailableError(`The agent is not answering (${(err as Error).message})`, 'agent_unreachable');
         row = { ...row, status: 'error' };
@@ -95,27 +99,60 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
   }, async (request, reply) => {
     const user = request.user!;
     const { agentId, sessionId, ...payload } = request.body;
-    const agent = await callerAgent(user, agentId);
-    touch(agent.id);
-    const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body: JSON.stringify(payload), sessionId });
-    touch(agent.id);
-    const type = res.headers['content-type'] ?? 'application/json';
-    reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
-    if (type.includes('text/event-stream')) reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-    // Passed through as it arrives: SSE chunks are never buffered here.
-    return reply.send(res);
+    // Registered until the answer is sent: deactivating the user aborts the
+    // request to the agent and ends the (possibly streaming) answer.
+    const handle = live.open(user.id, 'chat');
+    reply.raw.once('close', () => handle.release());
+    handle.signal.addEventListener('abort', () => {
+      if (reply.raw.headersSent) reply.raw.destroy();
+    }, { once: true });
+    try {
+      const agent = await callerAgent(user, agentId);
+      touch(agent.id);
+      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body: JSON.stringify(payload), sessionId, signal: handle.signal });
+      touch(agent.id);
+      const type = res.headers['content-type'] ?? 'application/json';
+      reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
+      if (type.includes('text/event-stream')) reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+      // Passed through as it arrives: SSE chunks are never buffered here.
+      return reply.send(res);
+    } catch (err) {
+      handle.release();
+      throw err;
+    }
   });
 
+  // A GET never creates or starts anything: a cross-site top-level GET must
+  // not be able to boot someone's agent. The history lives in the agent's
+  // volume, so it is read only while the agent runs; otherwise the answer is
+  // an empty list with agentRunning: false (the UI shows that, and the next
+  // chat starts the agent).
   app.get('/api/chat/sessions', {
-    schema: { response: { 200: Type.Unknown(), ...errors(401, 404, 503) } },
+    schema: {
+      response: {
+        200: Type.Object({ sessions: Type.Array(Type.Unknown()), agentRunning: Type.Optional(Type.Boolean()) }),
+        ...errors(401, 403, 502, 503),
+      },
+    },
   }, async (request, reply) => {
-    const agent = await callerAgent(request.user!);
+    const user = request.user!;
+    const agent = await core.agents.findOwned('user', user.id);
+    if (!agent || agent.status !== 'running' || !agent.gatewayPort) return { sessions: [], agentRunning: false };
+    let res: http.IncomingMessage;
     try {
-      const res = await forward(agent, request.user!, '/v1/sessions', { method: 'GET' });
-      return reply.code((res.statusCode ?? 502) as 200).header('content-type', 'application/json').send(res);
+      res = await send(agent.gatewayPort, '/v1/sessions', 'GET', {
+        authorization: `Bearer ${core.agents.gatewayToken(agent)}`,
+        'x-hangar-user-id': user.id,
+        'x-hangar-user-name': encodeURIComponent(user.displayName),
+      });
     } catch (err) {
-      if (err instanceof AppError) throw err;
-      throw new UnavailableError('Could not read the history from the agent', 'agent_unreachable');
+      throw new UnavailableError(`Could not read the history from the agent (${(err as Error).message})`, 'agent_unreachable');
     }
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw new AppError(502, 'agent_bad_answer', `The agent answered ${res.statusCode} for its history`);
+    }
+    // Piped as it arrives (the agent's own {"sessions": [...]}), never buffered here.
+    return reply.code(200).header('content-type', 'application/json').send(res as never);
   });
 }

@@ -6,7 +6,7 @@ import { syncImagePollers } from '../../core/control/schedules.ts';
 import { FleetSettingsSchema, ImageRef, StrategySchema } from '../../core/services/fleet-settings.service.ts';
 import { errors, Id, IdParams, Nullable, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
-import { PageMeta, Paging } from './admin-users.routes.ts';
+import { PageMeta, Paging, paging } from './admin-users.routes.ts';
 
 // Fleet updates for admins (API.md "Fleet"): settings, rollouts and the event trail.
 
@@ -93,7 +93,7 @@ export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rollou
   app.get('/api/admin/rollouts', {
     schema: { querystring: Paging, response: { 200: Type.Object({ data: Type.Array(RolloutView), meta: PageMeta }), ...errors(400, 401, 403) } },
   }, async (request) => {
-    const { page, limit } = request.query;
+    const { page, limit } = paging(request.query);
     const { total, rows } = await core.rollouts.list(page, limit);
     return { data: rows.map(withUrl), meta: pageMeta(total, page, limit) };
   });
@@ -129,8 +129,8 @@ export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rollou
       response: { 200: Type.Object({ data: Type.Array(FleetEvent), meta: PageMeta }), ...errors(400, 401, 403) },
     },
   }, async (request) => {
-    const { page, limit } = request.query;
-    const { total, rows } = await core.rollouts.listEvents(request.query);
+    const { page, limit } = paging(request.query);
+    const { total, rows } = await core.rollouts.listEvents({ ...request.query, page, limit });
     return { data: rows, meta: pageMeta(total, page, limit) };
   });
 }

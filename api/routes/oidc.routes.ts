@@ -15,7 +15,7 @@ export async function oidcRoutes(fastify: FastifyInstance, { core, oidc, secureC
   const base = (core.config.publicUrl ?? `http://localhost:${core.config.port}`).replace(/\/$/, '');
   const redirectUri = `${base}/api/auth/oidc/callback`;
 
-  app.get('/api/auth/oidc/login', { schema: { response: { ...errors(404, 503) } } }, async (request, reply) => {
+  app.get('/api/auth/oidc/login', { schema: { response: { 302: Type.Null({ description: 'To the issuer\'s authorization endpoint' }), ...errors(404, 503) } } }, async (request, reply) => {
     const { url, login } = await oidc.begin(redirectUri);
     // Signed, short-lived and bound to this browser: the callback must present the same state.
     reply.setCookie(LOGIN_COOKIE, JSON.stringify(login), {
@@ -32,7 +32,7 @@ export async function oidcRoutes(fastify: FastifyInstance, { core, oidc, secureC
   app.get('/api/auth/oidc/callback', {
     schema: {
       querystring: Type.Object({}, { additionalProperties: Type.String({ maxLength: 4096 }) }),
-      response: { ...errors(400, 401, 404) },
+      response: { 302: Type.Null({ description: 'To / with a session cookie' }), ...errors(400, 401, 404, 503) },
     },
   }, async (request, reply) => {
     const raw = request.cookies[LOGIN_COOKIE];

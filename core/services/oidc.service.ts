@@ -100,15 +100,24 @@ export function createOidcService({ db, settings, clockToleranceSec = 5 }: { db:
       return existing;
     }
     const emailTaken = email ? await db.user.findUnique({ where: { email } }) : null;
-    // An admin's invitation (a user made with this email and no password) is
-    // claimed by the first verified sign-in; a password account is never taken over.
-    if (emailTaken && !emailTaken.passwordHash && emailTaken.status === 'active' && emailTaken.authSource !== 'breakglass') {
-      return db.user.update({ where: { id: emailTaken.id }, data: { username, authSource: 'oidc' } });
+    // Only a never-linked invitation (made by an admin with this email: no
+    // password, no login name, never signed in through OIDC) is claimed by the
+    // first verified sign-in. An account already linked to another subject is
+    // never re-linked (a second identity with the same email would take it
+    // over), and a password account is never taken over.
+    if (emailTaken && isUnclaimedInvitation(emailTaken)) {
+      // Conditional on still being unclaimed: two first sign-ins cannot both win.
+      const { count } = await db.user.updateMany({ where: { id: emailTaken.id, username: null, authSource: 'local', passwordHash: null }, data: { username, authSource: 'oidc' } });
+      if (count === 1) return db.user.findUniqueOrThrow({ where: { id: emailTaken.id } });
     }
     return db.user.create({
       data: { username, email: emailTaken ? null : email, displayName: displayName.slice(0, 100), role: 'member', authSource: 'oidc' },
     });
   }
+}
+
+function isUnclaimedInvitation(u: User): boolean {
+  return u.status === 'active' && u.authSource === 'local' && u.passwordHash === null && u.username === null;
 }
 
 export type OidcService = ReturnType<typeof createOidcService>;

@@ -91,7 +91,8 @@ describe('agent control', () => {
     }, 'the visibility index', 20_000);
     expect(found.workflowId).toBe(agentWorkflowId(id));
 
-    const metrics = await (await fetch(`${scene.h.url}/metrics`)).text();
+    // Scraping needs an admin's token (README, "Metrics").
+    const metrics = await (await (await createTestUser(scene.h, 'admin')).api('/metrics')).text();
     expect(metrics).toMatch(/hangar_agents\{status="running"\} [1-9]/);
     expect(metrics).toMatch(/hangar_workflow_operations_total\{operation="ensureRunning",outcome="ok"\} [1-9]/);
     expect(metrics).toContain('hangar_http_request_duration_seconds_bucket');

@@ -70,6 +70,38 @@ describe('OIDC sign-in', () => {
     expect(carol.user.email).toBeNull();
   });
 
+  it('never re-links an already linked account to a second subject with the same verified email', async () => {
+    // The attack: an identity the issuer also vouches for with dave's email
+    // (another account at the IdP, a recycled address) signs in under its own
+    // subject. Only dave's never-linked invitation may be claimed, once.
+    const twin = await startOidcProvider({
+      redirectUri: `${h.url}/api/auth/oidc/callback`,
+      emailOf: (sub) => (sub === 'dave-twin' ? 'dave@example.com' : `${sub}@example.com`),
+    });
+    try {
+      await configure(twin.issuer);
+      const invited = await h.core.users.create({ email: 'dave@example.com', displayName: 'Dave (invited)' });
+      const meAs = async (login: string) => {
+        const b = browser();
+        await b.request(await b.signInAtProvider(h.url, login));
+        const res = await fetch(`${h.url}/api/auth/me`, { headers: { cookie: `hangar_session=${b.cookie(h.url, 'hangar_session')}` } });
+        return (await res.json()).user as { id: string; email: string | null; username: string };
+      };
+      const dave = await meAs('dave');
+      expect(dave.id).toBe(invited.id);
+      expect(dave.username).toBe('oidc:dave');
+
+      const twinUser = await meAs('dave-twin');
+      expect(twinUser.id).not.toBe(invited.id);
+      expect(twinUser.email).toBeNull();
+      // Dave's account still belongs to dave's subject, and dave still gets it.
+      expect((await h.core.users.get(invited.id)).username).toBe('oidc:dave');
+      expect((await meAs('dave')).id).toBe(invited.id);
+    } finally {
+      await twin.close();
+    }
+  });
+
   it('refuses a tampered state, a wrong nonce and a foreign issuer\'s code', async () => {
     await configure(idp.issuer);
     const before = await h.core.db.user.count();

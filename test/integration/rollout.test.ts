@@ -218,7 +218,7 @@ describe('fleet rollouts', () => {
     expect(held.waves[0].status).toBe('done');
     expect(held.waves[1].status).toBe('pending');
     expect((await admin.api(`/api/admin/rollouts/${id}/resume`, { method: 'POST' })).status).toBe(409);
-    const metrics = await (await fetch(`${scene.h.url}/metrics`)).text();
+    const metrics = await (await admin.api('/metrics')).text();
     expect(metrics).toMatch(new RegExp(`hangar_rollout_agents\\{rollout="${id}",image="[^"]+",status="updated"\\} ${held.waves[0].agentIds.length}`));
     expect(metrics).toMatch(/hangar_rollouts\{status="paused"\} 1/);
     for (const a of held.waves[1].agentIds) expect(await containerImage(a)).toBe(digests.v4);

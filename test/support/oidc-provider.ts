@@ -11,6 +11,8 @@ export async function startOidcProvider(opts: {
   clientSecret?: string;
   /** Holds each token response this long after minting it (to deliver an already expired ID token). */
   tokenDelayMs?: number;
+  /** The verified email the provider asserts for a subject (default `<sub>@example.com`). */
+  emailOf?: (sub: string) => string;
 }) {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -31,7 +33,7 @@ export async function startOidcProvider(opts: {
     ttl: { IdToken: opts.idTokenTtlSec ?? 3600 },
     findAccount: async (_ctx: unknown, sub: string) => ({
       accountId: sub,
-      claims: async () => ({ sub, email: `${sub}@example.com`, email_verified: true, name: `User ${sub}` }),
+      claims: async () => ({ sub, email: opts.emailOf?.(sub) ?? `${sub}@example.com`, email_verified: true, name: `User ${sub}` }),
     }),
   });
   provider.on('server_error', () => undefined);

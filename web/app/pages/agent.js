@@ -15,6 +15,11 @@ function useLiveAgent() {
       setAgent(JSON.parse(e.data));
       setStreamError(null);
     });
+    // The server says when it ends a stream for good (account deactivated): no reconnecting then.
+    es.addEventListener('end', () => {
+      es.close();
+      setStreamError(new ApiError(401, { error: { code: 'account_deactivated', message: 'This account was deactivated; live updates ended.' } }));
+    });
     es.onerror = () => setStreamError(new ApiError(0, { error: { code: 'live_updates', message: 'Live updates paused; reconnecting…' } }));
     return () => es.close();
   }, []);

@@ -64,7 +64,9 @@ export function ChatPage() {
       ${history.loading && messages === null ? html`<${Loading} what="Loading your history" />` : null}
       ${history.error && history.error.status !== 404 ? html`<${ErrorBox} error=${history.error} />` : null}
       ${messages !== null || history.error?.status === 404 ? html`<div class="chat" aria-live="polite" data-testid="chat-log">
-        ${(messages ?? []).length === 0 ? html`<p class="empty">No messages yet. Say hello: your agent starts if it is stopped.</p>` : null}
+        ${(messages ?? []).length === 0 ? html`<p class="empty">${history.data?.agentRunning === false
+          ? 'Your agent is stopped, so its history is not shown. Say hello: it starts, and the history comes back with it.'
+          : 'No messages yet. Say hello: your agent starts if it is stopped.'}</p>` : null}
         ${(messages ?? []).map((m) => html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`)}
         <div ref=${end}></div>
       </div>` : null}
