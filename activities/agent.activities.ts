@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ContainerSpec } from '../core/contracts/agent.contract.ts';
 import { AppError } from '../core/errors.ts';
-import type { AgentService } from '../core/services/agents.service.ts';
+import type { AgentService, SpecPurpose } from '../core/services/agents.service.ts';
 import type { Db } from '../core/db.ts';
 
 // Database side of the agent workflows; thin wrappers over core services so
@@ -19,8 +19,8 @@ async function businessErrorsFinal<T>(fn: () => Promise<T>): Promise<T> {
 
 export function createAgentActivities({ agents, db }: { agents: AgentService; db: Db }) {
   return {
-    getContainerSpec(agentId: string): Promise<ContainerSpec> {
-      return businessErrorsFinal(() => agents.containerSpec(agentId));
+    getContainerSpec(agentId: string, purpose?: SpecPurpose): Promise<ContainerSpec> {
+      return businessErrorsFinal(() => agents.containerSpec(agentId, purpose));
     },
 
     recordAgentState(

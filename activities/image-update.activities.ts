@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,6 +9,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { LABEL_AGENT_ID, LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, type ContainerSpec } from '../core/contracts/agent.contract.ts';
+import { SNAPSHOT_NO_SPACE } from '../core/contracts/rollout.contract.ts';
+import { createVolumeSizer, type VolumeSizer } from './storage.activities.ts';
 
 // Docker side of image updates, on the engine that holds the agent's volume:
 // what an image is (digest, changelog), and the volume snapshot a rollback
@@ -19,6 +21,12 @@ export interface ImageUpdateDeps {
   docker: Docker;
   /** Where this engine's worker keeps volume snapshots. */
   snapshotDir: string;
+  /**
+   * Free space a snapshot must leave behind on the snapshot disk, which may be
+   * the disk Postgres writes to: a snapshot never eats into it.
+   */
+  minFreeBytes?: number;
+  sizer?: VolumeSizer;
 }
 
 export interface ImageDescription {
@@ -39,9 +47,43 @@ const isStatus = (err: unknown, code: number) => (err as { statusCode?: number }
 const CHANGELOG_LABEL = 'dev.hangar.changelog';
 const safeName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
 
-export function createImageUpdateActivities({ docker, snapshotDir }: ImageUpdateDeps) {
-  /** A heartbeat at most once a second while bytes flow, so a stuck stream is noticed and a live one is not killed. */
-  function meter(hash: ReturnType<typeof createHash> | null) {
+const MB = 1024 * 1024;
+const mb = (n: number) => `${Math.ceil(n / MB)} MB`;
+
+export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes = 1024 * MB, sizer = createVolumeSizer(docker) }: ImageUpdateDeps) {
+  /** Bytes promised to snapshots being written by this worker: a wave's snapshots must fit together. */
+  let reserved = 0;
+
+  async function freeBytes(): Promise<number> {
+    await mkdir(snapshotDir, { recursive: true, mode: 0o700 });
+    const fs = await statfs(snapshotDir);
+    // bavail: what an unprivileged writer may use (the root reserve is not ours).
+    return Number(fs.bavail) * Number(fs.bsize);
+  }
+
+  const noSpace = (message: string) => ApplicationFailure.nonRetryable(message, SNAPSHOT_NO_SPACE);
+
+  /** Room for this volume plus the margin, besides what other snapshots here have reserved; the volume's size when there is. */
+  async function checkSpace(volumeName: string): Promise<{ volumeBytes: number; freeBytes: number }> {
+    const volumeBytes = (await sizer.sizes()).get(volumeName)?.bytes ?? 0;
+    const free = await freeBytes();
+    if (free - reserved < volumeBytes + minFreeBytes) {
+      throw noSpace(
+        `not enough free space in ${snapshotDir} to snapshot ${volumeName}: the volume holds ${mb(volumeBytes)}, ` +
+          `${mb(free)} are free${reserved ? ` (${mb(reserved)} promised to snapshots in progress)` : ''}, ` +
+          `and ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`,
+      );
+    }
+    return { volumeBytes, freeBytes: free };
+  }
+
+  /**
+   * A heartbeat at most once a second while bytes flow, so a stuck stream is
+   * noticed and a live one is not killed; when `guardSpace`, the free space is
+   * checked at the same pace and the stream stops before the margin is touched
+   * (the volume may hold more than measured, or another process may be writing).
+   */
+  function meter(hash: ReturnType<typeof createHash> | null, guardSpace = false) {
     let bytes = 0;
     let last = 0;
     const t = new Transform({
@@ -49,11 +91,16 @@ export function createImageUpdateActivities({ docker, snapshotDir }: ImageUpdate
         bytes += chunk.length;
         hash?.update(chunk);
         const now = Date.now();
-        if (now - last > 1000) {
-          last = now;
-          Context.current().heartbeat({ bytes });
-        }
-        cb(null, chunk);
+        if (now - last <= 1000) return cb(null, chunk);
+        last = now;
+        Context.current().heartbeat({ bytes });
+        if (!guardSpace) return cb(null, chunk);
+        freeBytes().then(
+          (free) => (free < minFreeBytes + chunk.length
+            ? cb(noSpace(`snapshot stopped after ${mb(bytes)}: only ${mb(free)} left free in ${snapshotDir}, ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`))
+            : cb(null, chunk)),
+          (err) => cb(err as Error),
+        );
       },
     });
     return { t, bytes: () => bytes };
@@ -106,28 +153,53 @@ export function createImageUpdateActivities({ docker, snapshotDir }: ImageUpdate
       }
     },
 
+    /**
+     * Before an agent is touched: is there room to snapshot its volume? A
+     * non-retryable `snapshot_no_space` failure when not (the rollout skips
+     * the agent, which keeps running on its old image).
+     */
+    async checkSnapshotSpace(req: { volumeName: string }): Promise<{ volumeBytes: number; freeBytes: number }> {
+      return checkSpace(req.volumeName);
+    },
+
     /** Tar of the container's /data, written beside the other snapshots; re-running overwrites. */
-    async snapshotVolume(req: { containerName: string; agentId: string; key: string }): Promise<Snapshot> {
+    async snapshotVolume(req: { containerName: string; agentId: string; key: string; volumeName?: string }): Promise<Snapshot> {
       const dir = path.join(snapshotDir, safeName(req.agentId));
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const file = path.join(dir, `${safeName(req.key)}.tar`);
       const part = `${file}.part`;
-      let stream: NodeJS.ReadableStream;
+      // A re-run after a crash: the half-written copy must not count against the space.
+      await rm(part, { force: true });
+      // Checked again here, with this worker's other snapshots counted: the
+      // agents of one wave were all checked before any of them started writing.
+      const { volumeBytes } = req.volumeName ? await checkSpace(req.volumeName) : { volumeBytes: 0 };
+      reserved += volumeBytes;
       try {
-        stream = (await docker.getContainer(req.containerName).getArchive({ path: '/data' })) as NodeJS.ReadableStream;
-      } catch (err) {
-        if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`no container ${req.containerName} to snapshot`, 'container_missing');
-        throw err;
+        let stream: NodeJS.ReadableStream;
+        try {
+          stream = (await docker.getContainer(req.containerName).getArchive({ path: '/data' })) as NodeJS.ReadableStream;
+        } catch (err) {
+          if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`no container ${req.containerName} to snapshot`, 'container_missing');
+          throw err;
+        }
+        const hash = createHash('sha256');
+        const m = meter(hash, true);
+        try {
+          await pipeline(stream, m.t, createWriteStream(part, { mode: 0o600 }));
+        } catch (err) {
+          await rm(part, { force: true });
+          if ((err as { code?: string }).code === 'ENOSPC') throw noSpace(`the snapshot disk filled up (${snapshotDir}) after ${mb(m.bytes())}`);
+          throw err;
+        }
+        // Durable before we call it a snapshot: the next step may destroy the only other copy.
+        const fh = await open(part, 'r');
+        await fh.sync();
+        await fh.close();
+        await rename(part, file);
+        return { path: file, bytes: m.bytes(), sha256: hash.digest('hex') };
+      } finally {
+        reserved -= volumeBytes;
       }
-      const hash = createHash('sha256');
-      const m = meter(hash);
-      await pipeline(stream, m.t, createWriteStream(part, { mode: 0o600 }));
-      // Durable before we call it a snapshot: the next step may destroy the only other copy.
-      const fh = await open(part, 'r');
-      await fh.sync();
-      await fh.close();
-      await rename(part, file);
-      return { path: file, bytes: m.bytes(), sha256: hash.digest('hex') };
     },
 
     /**

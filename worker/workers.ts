@@ -7,6 +7,8 @@ import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createDockerActivities } from '../activities/docker.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
+import { createQuotaActivities } from '../activities/quota.activities.ts';
+import { createStorageActivities, createVolumeSizer } from '../activities/storage.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
@@ -76,16 +78,25 @@ export async function startWorkers(opts: {
       ...createAgentActivities({ agents: core.agents, db: core.db }),
       ...createOnboardingActivities(core),
       ...createRolloutActivities({ core, client }),
+      ...createQuotaActivities({ core, client }),
     },
     shutdownGraceTime: '5 seconds',
   });
+  // One df at a time per engine, shared by the reconciler and snapshot space checks.
+  const sizer = createVolumeSizer(docker);
   const dockerWorker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
     taskQueue: dockerTaskQueue(config.dockerHostId),
     activities: {
       ...createDockerActivities({ docker, keyring: core.keyring }),
-      ...createImageUpdateActivities({ docker, snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots') }),
+      ...createImageUpdateActivities({
+        docker,
+        sizer,
+        snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots'),
+        minFreeBytes: config.snapshotMinFreeMb * 1024 * 1024,
+      }),
+      ...createStorageActivities({ sizer }),
     },
     shutdownGraceTime: '5 seconds',
   });

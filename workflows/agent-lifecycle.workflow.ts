@@ -19,6 +19,7 @@ import { applyImage } from './apply-image.step.ts';
 import {
   agentContainerName,
   dockerTaskQueue,
+  STORAGE_QUOTA_EXCEEDED,
   type LifecycleInput,
   type LifecycleState,
   type ReconcileRequest,
@@ -108,7 +109,8 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
     try {
       state.phase = 'creating';
       await record({ status: 'starting', lastError: null });
-      const spec = await control.getContainerSpec(state.agentId);
+      // Refuses an agent over its storage cap; mints this start's bootstrap token.
+      const spec = await control.getContainerSpec(state.agentId, 'start');
       const { containerId, imageId } = await docker.ensureContainer(spec);
       state.imageDigest = imageId;
       state.phase = 'starting';
@@ -121,6 +123,12 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
       await record({ status: 'running' }, null, imageId);
     } catch (err) {
       const message = failureMessage(err);
+      if (failureType(err) === STORAGE_QUOTA_EXCEEDED) {
+        // Refused before anything was created: the agent stays stopped, and says why.
+        state.phase = 'idle';
+        await record({ status: 'stopped', lastError: message, hostPort: null }, STORAGE_QUOTA_EXCEEDED);
+        throw ApplicationFailure.nonRetryable(message, STORAGE_QUOTA_EXCEEDED);
+      }
       log.warn('agent start failed', { agentId: state.agentId, message });
       state.phase = 'failed';
       // Leave nothing half-started behind: a crash-looping container would burn CPU.
@@ -173,9 +181,12 @@ export async function agentLifecycle(input: LifecycleInput & { settings?: Lifecy
     (req) => exclusive(async () => applyImage({
       state,
       spec: await control.getContainerSpec(state.agentId),
+      // Every container the update creates (new image, or the rollback) gets its own bootstrap token.
+      freshSpec: () => control.getContainerSpec(state.agentId, 'update'),
       record,
       stop,
       failureMessage,
+      failureType,
     }, req)),
     { validator: validateApplyImage },
   );
@@ -243,6 +254,14 @@ function validateApplyImage(req: ApplyImageRequest): void {
   if (!(req.healthTimeoutSec >= 5 && req.healthTimeoutSec <= 3600) || !(req.healthPollMs >= 50 && req.healthPollMs <= 60_000)) {
     throw new Error('healthTimeoutSec must be 5..3600 and healthPollMs 50..60000');
   }
+}
+
+/** The type of the innermost ApplicationFailure (activity failures wrap it in `cause`). */
+function failureType(err: unknown): string | undefined {
+  let e = err as { type?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  for (let i = 0; e && i < 10; i++, e = e.cause as typeof e) type = e.type ?? type;
+  return type;
 }
 
 function failureMessage(err: unknown): string {

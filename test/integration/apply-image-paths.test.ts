@@ -11,7 +11,8 @@ import { agentLifecycle, applyImageUpdate } from '../../workflows/agent-lifecycl
 // applyImage's branches on the real Temporal server, with Docker replaced by
 // recording fakes, so paths a real engine rarely takes are walked on purpose:
 // a failed update rolled back, a rollback that itself fails (the snapshot must
-// be kept), and a stopped agent that is checked and stopped again.
+// be kept), a stopped agent that is checked and stopped again, and an update
+// skipped for want of room for its snapshot (before or while writing it).
 
 const OLD = `sha256:${'a'.repeat(64)}`;
 const NEW = `sha256:${'b'.repeat(64)}`;
@@ -19,6 +20,8 @@ const NEW = `sha256:${'b'.repeat(64)}`;
 interface Scenario {
   newImageHealthy: boolean;
   restoreFails: boolean;
+  /** Where the snapshot disk turns out to be too small. */
+  noSpace?: 'check' | 'snapshot';
 }
 
 describe('applyImage paths (real Temporal, fake Docker)', () => {
@@ -42,7 +45,8 @@ describe('applyImage paths (real Temporal, fake Docker)', () => {
     clientConnection = await Connection.connect({ address });
     client = new Client({ connection: clientConnection });
     const control = {
-      getContainerSpec: async () => spec,
+      // 'mint': a spec with a fresh bootstrap token, i.e. one per container created.
+      getContainerSpec: async (_id: string, purpose?: string) => (purpose === 'update' && calls.push('mint'), spec),
       recordAgentState: async (_id: string, patch: { status: string; imageDigest?: string; statusReason: string | null }) => void records.push(patch),
       isAgentIdle: async () => false,
     };
@@ -63,7 +67,16 @@ describe('applyImage paths (real Temporal, fake Docker)', () => {
     };
     const images = {
       containerImage: async () => current,
-      snapshotVolume: async () => (calls.push('snapshot'), { path: '/snapshots/fake.tar', bytes: 10, sha256: 'x' }),
+      checkSnapshotSpace: async () => {
+        calls.push('space');
+        if (scenario.noSpace === 'check') throw ApplicationFailure.nonRetryable('not enough free space in /snapshots', 'snapshot_no_space');
+        return { volumeBytes: 10, freeBytes: 1e9 };
+      },
+      snapshotVolume: async () => {
+        calls.push('snapshot');
+        if (scenario.noSpace === 'snapshot') throw ApplicationFailure.nonRetryable('the snapshot disk filled up', 'snapshot_no_space');
+        return { path: '/snapshots/fake.tar', bytes: 10, sha256: 'x' };
+      },
       restoreVolume: async () => {
         calls.push('restore');
         if (scenario.restoreFails) throw ApplicationFailure.nonRetryable('no space left on device', 'restore_failed');
@@ -104,8 +117,8 @@ describe('applyImage paths (real Temporal, fake Docker)', () => {
     const r = await apply('running', { newImageHealthy: false, restoreFails: false });
     expect(r).toMatchObject({ outcome: 'rolled_back', fromDigest: OLD, toDigest: NEW, error: expect.stringContaining('health answered 500') });
     expect(calls).toEqual([
-      'stop', 'snapshot', 'remove', 'create new', 'start', 'health new',
-      'stop', 'restore', 'remove', 'create old', 'start', 'health old', 'delete snapshot',
+      'space', 'stop', 'snapshot', 'mint', 'remove', 'create new', 'start', 'health new',
+      'stop', 'restore', 'mint', 'remove', 'create old', 'start', 'health old', 'delete snapshot',
     ]);
     expect(records.at(-1)).toMatchObject({ status: 'running', imageDigest: OLD });
   });
@@ -122,7 +135,26 @@ describe('applyImage paths (real Temporal, fake Docker)', () => {
   it('a stopped agent is updated, checked healthy, and stopped again', async () => {
     const r = await apply('stopped', { newImageHealthy: true, restoreFails: false });
     expect(r).toMatchObject({ outcome: 'updated', fromDigest: OLD });
-    expect(calls).toEqual(['stop', 'snapshot', 'remove', 'create new', 'start', 'health new', 'stop', 'delete snapshot']);
+    expect(calls).toEqual(['space', 'stop', 'snapshot', 'mint', 'remove', 'create new', 'start', 'health new', 'stop', 'delete snapshot']);
     expect(records.at(-1)).toMatchObject({ status: 'stopped' });
+  });
+
+  it('no room for the snapshot: the agent is never stopped and the update is skipped', async () => {
+    const r = await apply('running', { newImageHealthy: true, restoreFails: false, noSpace: 'check' });
+    expect(r).toMatchObject({ outcome: 'skipped', fromDigest: OLD, error: expect.stringMatching(/^snapshot_no_space: not enough free space/) });
+    expect(calls).toEqual(['space']);
+    expect(records).toEqual([]);
+  });
+
+  it('the disk fills while snapshotting: the agent comes back on its old image in a new container', async () => {
+    const r = await apply('running', { newImageHealthy: true, restoreFails: false, noSpace: 'snapshot' });
+    expect(r).toMatchObject({ outcome: 'skipped', fromDigest: OLD, error: expect.stringMatching(/^snapshot_no_space: the snapshot disk filled up/) });
+    expect(calls).toEqual(['space', 'stop', 'snapshot', 'mint', 'remove', 'create old', 'start', 'health old']);
+    expect(records.at(-1)).toMatchObject({ status: 'running', imageDigest: OLD, statusReason: null });
+
+    const stopped = await apply('stopped', { newImageHealthy: true, restoreFails: false, noSpace: 'snapshot' });
+    expect(stopped.outcome).toBe('skipped');
+    expect(calls).toEqual(['space', 'stop', 'snapshot']);
+    expect(records.at(-1)).toMatchObject({ status: 'stopped', statusReason: 'snapshot_no_space' });
   });
 });
