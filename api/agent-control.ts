@@ -6,11 +6,12 @@ import {
 import { temporalWorkflowUrl, type HangarConfig } from '../core/config.ts';
 import {
   agentWorkflowId,
+  STORAGE_QUOTA_EXCEEDED,
   type LifecycleState,
   type StartPhase,
 } from '../core/contracts/agent.contract.ts';
 import type { Agent } from '../core/db.ts';
-import { RateLimitedError, UnavailableError } from '../core/errors.ts';
+import { ConflictError, RateLimitedError, UnavailableError } from '../core/errors.ts';
 import type { Metrics } from './metrics.ts';
 import { lifecycleStartOperation } from '../core/lifecycle-start.ts';
 import {
@@ -118,8 +119,15 @@ export type AgentControl = ReturnType<typeof createAgentControl>;
 
 function asStartFailure(err: unknown): unknown {
   if (err instanceof WorkflowUpdateFailedError) {
-    let cause = err.cause as { message?: string; cause?: unknown } | undefined;
-    while (cause?.cause) cause = cause.cause as typeof cause;
+    let cause = err.cause as { message?: string; type?: string; cause?: unknown } | undefined;
+    let type: string | undefined;
+    for (let i = 0; cause?.cause && i < 10; i++) {
+      type = cause.type ?? type;
+      cause = cause.cause as typeof cause;
+    }
+    type = cause?.type ?? type;
+    // Not an outage: the agent's state forbids the start until its volume shrinks.
+    if (type === STORAGE_QUOTA_EXCEEDED) return new ConflictError(cause?.message ?? err.message, STORAGE_QUOTA_EXCEEDED);
     return new UnavailableError(`The agent could not start: ${cause?.message ?? err.message}`, 'agent_start_failed');
   }
   return err;

@@ -98,7 +98,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Off by default: a route opts in with `config.rateLimit` (the chat proxy does).
   await app.register(rateLimit, { global: false });
 
-  const metrics = createMetrics(core.db);
+  const metrics = createMetrics(core.db, { storageCapBytes: core.config.agentStorageMb * 1024 * 1024 });
   metrics.install(app);
   const onboardingGate = createOnboardingGate(core.db);
   onboardingGate.install(app);

@@ -5,7 +5,7 @@ import { asSystem, type Db } from '../core/db.ts';
 // Prometheus metrics for one API process (GET /metrics). Agents by status are
 // read from the database at scrape time, so every API replica reports the
 // same fleet-wide numbers.
-export function createMetrics(db: Db) {
+export function createMetrics(db: Db, opts: { storageCapBytes?: number } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_process_' });
   const httpDuration = new Histogram({
@@ -32,6 +32,41 @@ export function createMetrics(db: Db) {
       for (const r of rows) this.set({ status: r.status }, r._count._all);
     },
   });
+
+  // Storage per agent volume, as fleet-reconcile last measured it (one series per measured agent).
+  new Gauge({
+    name: 'hangar_agent_storage_bytes',
+    help: 'Bytes in each agent volume at the last measurement',
+    labelNames: ['agent', 'owner_kind', 'host'],
+    registers: [registry],
+    async collect() {
+      const rows = await asSystem(db, (tx) => tx.agent.findMany({
+        where: { storageBytes: { not: null } },
+        select: { id: true, ownerKind: true, dockerHostId: true, storageBytes: true },
+      }));
+      this.reset();
+      for (const r of rows) this.set({ agent: r.id, owner_kind: r.ownerKind, host: r.dockerHostId }, Number(r.storageBytes));
+    },
+  });
+  if (opts.storageCapBytes !== undefined) {
+    const cap = opts.storageCapBytes;
+    new Gauge({
+      name: 'hangar_agent_storage_cap_bytes',
+      help: 'Per-agent storage cap (HANGAR_AGENT_STORAGE_MB): an agent over it is stopped',
+      registers: [registry],
+      collect() {
+        this.set(cap);
+      },
+    });
+    new Gauge({
+      name: 'hangar_agents_over_storage_cap',
+      help: 'Agents whose last measurement is over the storage cap',
+      registers: [registry],
+      async collect() {
+        this.set(await asSystem(db, (tx) => tx.agent.count({ where: { storageBytes: { gt: BigInt(cap) } } })));
+      },
+    });
+  }
 
   // Rollout progress: agents per status across the rollouts still in flight.
   new Gauge({
