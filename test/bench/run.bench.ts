@@ -23,7 +23,7 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 /** The least a bare container needs to boot: a static config answer. */
 async function staticConfigServer() {
-  const body = JSON.stringify({ gateway: {}, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
+  const body = JSON.stringify({ gateway: { auth: { mode: 'token', token: 'bench-gateway-token' } }, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
   const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
   await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
