@@ -48,7 +48,7 @@ const CHANGELOG_LABEL = 'dev.hangar.changelog';
 const safeName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
 
 const MB = 1024 * 1024;
-const mb = (n: number) => `${Math.ceil(n / MB)} MB`;
+const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
 
 export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes = 1024 * MB, sizer = createVolumeSizer(docker) }: ImageUpdateDeps) {
   /** Bytes promised to snapshots being written by this worker: a wave's snapshots must fit together. */
@@ -65,7 +65,8 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
 
   /** Room for this volume plus the margin, besides what other snapshots here have reserved; the volume's size when there is. */
   async function checkSpace(volumeName: string): Promise<{ volumeBytes: number; freeBytes: number }> {
-    const volumeBytes = (await sizer.sizes()).get(volumeName)?.bytes ?? 0;
+    // Measured now (callers at the same moment share one df): a figure from the last reconcile may be a minute old.
+    const volumeBytes = (await sizer.sizes(0)).get(volumeName)?.bytes ?? 0;
     const free = await freeBytes();
     if (free - reserved < volumeBytes + minFreeBytes) {
       throw noSpace(
@@ -79,28 +80,44 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
 
   /**
    * A heartbeat at most once a second while bytes flow, so a stuck stream is
-   * noticed and a live one is not killed; when `guardSpace`, the free space is
-   * checked at the same pace and the stream stops before the margin is touched
-   * (the volume may hold more than measured, or another process may be writing).
+   * noticed and a live one is not killed. With `guardSpace`, no chunk passes
+   * that would leave less than the margin free: the stream keeps its own count
+   * against the last statfs, and asks again once a second (another process may
+   * be writing) or whenever the count says the margin is near. The volume may
+   * hold more than measured; the disk never fills.
    */
   function meter(hash: ReturnType<typeof createHash> | null, guardSpace = false) {
     let bytes = 0;
     let last = 0;
+    let free = 0;
+    let sinceStat = 0;
+    let statAt = 0;
+    async function room(n: number): Promise<void> {
+      const now = Date.now();
+      if (statAt === 0 || now - statAt > 1000 || free - sinceStat - n < minFreeBytes) {
+        free = await freeBytes();
+        sinceStat = 0;
+        statAt = now;
+      }
+      if (free - sinceStat - n < minFreeBytes) {
+        throw noSpace(`snapshot stopped after ${mb(bytes)}: only ${mb(free - sinceStat)} left free in ${snapshotDir}, and ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`);
+      }
+      sinceStat += n;
+    }
     const t = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        hash?.update(chunk);
-        const now = Date.now();
-        if (now - last <= 1000) return cb(null, chunk);
-        last = now;
-        Context.current().heartbeat({ bytes });
-        if (!guardSpace) return cb(null, chunk);
-        freeBytes().then(
-          (free) => (free < minFreeBytes + chunk.length
-            ? cb(noSpace(`snapshot stopped after ${mb(bytes)}: only ${mb(free)} left free in ${snapshotDir}, ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`))
-            : cb(null, chunk)),
-          (err) => cb(err as Error),
-        );
+        const pass = () => {
+          bytes += chunk.length;
+          hash?.update(chunk);
+          const now = Date.now();
+          if (now - last > 1000) {
+            last = now;
+            Context.current().heartbeat({ bytes });
+          }
+          cb(null, chunk);
+        };
+        if (!guardSpace) return pass();
+        room(chunk.length).then(pass, (err) => cb(err as Error));
       },
     });
     return { t, bytes: () => bytes };
