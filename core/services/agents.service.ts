@@ -298,7 +298,7 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
           bootstrapExpiresAt: { gt: new Date() },
         },
         data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
-      })).catch(() => ({ count: 0 }));
+      }));
       if (spent.count !== 1) return null;
       const agent = await this.get(agentId);
       tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain: gatewayToken });
