@@ -7,7 +7,7 @@ import type { RouteDeps } from '../app.ts';
 import { storageView } from '../../core/services/agents.service.ts';
 import { PageMeta, Paging } from './admin-users.routes.ts';
 
-// The fleet as admins see it: status only, never config, keys, chats or memory.
+// The fleet as admins see it: status and storage only, never config, keys, chats or memory.
 const FleetAgent = Type.Object({
   id: Type.String(),
   ownerKind: Type.String(),
