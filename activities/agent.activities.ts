@@ -1,6 +1,6 @@
 import type { ContainerSpec } from '../core/contracts/agent.contract.ts';
 import { businessErrorsFinal } from '../core/control/failures.ts';
-import type { AgentService } from '../core/services/agents.service.ts';
+import type { AgentService, SpecPurpose } from '../core/services/agents.service.ts';
 import type { RolloutService } from '../core/services/rollouts.service.ts';
 import type { SettingsService } from '../core/services/settings.service.ts';
 
@@ -9,8 +9,8 @@ import type { SettingsService } from '../core/services/settings.service.ts';
 
 export function createAgentActivities({ agents, settings, rollouts }: { agents: AgentService; settings: SettingsService; rollouts: RolloutService }) {
   return {
-    getContainerSpec(agentId: string): Promise<ContainerSpec> {
-      return businessErrorsFinal(() => agents.containerSpec(agentId));
+    getContainerSpec(agentId: string, purpose?: SpecPurpose): Promise<ContainerSpec> {
+      return businessErrorsFinal(() => agents.containerSpec(agentId, purpose));
     },
 
     recordAgentState(agentId: string, patch: Parameters<AgentService['recordState']>[1]): Promise<void> {

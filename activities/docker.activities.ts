@@ -7,6 +7,7 @@ import {
   LABEL_MANAGED,
   LABEL_INSTANCE,
   LABEL_OWNER,
+  LABEL_START,
   type ContainerObservation,
   type ContainerSpec,
 } from '../core/contracts/agent.contract.ts';
@@ -109,9 +110,24 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
   }
 
   return {
+    /**
+     * The container for this start: reused when it was made for the same start
+     * (a retry), otherwise replaced, because a container's env cannot change and
+     * an older one holds a bootstrap token that is already spent. Replacing
+     * costs a remove and a create, ≈ 75 ms on engine 20.10 (README).
+     */
     async ensureContainer(spec: ContainerSpec): Promise<{ containerId: string; created: boolean; imageId: string }> {
       const existing = await inspect(spec.containerName);
-      if (existing) return { containerId: existing.Id, created: false, imageId: existing.Image };
+      if (existing && (existing.Config.Labels?.[LABEL_START] ?? '') === spec.startId) {
+        return { containerId: existing.Id, created: false, imageId: existing.Image };
+      }
+      if (existing) {
+        try {
+          await docker.getContainer(spec.containerName).remove({ force: true });
+        } catch (err) {
+          if (!isStatus(err, 404)) throw err;
+        }
+      }
       try {
         await docker.getImage(spec.image).inspect();
       } catch (err) {
@@ -141,7 +157,7 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
           Image: spec.image,
           User: '10001:10001',
           Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-          Labels: labels,
+          Labels: { ...labels, [LABEL_START]: spec.startId },
           ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
           HostConfig: {
             // Loopback only: agents are reached through Hangar's proxy, never directly.
@@ -162,10 +178,10 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
         const made = await inspect(spec.containerName);
         return { containerId: c.id, created: true, imageId: made?.Image ?? spec.image };
       } catch (err) {
-        // Another attempt created it between our inspect and create: that is success.
+        // Another attempt for this start created it between our inspect and create: that is success.
         if (isStatus(err, 409)) {
           const again = await inspect(spec.containerName);
-          if (again) return { containerId: again.Id, created: false, imageId: again.Image };
+          if (again && (again.Config.Labels?.[LABEL_START] ?? '') === spec.startId) return { containerId: again.Id, created: false, imageId: again.Image };
         }
         throw err;
       }

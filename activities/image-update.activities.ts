@@ -1,7 +1,7 @@
 import type { ImageDescription } from '../core/contracts/rollout.contract.ts';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { LABEL_AGENT_ID, LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, type ContainerSpec } from '../core/contracts/agent.contract.ts';
+import { SNAPSHOT_NO_SPACE } from '../core/contracts/rollout.contract.ts';
+import { createVolumeSizer, type VolumeSizer } from './storage.activities.ts';
 
 // Docker side of image updates, on the engine that holds the agent's volume:
 // what an image is (digest, changelog), and the volume snapshot a rollback
@@ -20,6 +22,12 @@ export interface ImageUpdateDeps {
   docker: Docker;
   /** Where this engine's worker keeps volume snapshots. */
   snapshotDir: string;
+  /**
+   * Free space a snapshot must leave behind on the snapshot disk, which may be
+   * the disk Postgres writes to: a snapshot never eats into it.
+   */
+  minFreeBytes?: number;
+  sizer?: VolumeSizer;
 }
 
 export interface Snapshot {
@@ -32,21 +40,77 @@ const isStatus = (err: unknown, code: number) => (err as { statusCode?: number }
 const CHANGELOG_LABEL = 'dev.hangar.changelog';
 const safeName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
 
-export function createImageUpdateActivities({ docker, snapshotDir }: ImageUpdateDeps) {
-  /** A heartbeat at most once a second while bytes flow, so a stuck stream is noticed and a live one is not killed. */
-  function meter(hash: ReturnType<typeof createHash> | null) {
+const MB = 1024 * 1024;
+const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
+
+export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes = 1024 * MB, sizer = createVolumeSizer(docker) }: ImageUpdateDeps) {
+  /** Bytes promised to snapshots being written by this worker: a wave's snapshots must fit together. */
+  let reserved = 0;
+
+  async function freeBytes(): Promise<number> {
+    await mkdir(snapshotDir, { recursive: true, mode: 0o700 });
+    const fs = await statfs(snapshotDir);
+    // bavail: what an unprivileged writer may use (the root reserve is not ours).
+    return Number(fs.bavail) * Number(fs.bsize);
+  }
+
+  const noSpace = (message: string) => ApplicationFailure.nonRetryable(message, SNAPSHOT_NO_SPACE);
+
+  /** Room for this volume plus the margin, besides what other snapshots here have reserved; the volume's size when there is. */
+  async function checkSpace(volumeName: string): Promise<{ volumeBytes: number; freeBytes: number }> {
+    // Measured now (callers at the same moment share one df): a figure from the last reconcile may be a minute old.
+    const volumeBytes = (await sizer.sizes(0)).get(volumeName)?.bytes ?? 0;
+    const free = await freeBytes();
+    if (free - reserved < volumeBytes + minFreeBytes) {
+      throw noSpace(
+        `not enough free space in ${snapshotDir} to snapshot ${volumeName}: the volume holds ${mb(volumeBytes)}, ` +
+          `${mb(free)} are free${reserved ? ` (${mb(reserved)} promised to snapshots in progress)` : ''}, ` +
+          `and ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`,
+      );
+    }
+    return { volumeBytes, freeBytes: free };
+  }
+
+  /**
+   * A heartbeat at most once a second while bytes flow, so a stuck stream is
+   * noticed and a live one is not killed. With `guardSpace`, no chunk passes
+   * that would leave less than the margin free: the stream keeps its own count
+   * against the last statfs, and asks again once a second (another process may
+   * be writing) or whenever the count says the margin is near. The volume may
+   * hold more than measured; the disk never fills.
+   */
+  function meter(hash: ReturnType<typeof createHash> | null, guardSpace = false) {
     let bytes = 0;
     let last = 0;
+    let free = 0;
+    let sinceStat = 0;
+    let statAt = 0;
+    async function room(n: number): Promise<void> {
+      const now = Date.now();
+      if (statAt === 0 || now - statAt > 1000 || free - sinceStat - n < minFreeBytes) {
+        free = await freeBytes();
+        sinceStat = 0;
+        statAt = now;
+      }
+      if (free - sinceStat - n < minFreeBytes) {
+        throw noSpace(`snapshot stopped after ${mb(bytes)}: only ${mb(free - sinceStat)} left free in ${snapshotDir}, and ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`);
+      }
+      sinceStat += n;
+    }
     const t = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        hash?.update(chunk);
-        const now = Date.now();
-        if (now - last > 1000) {
-          last = now;
-          Context.current().heartbeat({ bytes });
-        }
-        cb(null, chunk);
+        const pass = () => {
+          bytes += chunk.length;
+          hash?.update(chunk);
+          const now = Date.now();
+          if (now - last > 1000) {
+            last = now;
+            Context.current().heartbeat({ bytes });
+          }
+          cb(null, chunk);
+        };
+        if (!guardSpace) return pass();
+        room(chunk.length).then(pass, (err) => cb(err as Error));
       },
     });
     return { t, bytes: () => bytes };
@@ -99,28 +163,53 @@ export function createImageUpdateActivities({ docker, snapshotDir }: ImageUpdate
       }
     },
 
+    /**
+     * Before an agent is touched: is there room to snapshot its volume? A
+     * non-retryable `snapshot_no_space` failure when not (the rollout skips
+     * the agent, which keeps running on its old image).
+     */
+    async checkSnapshotSpace(req: { volumeName: string }): Promise<{ volumeBytes: number; freeBytes: number }> {
+      return checkSpace(req.volumeName);
+    },
+
     /** Tar of the container's /data, written beside the other snapshots; re-running overwrites. */
-    async snapshotVolume(req: { containerName: string; agentId: string; key: string }): Promise<Snapshot> {
+    async snapshotVolume(req: { containerName: string; agentId: string; key: string; volumeName?: string }): Promise<Snapshot> {
       const dir = path.join(snapshotDir, safeName(req.agentId));
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const file = path.join(dir, `${safeName(req.key)}.tar`);
       const part = `${file}.part`;
-      let stream: NodeJS.ReadableStream;
+      // A re-run after a crash: the half-written copy must not count against the space.
+      await rm(part, { force: true });
+      // Checked again here, with this worker's other snapshots counted: the
+      // agents of one wave were all checked before any of them started writing.
+      const { volumeBytes } = req.volumeName ? await checkSpace(req.volumeName) : { volumeBytes: 0 };
+      reserved += volumeBytes;
       try {
-        stream = (await docker.getContainer(req.containerName).getArchive({ path: '/data' })) as NodeJS.ReadableStream;
-      } catch (err) {
-        if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`no container ${req.containerName} to snapshot`, 'container_missing');
-        throw err;
+        let stream: NodeJS.ReadableStream;
+        try {
+          stream = (await docker.getContainer(req.containerName).getArchive({ path: '/data' })) as NodeJS.ReadableStream;
+        } catch (err) {
+          if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`no container ${req.containerName} to snapshot`, 'container_missing');
+          throw err;
+        }
+        const hash = createHash('sha256');
+        const m = meter(hash, true);
+        try {
+          await pipeline(stream, m.t, createWriteStream(part, { mode: 0o600 }));
+        } catch (err) {
+          await rm(part, { force: true });
+          if ((err as { code?: string }).code === 'ENOSPC') throw noSpace(`the snapshot disk filled up (${snapshotDir}) after ${mb(m.bytes())}`);
+          throw err;
+        }
+        // Durable before we call it a snapshot: the next step may destroy the only other copy.
+        const fh = await open(part, 'r');
+        await fh.sync();
+        await fh.close();
+        await rename(part, file);
+        return { path: file, bytes: m.bytes(), sha256: hash.digest('hex') };
+      } finally {
+        reserved -= volumeBytes;
       }
-      const hash = createHash('sha256');
-      const m = meter(hash);
-      await pipeline(stream, m.t, createWriteStream(part, { mode: 0o600 }));
-      // Durable before we call it a snapshot: the next step may destroy the only other copy.
-      const fh = await open(part, 'r');
-      await fh.sync();
-      await fh.close();
-      await rename(part, file);
-      return { path: file, bytes: m.bytes(), sha256: hash.digest('hex') };
     },
 
     /**

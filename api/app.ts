@@ -1,5 +1,6 @@
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Ajv from 'ajv';
@@ -100,9 +101,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Off by default: a route opts in with `config.rateLimit` (the chat proxy does).
+  await app.register(rateLimit, { global: false });
 
   const auth = createAuth(core.users);
-  const metrics = createMetrics(core);
+  const metrics = createMetrics(core, { storageCapBytes: core.config.agentStorageMb * 1024 * 1024 });
   metrics.install(app, auth);
   core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
   installOnboardingGate(app, core.onboarding);

@@ -8,7 +8,7 @@ import type { RolloutService } from '../core/services/rollouts.service.ts';
 // read from the database at scrape time, so every API replica reports the
 // same fleet-wide numbers. Scraping needs an admin: Prometheus sends an
 // admin's API token with the `admin` scope (README, "Metrics").
-export function createMetrics({ agents, rollouts }: { agents: AgentService; rollouts: RolloutService }) {
+export function createMetrics({ agents, rollouts }: { agents: AgentService; rollouts: RolloutService }, opts: { storageCapBytes?: number } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_process_' });
   const httpDuration = new Histogram({
@@ -35,6 +35,38 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
       for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
+
+  // Storage per agent volume, as fleet-reconcile last measured it (one series per measured agent).
+  new Gauge({
+    name: 'hangar_agent_storage_bytes',
+    help: 'Bytes in each agent volume at the last measurement',
+    labelNames: ['agent', 'owner_kind', 'host'],
+    registers: [registry],
+    async collect() {
+      const rows = await agents.measuredStorage();
+      this.reset();
+      for (const r of rows) this.set({ agent: r.id, owner_kind: r.ownerKind, host: r.dockerHostId }, Number(r.storageBytes));
+    },
+  });
+  if (opts.storageCapBytes !== undefined) {
+    const cap = opts.storageCapBytes;
+    new Gauge({
+      name: 'hangar_agent_storage_cap_bytes',
+      help: 'Per-agent storage cap (HANGAR_AGENT_STORAGE_MB): an agent over it is stopped',
+      registers: [registry],
+      collect() {
+        this.set(cap);
+      },
+    });
+    new Gauge({
+      name: 'hangar_agents_over_storage_cap',
+      help: 'Agents whose last measurement is over the storage cap',
+      registers: [registry],
+      async collect() {
+        this.set(await agents.countOverStorage(cap));
+      },
+    });
+  }
 
   // Rollout progress: agents per status across the rollouts still in flight.
   new Gauge({

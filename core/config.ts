@@ -48,8 +48,16 @@ export const ConfigSchema = Type.Object({
   reconcileIntervalSec: Int(10, 3600, 60),
   restartDebounceSec: Int(0, 300, 3),
   sessionTtlHours: Int(1, 24 * 90, 24 * 7),
+  /** Chat requests (POST /api/chat) per user per minute, per API process. */
+  chatRatePerMin: Int(1, 100_000, 60),
+  /** Per-agent volume cap: a running agent over it is stopped, a start refused. */
+  agentStorageMb: Int(1, 10_485_760, 1024),
+  /** How long a start's bootstrap token may wait for its one config fetch. */
+  bootstrapTokenTtlSec: Int(10, 3600, 300),
   /** Where Docker-host workers keep volume snapshots; defaults to <dataDir>/snapshots. */
   snapshotDir: Type.Optional(Type.String({ minLength: 1 })),
+  /** Free space a snapshot must leave on the snapshot disk (it may be Postgres's disk too). */
+  snapshotMinFreeMb: Int(0, 10_485_760, 1024),
   /** How often a rollout polls an updated agent's health (the timeout is a fleet setting). */
   updateHealthPollMs: Int(50, 60_000, 5000),
   /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
@@ -91,7 +99,11 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   reconcileIntervalSec: 'HANGAR_RECONCILE_INTERVAL_SEC',
   restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',
   sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',
+  chatRatePerMin: 'HANGAR_CHAT_RATE_PER_MIN',
+  agentStorageMb: 'HANGAR_AGENT_STORAGE_MB',
+  bootstrapTokenTtlSec: 'HANGAR_BOOTSTRAP_TOKEN_TTL_SEC',
   snapshotDir: 'HANGAR_SNAPSHOT_DIR',
+  snapshotMinFreeMb: 'HANGAR_SNAPSHOT_MIN_FREE_MB',
   updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',
   smtpUrl: 'SMTP_URL',
   mailFrom: 'HANGAR_MAIL_FROM',

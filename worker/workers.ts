@@ -7,6 +7,8 @@ import { createAgentNetworks, createDockerActivities } from '../activities/docke
 import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
+import { createQuotaActivities } from '../activities/quota.activities.ts';
+import { createStorageActivities, createVolumeSizer } from '../activities/storage.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
 import { CONTROL_TASK_QUEUE, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
@@ -88,9 +90,12 @@ export async function startWorkers(opts: {
       ...createAgentActivities(core),
       ...createOnboardingActivities(core),
       ...createRolloutActivities({ core }),
+      ...createQuotaActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });
+  // One df at a time per engine, shared by the reconciler and snapshot space checks.
+  const sizer = createVolumeSizer(docker);
   const dockerWorker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
@@ -98,7 +103,13 @@ export async function startWorkers(opts: {
     activities: {
       ...createDockerActivities({ docker, keyring: core.keyring, networks, egress }),
       ...createEgressActivities({ enforcer: egress }),
-      ...createImageUpdateActivities({ docker, snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots') }),
+      ...createImageUpdateActivities({
+        docker,
+        sizer,
+        snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots'),
+        minFreeBytes: config.snapshotMinFreeMb * 1024 * 1024,
+      }),
+      ...createStorageActivities({ sizer }),
     },
     shutdownGraceTime: '5 seconds',
   });

@@ -24,12 +24,13 @@ import {
   restartUpdate,
   stateQuery,
   stopUpdate,
+  STORAGE_QUOTA_EXCEEDED,
   type AgentLifecycleWorkflow,
   type LifecycleSettings,
   type LifecycleState,
   type StopRequest,
 } from '../core/contracts/agent.contract.ts';
-import { rootMessage } from '../core/contracts/failures.contract.ts';
+import { rootFailureType, rootMessage } from '../core/contracts/failures.contract.ts';
 
 type AgentActivities = ReturnType<typeof createAgentActivities>;
 type DockerActivities = ReturnType<typeof createDockerActivities>;
@@ -95,7 +96,8 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
     try {
       state.phase = 'creating';
       await record({ status: 'starting', lastError: null });
-      const spec = await control.getContainerSpec(state.agentId);
+      // Refuses an agent over its storage cap; mints this start's bootstrap token.
+      const spec = await control.getContainerSpec(state.agentId, 'start');
       const { containerId, imageId } = await docker.ensureContainer(spec);
       state.imageDigest = imageId;
       state.phase = 'starting';
@@ -108,6 +110,12 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
       await record({ status: 'running' }, null, imageId);
     } catch (err) {
       const message = rootMessage(err);
+      if (rootFailureType(err) === STORAGE_QUOTA_EXCEEDED) {
+        // Refused before anything was created: the agent stays stopped, and says why.
+        state.phase = 'idle';
+        await record({ status: 'stopped', lastError: message, hostPort: null }, STORAGE_QUOTA_EXCEEDED);
+        throw ApplicationFailure.nonRetryable(message, STORAGE_QUOTA_EXCEEDED);
+      }
       log.warn('agent start failed', { agentId: state.agentId, message });
       state.phase = 'failed';
       // Leave nothing half-started behind: a crash-looping container would burn CPU.
@@ -168,6 +176,8 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
     (req) => exclusive(async () => applyImage({
       state,
       spec: await control.getContainerSpec(state.agentId),
+      // Every container the update creates (new image, or the rollback) gets its own bootstrap token.
+      freshSpec: () => control.getContainerSpec(state.agentId, 'update'),
       record,
       stop,
     }, req)),

@@ -1,9 +1,9 @@
-import { log, proxyActivities } from '@temporalio/workflow';
+import { log, patched, proxyActivities } from '@temporalio/workflow';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
 import type { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { dockerTaskQueue, type ContainerSpec, type LifecycleState } from '../core/contracts/agent.contract.ts';
-import type { ApplyImageRequest, ApplyImageResult } from '../core/contracts/rollout.contract.ts';
-import { rootMessage } from '../core/contracts/failures.contract.ts';
+import { SNAPSHOT_NO_SPACE, type ApplyImageRequest, type ApplyImageResult } from '../core/contracts/rollout.contract.ts';
+import { rootFailureType, rootMessage } from '../core/contracts/failures.contract.ts';
 
 // applyImage runs inside the agent's lifecycle (under its lock), so an update
 // never races a user's restart or the reaper. Every step is its own activity:
@@ -15,7 +15,10 @@ type ImageActivities = ReturnType<typeof createImageUpdateActivities>;
 
 export interface ApplyImageContext {
   state: LifecycleState;
+  /** Names and labels (restore); containers are made from freshSpec(). */
   spec: ContainerSpec;
+  /** A spec with a new bootstrap token: each container created needs its own. */
+  freshSpec(): Promise<ContainerSpec>;
   /** Writes state to the agent row (and the digest, when given). */
   record(patch: Partial<LifecycleState>, reason?: string | null, imageDigest?: string): Promise<void>;
   stop(reason: string): Promise<void>;
@@ -54,14 +57,54 @@ export async function applyImage(ctx: ApplyImageContext, req: ApplyImageRequest)
 
   const wasRunning = state.status === 'running';
   const short = req.toDigest.replace(/^sha256:/, '').slice(0, 12);
+  const noSpace = (err: unknown): ApplyImageResult => ({
+    outcome: 'skipped',
+    fromDigest: current,
+    toDigest: req.toDigest,
+    error: `${SNAPSHOT_NO_SPACE}: ${rootMessage(err)}`,
+  });
+
+  // No room for a snapshot means no update: checked before the agent is stopped,
+  // so it keeps running on its old image and the disk Postgres may share stays
+  // free. (Patched: updates begun before this check existed replay without it.)
+  if (patched('snapshot-space-check')) {
+    try {
+      await images.checkSnapshotSpace({ volumeName: spec.volumeName });
+    } catch (err) {
+      if (rootFailureType(err) !== SNAPSHOT_NO_SPACE) throw err;
+      log.warn('no room to snapshot; update skipped', { agentId: state.agentId, error: rootMessage(err) });
+      return noSpace(err);
+    }
+  }
+
   state.phase = 'snapshotting';
   await ctx.record({ status: 'updating' }, `updating to ${short}`);
   await docker.stopContainer({ containerName: spec.containerName });
-  const snapshot = await images.snapshotVolume({ containerName: spec.containerName, agentId: state.agentId, key: `${req.rolloutId}-${req.attempt}` });
+  let snapshot: Awaited<ReturnType<ImageActivities['snapshotVolume']>>;
+  try {
+    snapshot = await images.snapshotVolume({ containerName: spec.containerName, agentId: state.agentId, key: `${req.rolloutId}-${req.attempt}`, volumeName: spec.volumeName });
+  } catch (err) {
+    if (rootFailureType(err) !== SNAPSHOT_NO_SPACE) throw err;
+    // The disk filled while writing: nothing was changed yet, so the agent goes back as it was, on its old image.
+    log.warn('snapshot ran out of space; update skipped', { agentId: state.agentId, error: rootMessage(err) });
+    if (wasRunning) {
+      state.phase = 'starting';
+      await bringUp(current);
+      state.generation++;
+      state.phase = 'ready';
+      await ctx.record({ status: 'running', imageDigest: current, lastError: null }, null, current);
+    } else {
+      state.phase = 'idle';
+      await ctx.record({ status: 'stopped', hostPort: null }, SNAPSHOT_NO_SPACE);
+    }
+    return noSpace(err);
+  }
 
   async function bringUp(image: string): Promise<void> {
+    // Each container gets its own bootstrap token (patched: older updates reused the spec).
+    const fresh = patched('fresh-spec-per-container') ? await ctx.freshSpec() : spec;
     await docker.removeContainer({ containerName: spec.containerName });
-    const { containerId } = await docker.ensureContainer({ ...spec, image });
+    const { containerId } = await docker.ensureContainer({ ...fresh, image });
     const { hostPort } = await docker.startContainer(spec.containerName);
     Object.assign(state, { containerId, hostPort });
     await docker.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: req.healthTimeoutSec, pollMs: req.healthPollMs });

@@ -1,10 +1,19 @@
-import { getExternalWorkflowHandle, log, proxyActivities } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
+import type { createQuotaActivities } from '../activities/quota.activities.ts';
+import type { createStorageActivities } from '../activities/storage.activities.ts';
 import { agentWorkflowId, reconcileSignal, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
 
 const control = proxyActivities<ReturnType<typeof createAgentActivities>>({
   startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5 },
+});
+
+const quota = proxyActivities<ReturnType<typeof createQuotaActivities>>({
+  // A stop waits behind whatever the agent's lifecycle is doing (a start's health wait, an update).
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 5 },
 });
 
@@ -13,23 +22,32 @@ export interface ReconcileReport {
   fixed: string[];
   orphansRemoved: string[];
   missingLifecycle: string[];
+  /** Agent volumes measured (storage cap). */
+  measured: number;
+  /** Agents found over the storage cap and stopped. */
+  overQuota: string[];
 }
 
 /**
  * Run by the `fleet-reconcile` schedule, both ways: rows whose container is
  * gone or crashed are handed to their lifecycle; Hangar-labelled containers
- * with no agent row are removed.
+ * with no agent row are removed. First, every agent volume is measured and
+ * an agent over the storage cap is stopped.
  */
 export async function fleetReconcile(): Promise<ReconcileReport> {
-  const report: ReconcileReport = { hosts: 0, fixed: [], orphansRemoved: [], missingLifecycle: [] };
+  const report: ReconcileReport = { hosts: 0, fixed: [], orphansRemoved: [], missingLifecycle: [], measured: 0, overQuota: [] };
   const instanceId = await control.getInstanceId();
   for (const hostId of await control.listDockerHosts()) {
     report.hosts++;
-    const docker = proxyActivities<ReturnType<typeof createDockerActivities>>({
+    const docker = proxyActivities<ReturnType<typeof createDockerActivities> & ReturnType<typeof createStorageActivities>>({
       taskQueue: dockerTaskQueue(hostId),
       startToCloseTimeout: '1 minute',
       retry: { maximumAttempts: 3 },
     });
+
+    // Patched: a reconcile begun before the storage cap existed replays without it.
+    if (patched('storage-cap')) await enforceStorageCap(hostId, instanceId, docker, report);
+
     const containers = await docker.listManagedContainers(instanceId);
     const rows = await control.listAgentsOnHost(hostId);
     const byName = new Map(containers.map((c) => [c.name, c]));
@@ -63,6 +81,32 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
       await control.recordFleetEvent({ type: 'orphan_removed', payload: { container: c.name, agentId: c.agentId, hostId } });
     }
   }
-  if (report.fixed.length || report.orphansRemoved.length) log.info('fleet reconciled', { ...report });
+  if (report.fixed.length || report.orphansRemoved.length || report.overQuota.length) log.info('fleet reconciled', { ...report });
   return report;
+}
+
+/** Measures every agent volume on one host and stops the agents over the storage cap. */
+async function enforceStorageCap(
+  hostId: string,
+  instanceId: string,
+  docker: { measureAgentVolumes: ReturnType<typeof createStorageActivities>['measureAgentVolumes'] },
+  report: ReconcileReport,
+): Promise<void> {
+  try {
+    const usage = await docker.measureAgentVolumes(instanceId);
+    const storage = await quota.recordAgentStorage({ hostId, ...usage });
+    report.measured += storage.measured;
+    for (const over of storage.over) {
+      const result = await quota.stopAgentOverQuota({ agentId: over.id, measuredAt: usage.measuredAt });
+      report.overQuota.push(over.id);
+      await control.recordFleetEvent({
+        type: 'agent.storage_quota_exceeded',
+        agentId: over.id,
+        payload: { hostId, storageBytes: over.storageBytes, capBytes: storage.capBytes, measuredAt: usage.measuredAt, stopped: result.stopped },
+      });
+    }
+  } catch (err) {
+    // A failed measurement must not hold up the rest of the reconcile; the next run measures again.
+    log.warn('storage check failed', { hostId, message: (err as Error).message });
+  }
 }

@@ -4,9 +4,10 @@ import { Type } from 'typebox';
 import { pageMeta, type Agent } from '../../core/db.ts';
 import { errors, IdParams, Nullable } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
+import { storageView } from '../../core/services/agents.service.ts';
 import { PageMeta, Paging, paging } from './admin-users.routes.ts';
 
-// The fleet as admins see it: status only, never config, keys, chats or memory.
+// The fleet as admins see it: status and storage only, never config, keys, chats or memory.
 const FleetAgent = Type.Object({
   id: Type.String(),
   ownerKind: Type.String(),
@@ -18,6 +19,11 @@ const FleetAgent = Type.Object({
   imageDigest: Nullable(Type.String()),
   lastActiveAt: Nullable(Type.String()),
   dockerHostId: Type.String(),
+  /** Bytes in the agent's volume at the last measurement (fleet-reconcile); null until measured. */
+  storageBytes: Nullable(Type.Number()),
+  storageMeasuredAt: Nullable(Type.String()),
+  /** The cap (HANGAR_AGENT_STORAGE_MB): over it the agent is stopped and its starts refused. */
+  storageCapBytes: Type.Number(),
   workflowId: Type.String(),
   temporalUrl: Type.String(),
 });
@@ -38,6 +44,8 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
       imageDigest: a.imageDigest,
       lastActiveAt: a.lastActiveAt?.toISOString() ?? null,
       dockerHostId: a.dockerHostId,
+      ...storageView(a),
+      storageCapBytes: core.config.agentStorageMb * 1024 * 1024,
       workflowId: `agent/${a.id}`,
       temporalUrl: control.workflowUrl(a),
     };
@@ -60,7 +68,7 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
     const { rows } = await core.agents.listForAdmin(1, 1, after.id);
     return view(rows[0]);
   };
-  const actionSchema = { params: IdParams, response: { 200: FleetAgent, ...errors(400, 401, 403, 404, 429, 503) } };
+  const actionSchema = { params: IdParams, response: { 200: FleetAgent, ...errors(400, 401, 403, 404, 409, 429, 503) } };
   app.post('/api/admin/agents/:id/stop', { schema: actionSchema }, act('stop'));
   app.post('/api/admin/agents/:id/restart', { schema: actionSchema }, act('restart'));
 }

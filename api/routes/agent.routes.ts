@@ -22,7 +22,7 @@ export async function agentRoutes(fastify: FastifyInstance, { core, auth, contro
     view(await mine(request.user!.id)));
 
   app.post('/api/me/agent/start', {
-    schema: { response: { 200: AgentView, ...errors(401, 403, 429, 503) } },
+    schema: { response: { 200: AgentView, ...errors(401, 403, 409, 429, 503) } },
   }, async (request, reply) => {
     const agent = await core.agents.getOrCreate('user', request.user!.id);
     if (!String(request.headers.accept ?? '').includes('text/event-stream')) {
@@ -54,7 +54,7 @@ export async function agentRoutes(fastify: FastifyInstance, { core, auth, contro
     return view(await core.agents.get(agent.id));
   });
 
-  app.post('/api/me/agent/restart', { schema: { response: { 200: AgentView, ...errors(401, 403, 404, 429, 503) } } }, async (request) => {
+  app.post('/api/me/agent/restart', { schema: { response: { 200: AgentView, ...errors(401, 403, 404, 409, 429, 503) } } }, async (request) => {
     const agent = await mine(request.user!.id);
     await control.restart(agent, 'user_request');
     return view(await core.agents.get(agent.id));

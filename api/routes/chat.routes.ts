@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Agent, User } from '../../core/db.ts';
-import { AppError, NotFoundError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
+import { AppError, NotFoundError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import { errors, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
@@ -41,7 +41,10 @@ const ACTIVITY_WRITE_MS = 5000;
 
 export async function chatRoutes(fastify: FastifyInstance, { core, auth, control, live }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  app.addHook('preHandler', auth.requireUser);
+  // Identified on arrival, so the per-user chat limit below can refuse a
+  // request before its (up to 4 MB) body is read, let alone parsed.
+  app.addHook('onRequest', auth.requireUser);
+  const perMinute = core.config.chatRatePerMin;
   const lastWrite = new Map<string, number>();
 
   function touch(agentId: string) {
@@ -95,7 +98,22 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
 
   app.post('/api/chat', {
     bodyLimit: 4 * 1024 * 1024,
-    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 429, 502, 503) } },
+    config: {
+      // Per user (however many sessions or tokens they use), in memory per API
+      // process: a Map lookup on the hot path. Each chat writes history to the
+      // agent's volume, so this is also the first wall against filling a disk.
+      rateLimit: {
+        max: perMinute,
+        timeWindow: 60_000,
+        hook: 'preParsing',
+        keyGenerator: (request) => `chat:${request.user!.id}`,
+        errorResponseBuilder: (_request, ctx) => {
+          const seconds = Math.max(1, Math.ceil(ctx.ttl / 1000));
+          return new RateLimitedError(`Too many chat requests: at most ${perMinute} a minute; try again in ${seconds} s`, seconds);
+        },
+      },
+    },
+    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 409, 429, 502, 503) } },
   }, async (request, reply) => {
     const user = request.user!;
     const { agentId, sessionId, ...payload } = request.body;

@@ -8,8 +8,10 @@ import type { RouteDeps } from '../app.ts';
 export async function internalRoutes(fastify: FastifyInstance, { core }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-  // Agents only: the bearer must be the gateway token of the agent asked about.
-  // Any other token gets the same 401, so nothing about the agent leaks.
+  // Agents only, once per start: the bearer is the bootstrap token from the
+  // container's env, spent by this call; the answer carries the gateway token
+  // minted for this start (gateway.auth.token). A wrong, spent or expired
+  // token, or another agent's, gets the same 401, so nothing about the agent leaks.
   app.get('/api/internal/agent-config/:kind/:id', {
     schema: {
       params: strict({ kind: Type.Union(['user', 'workspace', 'system'].map((k) => Type.Literal(k))), id: Id }),
@@ -18,11 +20,13 @@ export async function internalRoutes(fastify: FastifyInstance, { core }: RouteDe
         ...errors(400, 401),
       },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const header = request.headers.authorization;
     const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    const agent = await core.agents.verifyGatewayToken(request.params.kind, request.params.id, bearer);
-    if (!agent) throw new UnauthorizedError('Not this agent\'s token', 'invalid_agent_token');
-    return core.agentConfigs.runtimeConfig(agent);
+    const exchanged = await core.agents.exchangeBootstrapToken(request.params.kind, request.params.id, bearer);
+    if (!exchanged) throw new UnauthorizedError('Not a valid bootstrap token for this agent (wrong, expired or already used)', 'invalid_agent_token');
+    // Holds this start's gateway token: never cached on the way.
+    void reply.header('cache-control', 'no-store');
+    return core.agentConfigs.runtimeConfig(exchanged.agent);
   });
 }

@@ -57,6 +57,9 @@ export interface LifecycleState {
   restartPending: boolean;
 }
 
+/** Why an agent over its storage cap was stopped, or its start refused (statusReason, failure type, error code). */
+export const STORAGE_QUOTA_EXCEEDED = 'storage_quota_exceeded';
+
 export interface StopRequest {
   reason: string;
 }
@@ -80,6 +83,11 @@ export interface ContainerSpec {
   env: Record<string, string>;
   /** Ciphertexts (enc:v1:...) decrypted only inside the Docker activity, so no plaintext lands in workflow history. */
   secretEnv: Record<string, string>;
+  /**
+   * Which start this spec is for (its bootstrap token's). A container made for
+   * another start is replaced, never reused: its env holds a spent token.
+   */
+  startId: string;
   memoryMb: number;
   cpus: number;
   pids: number;
@@ -103,6 +111,8 @@ export const LABEL_AGENT_ID = 'dev.hangar.agent-id';
 export const LABEL_OWNER = 'dev.hangar.owner';
 /** Which Hangar installation owns a container: two on one engine never reap each other's. */
 export const LABEL_INSTANCE = 'dev.hangar.instance';
+/** The start a container was made for (ContainerSpec.startId). */
+export const LABEL_START = 'dev.hangar.start-id';
 export const AGENT_PORT = 18789;
 
 /** Workflow type names, as registered by the worker's bundle. */

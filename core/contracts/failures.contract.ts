@@ -12,6 +12,7 @@ export const FAILURE_STATUS = {
   onboarding_completed: 409,
   agent_start_failed: 503,
   agent_stop_failed: 503,
+  storage_quota_exceeded: 409,
   no_docker_host: 503,
 } as const satisfies Record<string, number>;
 
@@ -22,4 +23,12 @@ export function rootMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
   for (let i = 0; e?.cause && i < 20; i++) e = e.cause as typeof e;
   return e?.message ?? String(err);
+}
+
+/** The type of the innermost ApplicationFailure in a chain (activity failures wrap it in `cause`). */
+export function rootFailureType(err: unknown): string | undefined {
+  let e = err as { type?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  for (let i = 0; e && i < 20; i++, e = e.cause as typeof e) type = e.type ?? type;
+  return type;
 }

@@ -4,6 +4,9 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 // the rollout workflow imports this file, and so do the API and the activities.
 
 export type FleetMode = 'auto' | 'manual' | 'paused';
+
+/** An update skipped because its volume snapshot would not fit (failure type and the agent's error prefix). */
+export const SNAPSHOT_NO_SPACE = 'snapshot_no_space';
 export type StrategyKind = 'rollingWave' | 'singleAgent' | 'immediate';
 export type UpdateMode = 'auto' | 'manual';
 export type RolloutTrigger = 'admin' | 'poller' | 'user';

@@ -172,10 +172,13 @@ export function createTemporalPort(opts: {
         return call({ code: 'agent_restart_failed', message: 'The agent could not restart' }, (c) =>
           c.workflow.executeUpdateWithStart(restartUpdate, { args: [{ reason }], startWorkflowOperation: lifecycleStart(agent) }), 'restart');
       },
-      /** null: the agent has no lifecycle, so nothing runs. */
-      stop(agentId: string, reason: string): Promise<LifecycleState | null> {
+      /**
+       * null: the agent has no lifecycle, so nothing runs. An `updateId` makes
+       * a retried caller attach to the same stop instead of sending another.
+       */
+      stop(agentId: string, reason: string, updateId?: string): Promise<LifecycleState | null> {
         return existing(agentWorkflowId(agentId), { code: 'agent_stop_failed', message: 'The agent could not stop' }, (h) =>
-          h.executeUpdate(stopUpdate, { args: [{ reason }] }));
+          h.executeUpdate(stopUpdate, { args: [{ reason }], ...(updateId ? { updateId } : {}) }));
       },
       /**
        * A rollout's step for one agent. The update id makes a retry (after a

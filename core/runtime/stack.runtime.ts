@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -90,7 +90,12 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   }
 }
 
-/** Builds the reference agent image when it is missing (no registry needed). */
+/**
+ * Builds the reference agent image when it is missing, or when it is a
+ * reference agent of another version than this checkout's (its contract with
+ * Hangar changes between versions, e.g. 1.1.0's per-start gateway tokens).
+ * No registry needed.
+ */
 export async function ensureAgentImage(image: string, log: (m: string) => void): Promise<void> {
   const docker = new Docker();
   try {
@@ -99,8 +104,11 @@ export async function ensureAgentImage(image: string, log: (m: string) => void):
     throw new Error('No Docker engine answers (is dockerd running? DOCKER_HOST honoured). .ci/run shows how to install and start one.');
   }
   try {
-    await docker.getImage(image).inspect();
-    return;
+    const labels = (await docker.getImage(image).inspect()).Config?.Labels ?? {};
+    const wanted = JSON.parse(await readFile(path.join(repoRoot, 'docker/agent/changelog.json'), 'utf8')).version as string;
+    const have = labels['org.opencontainers.image.version'];
+    if (labels['org.opencontainers.image.title'] !== 'hangar-agent' || have === wanted) return;
+    log(`rebuilding agent image ${image} (reference agent ${have} → ${wanted})`);
   } catch {
     log(`building agent image ${image} (first run only)`);
   }

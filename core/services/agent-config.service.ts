@@ -44,7 +44,11 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
       return this.get(ownerKind, ownerId);
     },
 
-    /** What the internal config endpoint hands an agent at boot: the only place keys are decrypted. */
+    /**
+     * What the internal config endpoint hands an agent at boot: the only place
+     * keys are decrypted. `agent` is the row as the bootstrap exchange left it,
+     * so gateway.auth.token is the token minted for this start.
+     */
     async runtimeConfig(agent: Agent) {
       const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
       // A user's agent sees that user's providers; a system agent only the admin provider it was given.
@@ -60,7 +64,7 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
       const firstModel = (preferred?.models as unknown as ProviderModel[] | undefined)?.[0]?.id;
       const primary = cfg.primaryModel ?? (preferred && firstModel ? `${preferred.name}/${firstModel}` : null);
       return {
-        gateway: { agentId: agent.id, port: AGENT_PORT, ownerKind: agent.ownerKind },
+        gateway: { agentId: agent.id, port: AGENT_PORT, ownerKind: agent.ownerKind, auth: { mode: 'token', token: keyring.decrypt(agent.gatewayToken) } },
         agents: {
           defaults: { model: { primary, fallbacks: cfg.fallbackModels } },
           personality: cfg.personality,

@@ -8,9 +8,9 @@ import {
   type ContainerSpec,
   type OwnerKind,
 } from '../contracts/agent.contract.ts';
-import { randomToken, safeEqual, type Keyring } from '../crypto.ts';
+import { randomToken, sha256, type Keyring } from '../crypto.ts';
 import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { SettingsService } from './settings.service.ts';
 
 export interface AgentServiceDeps {
@@ -20,6 +20,23 @@ export interface AgentServiceDeps {
   settings: SettingsService;
   /** The port the API really listens on (tests use an ephemeral one). */
   apiPort?: () => number;
+}
+
+const MB = 1024 * 1024;
+
+/**
+ * What a container spec is for. `start` and `update` mint a new bootstrap
+ * token (each container Hangar creates gets its own); `start` also refuses an
+ * agent over its storage cap. `describe` mints nothing (names and labels only).
+ */
+export type SpecPurpose = 'start' | 'update' | 'describe';
+
+/** Storage figures as the API shows them (bytes as a number: exact below 8 PiB). */
+export function storageView(a: Pick<Agent, 'storageBytes' | 'storageMeasuredAt'>) {
+  return {
+    storageBytes: a.storageBytes === null ? null : Number(a.storageBytes),
+    storageMeasuredAt: a.storageMeasuredAt?.toISOString() ?? null,
+  };
 }
 
 export function toPublicAgent(a: Agent) {
@@ -37,7 +54,7 @@ export function toPublicAgent(a: Agent) {
 }
 
 export function createAgentService({ db, keyring, config, settings, apiPort }: AgentServiceDeps) {
-  const tokenCache = new Map<string, string>();
+  const tokenCache = new Map<string, { sealed: string; plain: string }>();
   // Row-level security: a user's own agent is read as that user; work on an
   // agent by id (worker, reaper, reconciler, proxy after its own check) is
   // declared system work.
@@ -85,8 +102,23 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       return row;
     },
 
-    async containerSpec(agentId: string): Promise<ContainerSpec> {
+    async containerSpec(agentId: string, purpose: SpecPurpose = 'describe'): Promise<ContainerSpec> {
       const a = await this.get(agentId);
+      if (purpose === 'start') this.assertWithinStorageQuota(a);
+      const secretEnv: Record<string, string> = {};
+      let startId = '';
+      if (purpose !== 'describe') {
+        // A fresh single-use token for the container about to be created: only
+        // its hash is kept, and it is spent by the container's one config fetch.
+        const bootstrap = randomToken(32);
+        startId = crypto.randomUUID();
+        await sys((tx) => tx.agent.update({
+          where: { id: a.id },
+          data: { bootstrapTokenHash: sha256(bootstrap), bootstrapExpiresAt: new Date(Date.now() + config.bootstrapTokenTtlSec * 1000) },
+        }));
+        // HANGAR_GATEWAY_TOKEN keeps its name for images built against it; it now holds the bootstrap token.
+        secretEnv.HANGAR_GATEWAY_TOKEN = keyring.encrypt(bootstrap);
+      }
       return {
         agentId: a.id,
         instanceId: await settings.instanceId(),
@@ -101,12 +133,52 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
           HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
           HANGAR_AGENT_ID: a.id,
         },
-        secretEnv: { HANGAR_GATEWAY_TOKEN: a.gatewayToken },
+        secretEnv,
+        startId,
         memoryMb: config.agentMemoryMb,
         cpus: config.agentCpus,
         pids: config.agentPids,
         healthTimeoutSec: config.agentStartTimeoutSec,
       };
+    },
+
+    /** Refuses a start while the last measurement says the volume is over the cap. */
+    assertWithinStorageQuota(a: Pick<Agent, 'storageBytes' | 'storageMeasuredAt'>): void {
+      const cap = config.agentStorageMb * MB;
+      if (a.storageBytes === null || Number(a.storageBytes) <= cap) return;
+      const used = Math.ceil(Number(a.storageBytes) / MB);
+      throw new ConflictError(
+        `This agent's storage is over its cap (${used} MB used, ${config.agentStorageMb} MB allowed; measured ${a.storageMeasuredAt?.toISOString() ?? 'recently'}). ` +
+          'It cannot start until its volume shrinks below the cap (seen at the next measurement) or an admin raises HANGAR_AGENT_STORAGE_MB.',
+        'storage_quota_exceeded',
+        { storageBytes: Number(a.storageBytes), capBytes: cap },
+      );
+    },
+
+    /**
+     * Stores one Docker host's volume sizes on its agents' rows and returns the
+     * agents now over the cap that are not stopped (the reconciler stops them).
+     */
+    async recordStorage(dockerHostId: string, sizes: Record<string, number>, measuredAt: Date) {
+      const cap = config.agentStorageMb * MB;
+      const names = Object.keys(sizes);
+      const bytes = names.map((n) => BigInt(Math.max(0, Math.round(sizes[n]))));
+      return sys(async (tx) => {
+        // One statement for the whole host, however many agents it runs.
+        const measured = names.length === 0 ? 0 : await tx.$executeRaw`
+          UPDATE agents SET "storageBytes" = v.size, "storageMeasuredAt" = ${measuredAt}
+          FROM unnest(${names}::text[], ${bytes}::bigint[]) AS v(name, size)
+          WHERE agents."volumeName" = v.name AND agents."dockerHostId" = ${dockerHostId}`;
+        const over = await tx.agent.findMany({
+          where: { dockerHostId, storageBytes: { gt: BigInt(cap) }, status: { not: 'stopped' }, storageMeasuredAt: measuredAt },
+          select: { id: true, status: true, storageBytes: true },
+        });
+        return {
+          measured,
+          capBytes: cap,
+          over: over.map((r) => ({ id: r.id, status: r.status as AgentStatus, storageBytes: Number(r.storageBytes) })),
+        };
+      });
     },
 
     async recordState(
@@ -174,6 +246,18 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       });
     },
 
+    /** Each measured agent's volume size (metrics). */
+    measuredStorage() {
+      return sys((tx) => tx.agent.findMany({
+        where: { storageBytes: { not: null } },
+        select: { id: true, ownerKind: true, dockerHostId: true, storageBytes: true },
+      }));
+    },
+
+    countOverStorage(capBytes: number): Promise<number> {
+      return sys((tx) => tx.agent.count({ where: { storageBytes: { gt: BigInt(capBytes) } } }));
+    },
+
     /** Agents per status, fleet-wide (metrics). */
     async countByStatus(): Promise<Record<string, number>> {
       const rows = await sys((tx) => tx.agent.groupBy({ by: ['status'], _count: { _all: true } }));
@@ -215,22 +299,41 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       return sys((tx) => tx.agent.update({ where: { id: agentId }, data: { idleTimeoutMin: minutes } }));
     },
 
-    /** Plaintext gateway token, for the proxy; cached because it never changes for an agent. */
+    /**
+     * Plaintext gateway token, for the proxy. Cached by ciphertext: every start
+     * replaces it, and the proxy reads the row per request, so a new token is
+     * used as soon as it exists and the old one is never used again.
+     */
     gatewayToken(agent: Agent): string {
-      let t = tokenCache.get(agent.id);
-      if (!t) {
-        t = keyring.decrypt(agent.gatewayToken);
-        tokenCache.set(agent.id, t);
-      }
-      return t;
+      const cached = tokenCache.get(agent.id);
+      if (cached?.sealed === agent.gatewayToken) return cached.plain;
+      const plain = keyring.decrypt(agent.gatewayToken);
+      tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain });
+      return plain;
     },
 
-    /** Constant-time check of a bearer token against the agent it claims to be. */
-    async verifyGatewayToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<Agent | null> {
-      const row = await sys((tx) => tx.agent.findUnique({ where: { id: agentId } })).catch(() => null);
-      const expected = row && row.ownerKind === ownerKind ? this.gatewayToken(row) : randomToken(32);
-      const ok = safeEqual(bearer ?? '', expected);
-      return ok && row && row.ownerKind === ownerKind ? row : null;
+    /**
+     * The config fetch of a start: a valid, unexpired bootstrap token of this
+     * agent is spent (one conditional UPDATE, so two racing fetches cannot both
+     * win) and a new gateway token is sealed onto the row in the same write.
+     * Anything else — wrong, spent, expired, another agent's — is null.
+     */
+    async exchangeBootstrapToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<{ agent: Agent; gatewayToken: string } | null> {
+      if (!bearer || !['user', 'workspace', 'system'].includes(ownerKind)) return null;
+      const gatewayToken = randomToken(32);
+      const spent = await sys((tx) => tx.agent.updateMany({
+        where: {
+          id: agentId,
+          ownerKind: ownerKind as OwnerKind,
+          bootstrapTokenHash: sha256(bearer),
+          bootstrapExpiresAt: { gt: new Date() },
+        },
+        data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
+      }));
+      if (spent.count !== 1) return null;
+      const agent = await this.get(agentId);
+      tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain: gatewayToken });
+      return { agent, gatewayToken };
     },
   };
 }

@@ -1,20 +1,23 @@
 // Hangar's reference agent, Node built-ins only. At boot it fetches its config
-// from Hangar with its gateway token and exits if refused (it never serves
-// without config); then it answers OpenAI-style chat by forwarding to the
-// user's provider, keeping history in its own /data volume. Every route but
-// /health needs the gateway token, which only Hangar's proxy holds.
+// from Hangar with the single-use bootstrap token in its environment and exits
+// if refused (it never serves without config); the config carries this
+// start's gateway token (gateway.auth.token). Then it answers OpenAI-style
+// chat by forwarding to the user's provider, keeping capped history in its own
+// /data volume. Every route but /health needs the gateway token, which only
+// Hangar's proxy holds: the token `docker inspect` shows is spent by then.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHistory, sessionIdFrom, userTurn } from './history.mjs';
+import { capsFromEnv, createHistory, sessionIdFrom, userTurn } from './history.mjs';
 import { UpstreamError, callUpstream, cleanCompletion, sseCleaner, upstreamFailure } from './upstream.mjs';
 
 const PORT = Number(process.env.PORT || 18789);
 const DATA_DIR = process.env.DATA_DIR || '/data';
 const CONFIG_URL = process.env.HANGAR_CONFIG_URL;
-const TOKEN = process.env.HANGAR_GATEWAY_TOKEN ?? '';
+/** The bootstrap token: good for one config fetch, this start only (the env var keeps its historical name). */
+const BOOTSTRAP_TOKEN = process.env.HANGAR_GATEWAY_TOKEN ?? '';
 /** Connection errors at boot are retried this long (Hangar may be restarting). */
 const CONFIG_RETRY_MS = 10_000;
 const BODY_LIMIT = 8 * 1024 * 1024;
@@ -46,13 +49,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const describe = (err) => err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(err);
 
 async function loadConfig() {
-  if (!CONFIG_URL || !TOKEN) fatal('HANGAR_CONFIG_URL and HANGAR_GATEWAY_TOKEN must both be set');
+  if (!CONFIG_URL || !BOOTSTRAP_TOKEN) fatal('HANGAR_CONFIG_URL and HANGAR_GATEWAY_TOKEN must both be set');
   const deadline = Date.now() + CONFIG_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
       res = await fetch(CONFIG_URL, {
-        headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' },
+        headers: { authorization: `Bearer ${BOOTSTRAP_TOKEN}`, accept: 'application/json' },
         signal: AbortSignal.timeout(3000),
       });
     } catch (err) {
@@ -64,7 +67,7 @@ async function loadConfig() {
       continue;
     }
     if ([401, 403, 404].includes(res.status)) {
-      fatal(`Hangar refused this agent's config (HTTP ${res.status}): wrong gateway token or unknown agent; not serving without config`);
+      fatal(`Hangar refused this agent's config (HTTP ${res.status}): bootstrap token wrong, expired or already used, or unknown agent; not serving without config`);
     }
     if (!res.ok) fatal(`Hangar's config endpoint answered HTTP ${res.status}; not serving without config`);
     let config;
@@ -76,17 +79,21 @@ async function loadConfig() {
     if (!config || typeof config !== 'object' || (config.models?.providers != null && typeof config.models.providers !== 'object')) {
       fatal('config has an unexpected shape (models.providers must be an object)');
     }
+    if (typeof config.gateway?.auth?.token !== 'string' || config.gateway.auth.token.length < 16) {
+      fatal('config carries no gateway token (gateway.auth.token); not serving without one');
+    }
     return config;
   }
 }
 
 const config = await loadConfig();
 const providers = config.models?.providers ?? {};
-const history = createHistory(DATA_DIR);
+const historyCaps = capsFromEnv(process.env);
+const history = createHistory(DATA_DIR, historyCaps, log);
 
 /** Hashing both sides gives equal lengths, so the compare is constant-time. */
 const digest = (s) => createHash('sha256').update(s).digest();
-const TOKEN_DIGEST = digest(TOKEN);
+const TOKEN_DIGEST = digest(config.gateway.auth.token);
 function authorized(req) {
   const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
   return timingSafeEqual(digest(match ? match[1].trim() : ''), TOKEN_DIGEST);
@@ -243,5 +250,5 @@ server = http.createServer(async (req, res) => {
 });
 
 server.listen(PORT, '0.0.0.0', () => {
-  log('agent ready', { port: PORT, version: VERSION, providers: Object.keys(providers), primary: config.agents?.defaults?.model?.primary ?? null });
+  log('agent ready', { port: PORT, version: VERSION, providers: Object.keys(providers), primary: config.agents?.defaults?.model?.primary ?? null, historyCaps });
 });

@@ -23,7 +23,7 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 /** The least a bare container needs to boot: a static config answer. */
 async function staticConfigServer() {
-  const body = JSON.stringify({ gateway: {}, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
+  const body = JSON.stringify({ gateway: { auth: { mode: 'token', token: 'bench-gateway-token' } }, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
   const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
   await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
@@ -56,6 +56,39 @@ async function bareColdStart(docker: Docker, image: string, configPort: number, 
   }
 }
 
+/** The bare way to bring a stopped agent back: `docker start` of the same container (its env unchanged). */
+async function bareWarmStarts(docker: Docker, image: string, configPort: number, rounds: number): Promise<number[]> {
+  const c = await docker.createContainer({
+    name: `hangar-bench-warm-${process.pid}`,
+    Image: image,
+    Env: [`HANGAR_CONFIG_URL=http://host.docker.internal:${configPort}/`, 'HANGAR_GATEWAY_TOKEN=bench'],
+    ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
+    HostConfig: {
+      PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+      ExtraHosts: ['host.docker.internal:host-gateway'],
+    },
+  });
+  const times: number[] = [];
+  try {
+    for (let i = 0; i <= rounds; i++) {
+      const t0 = performance.now();
+      await c.start();
+      const port = (await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort;
+      let ok = false;
+      for (let k = 0; k < 2000 && !ok; k++) {
+        ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+        if (!ok) await new Promise((r) => setTimeout(r, 25));
+      }
+      if (!ok) throw new Error('bare container never became healthy');
+      if (i > 0) times.push(performance.now() - t0); // the first start is a cold one
+      await c.stop({ t: 10 });
+    }
+    return times;
+  } finally {
+    await c.remove({ force: true });
+  }
+}
+
 async function loadTest(call: () => Promise<void>, total: number, concurrency: number) {
   const latencies: number[] = [];
   let next = 0;
@@ -83,14 +116,17 @@ async function main() {
   let stopApi: (() => Promise<void>) | null = null;
   const agentIds: string[] = [];
   try {
-    h = await startHangarOn(stack.info, { LOG_LEVEL: 'error', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
+    // The per-user chat limit stays on the path (its cost is part of the figure) but high enough not to refuse the load.
+    h = await startHangarOn(stack.info, { LOG_LEVEL: 'error', HANGAR_EGRESS_ALLOW: `host:${fake.port}`, HANGAR_CHAT_RATE_PER_MIN: '100000' });
     // Warm both paths once so neither pays first-use costs in the figures.
     await bareColdStart(docker, stack.info.agentImage, config.port, -1);
 
     const hangarTimes: number[] = [];
     const bareTimes: number[] = [];
+    const coldUsers: Awaited<ReturnType<typeof createTestUser>>[] = [];
     for (let i = 0; i < COLD_STARTS; i++) {
       const user = await createTestUser(h);
+      coldUsers.push(user);
       await giveProvider(user, fake);
       const t0 = performance.now();
       const res = await user.api('/api/me/agent/start', { method: 'POST' });
@@ -103,6 +139,22 @@ async function main() {
     const bareCold = quantile(bareTimes, 0.5);
     console.log(`cold start (median of ${COLD_STARTS}): Hangar API → healthy ${ms(hangarCold)}; bare dockerode create+start+health ${ms(bareCold)}`);
     console.log(`  ratio Hangar / bare = ${(hangarCold / bareCold).toFixed(2)}x`);
+
+    // Warm start of a stopped agent. Hangar recreates the container (its env
+    // must carry a new bootstrap token); the bare path restarts the same one.
+    const hangarWarm: number[] = [];
+    for (const user of coldUsers) {
+      const stopped = await user.api('/api/me/agent/stop', { method: 'POST' });
+      if (stopped.status !== 200) throw new Error(`stop failed: ${await stopped.text()}`);
+      const t0 = performance.now();
+      const res = await user.api('/api/me/agent/start', { method: 'POST' });
+      if (res.status !== 200) throw new Error(`start failed: ${await res.text()}`);
+      hangarWarm.push(performance.now() - t0);
+    }
+    const bareWarm = await bareWarmStarts(docker, stack.info.agentImage, config.port, COLD_STARTS);
+    const [hw, bw] = [quantile(hangarWarm, 0.5), quantile(bareWarm, 0.5)];
+    console.log(`warm start (median of ${COLD_STARTS}): Hangar stop → start, container recreated ${ms(hw)}; bare docker start of the stopped container ${ms(bw)}`);
+    console.log(`  ratio Hangar / bare = ${(hw / bw).toFixed(2)}x`);
 
     // Chat: through Hangar's proxy vs straight to the container, same agent, same upstream.
     const user = await createTestUser(h);

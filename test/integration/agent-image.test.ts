@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { pipeline } from 'node:stream/promises';
 import Docker from 'dockerode';
+import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The reference agent image on its own, against a real Docker engine: built
@@ -15,11 +18,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Temporal: this file needs only Docker and Node.
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const changelog = JSON.parse(readFileSync(path.join(repoRoot, 'docker/agent/changelog.json'), 'utf8')) as { version: string; changes: string[] };
 const IMAGE = process.env.HANGAR_AGENT_IMAGE ?? 'hangar/agent:latest';
 const AGENT_PORT = 18789;
 const run = randomBytes(4).toString('hex');
 const agentId = `itest-${run}`;
+/** What the config answer hands the agent (gateway.auth.token): the proxy's bearer. */
 const gatewayToken = randomBytes(24).toString('base64url');
+/** What the container env holds: good for one config fetch. */
+const bootstrapToken = () => `boot-${randomBytes(24).toString('base64url')}`;
 const userKey = `sk-itest-user-key-${run}`;
 const personality = 'You are a terse test agent.';
 
@@ -105,10 +112,14 @@ function fakeUpstream(seen: Seen[], aborted: string[]) {
   });
 }
 
-/** Hangar's internal config endpoint, reduced to its contract: this agent's token or 401. */
-function fakeConfigServer(upstreamPort: number, closedPort: number, requests: string[]) {
+/**
+ * Hangar's internal config endpoint, reduced to its contract: a bootstrap
+ * token issued here, once, or 401. `noGatewayToken` tokens get a config
+ * without gateway.auth.token.
+ */
+function fakeConfigServer(upstreamPort: number, closedPort: number, requests: string[], issued: Map<string, { used: boolean; noGatewayToken?: boolean }>) {
   const config = {
-    gateway: { agentId, port: AGENT_PORT, ownerKind: 'user' },
+    gateway: { agentId, port: AGENT_PORT, ownerKind: 'user', auth: { mode: 'token', token: gatewayToken } },
     agents: { defaults: { model: { primary: 'openai/gpt-4o-mini', fallbacks: ['openai/backup-model'] } }, personality },
     models: {
       providers: {
@@ -120,10 +131,28 @@ function fakeConfigServer(upstreamPort: number, closedPort: number, requests: st
   };
   return http.createServer((req, res) => {
     requests.push(req.url ?? '');
-    const ok = req.url === `/api/internal/agent-config/user/${agentId}` && req.headers.authorization === `Bearer ${gatewayToken}`;
+    const token = req.headers.authorization?.replace(/^Bearer /, '') ?? '';
+    const entry = issued.get(token);
+    const ok = req.url === `/api/internal/agent-config/user/${agentId}` && entry !== undefined && !entry.used;
+    if (ok) entry.used = true;
+    const answer = ok && entry.noGatewayToken ? { ...config, gateway: { agentId, port: AGENT_PORT } } : config;
     res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(ok ? config : { error: { code: 'invalid_agent_token', message: "Not this agent's token" } }));
+    res.end(JSON.stringify(ok ? answer : { error: { code: 'invalid_agent_token', message: "Not this agent's token" } }));
   });
+}
+
+/** Sizes of the files under a container's /data/sessions, read through the archive API. */
+async function sessionFileSizes(c: Docker.Container): Promise<Record<string, number>> {
+  const stream = (await c.getArchive({ path: '/data/sessions' })) as NodeJS.ReadableStream;
+  const extract = tar.extract();
+  const sizes: Record<string, number> = {};
+  extract.on('entry', (h, s, next) => {
+    if (h.type === 'file') sizes[h.name] = h.size ?? 0;
+    s.on('end', next);
+    s.resume();
+  });
+  await pipeline(stream, extract);
+  return sizes;
 }
 
 async function logsOf(c: Docker.Container): Promise<string> {
@@ -134,6 +163,13 @@ async function logsOf(c: Docker.Container): Promise<string> {
 describe('reference agent image', () => {
   const seen: Seen[] = [];
   const configRequests: string[] = [];
+  const issued = new Map<string, { used: boolean; noGatewayToken?: boolean }>();
+  /** A bootstrap token the fake config server will honour once. */
+  const issue = (opts: { noGatewayToken?: boolean } = {}) => {
+    const t = bootstrapToken();
+    issued.set(t, { used: false, ...opts });
+    return t;
+  };
   const abortedStreams: string[] = [];
   const upstream = fakeUpstream(seen, abortedStreams);
   let configServer: http.Server;
@@ -146,16 +182,16 @@ describe('reference agent image', () => {
   let listenHost = '';
 
   /** The same hardening Hangar's docker activities apply. */
-  async function startAgent(name: string, token: string): Promise<Docker.Container> {
+  async function startAgent(name: string, token: string, opts: { volume?: string; env?: string[] } = {}): Promise<Docker.Container> {
     const c = await docker.createContainer({
       name,
       Image: IMAGE,
       User: '10001:10001',
-      Env: [`HANGAR_CONFIG_URL=${configBase}/api/internal/agent-config/user/${agentId}`, `HANGAR_GATEWAY_TOKEN=${token}`],
+      Env: [`HANGAR_CONFIG_URL=${configBase}/api/internal/agent-config/user/${agentId}`, `HANGAR_GATEWAY_TOKEN=${token}`, ...(opts.env ?? [])],
       ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
       HostConfig: {
         PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
-        Mounts: [{ Type: 'volume', Source: volume, Target: '/data' }],
+        Mounts: [{ Type: 'volume', Source: opts.volume ?? volume, Target: '/data' }],
         NetworkMode: network,
         ExtraHosts: ['host.docker.internal:host-gateway'],
         CapDrop: ['ALL'],
@@ -198,7 +234,7 @@ describe('reference agent image', () => {
     const probe = http.createServer();
     const closedPort = await listen(probe, listenHost);
     await new Promise((r) => probe.close(r));
-    configServer = fakeConfigServer(upstreamPort, closedPort, configRequests);
+    configServer = fakeConfigServer(upstreamPort, closedPort, configRequests, issued);
     configBase = `http://host.docker.internal:${await listen(configServer, listenHost)}`;
     console.log(`[agent-image] host servers listen on ${listenHost}`);
 
@@ -207,20 +243,27 @@ describe('reference agent image', () => {
     await docker.createNetwork({ Name: network, Driver: 'bridge', Options: { 'com.docker.network.bridge.enable_icc': 'false' } });
     await docker.createVolume({ Name: volume });
 
-    agent = await startAgent(`hangar-itest-agent-${run}`, gatewayToken);
-    const info = await agent.inspect();
-    agentUrl = `http://127.0.0.1:${info.NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort}`;
+    agent = await startAgent(`hangar-itest-agent-${run}`, issue());
+    agentUrl = await healthyUrl(agent);
+  }, 600_000);
+
+  /** The agent's published address once /health answers (bounded). */
+  async function healthyUrl(c: Docker.Container): Promise<string> {
+    const info = await c.inspect();
+    const url = `http://127.0.0.1:${info.NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort}`;
     const deadline = Date.now() + 30_000;
-    const healthy = () => fetch(`${agentUrl}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
-    while (!(await healthy())) {
-      if (Date.now() > deadline) throw new Error(`agent never became healthy:\n${await logsOf(agent)}`);
+    const healthy = () => fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    for (let i = 0; !(await healthy()); i++) {
+      if (Date.now() > deadline || i > 1000) throw new Error(`agent never became healthy:\n${await logsOf(c)}`);
       await sleep(100);
     }
-  }, 600_000);
+    return url;
+  }
 
   afterAll(async () => {
     for (const c of containers) await c.remove({ force: true }).catch(() => undefined);
     await docker.getVolume(volume).remove().catch(() => undefined);
+    await docker.getVolume(`${volume}-capped`).remove().catch(() => undefined);
     if (network) await docker.getNetwork(network).remove().catch(() => undefined);
     await new Promise((r) => upstream.close(r));
     await new Promise((r) => configServer?.close(r));
@@ -228,7 +271,7 @@ describe('reference agent image', () => {
 
   it('is labelled, non-root, and was configured through the config endpoint', async () => {
     const image = await docker.getImage(IMAGE).inspect();
-    expect(image.Config.Labels).toMatchObject({ 'dev.hangar.agent': 'true', 'org.opencontainers.image.version': '1.0.0' });
+    expect(image.Config.Labels).toMatchObject({ 'dev.hangar.agent': 'true', 'org.opencontainers.image.version': changelog.version });
     expect(image.Config.Labels['dev.hangar.changelog']).toBeTruthy();
     expect(image.Config.User).toBe('10001:10001');
     expect(Object.keys(image.Config.ExposedPorts ?? {})).toEqual(['18789/tcp']);
@@ -239,12 +282,12 @@ describe('reference agent image', () => {
   it('answers /health without a token, everything else only with it', async () => {
     const health = await fetch(`${agentUrl}/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', version: '1.0.0' });
+    expect(await health.json()).toEqual({ status: 'ok', version: changelog.version });
     expect((await fetch(`${agentUrl}/v1/info`)).status).toBe(401);
     expect((await call('/v1/info', { headers: { authorization: 'Bearer not-the-token' } })).status).toBe(401);
     const info = await call('/v1/info');
     expect(info.status).toBe(200);
-    expect(await info.json()).toMatchObject({ version: '1.0.0', changelog: { changes: ['Initial reference agent'] } });
+    expect(await info.json()).toMatchObject({ version: changelog.version, changelog: { changes: changelog.changes } });
   });
 
   it('forwards a chat to the provider with the user key, primary model and personality', async () => {
@@ -356,12 +399,62 @@ describe('reference agent image', () => {
     expect(JSON.stringify(sessions.find((s) => s.id === 'default'))).toContain('fallback from down/some-model');
   });
 
-  it('refuses to run with a token Hangar does not accept', async () => {
-    const bad = await startAgent(`hangar-itest-agent-bad-${run}`, 'wrong-token');
-    const result = await Promise.race([bad.wait(), sleep(30_000).then(() => null)]);
-    expect(result, 'the agent should exit on its own').not.toBeNull();
-    expect(result!.StatusCode).not.toBe(0);
-    expect(await logsOf(bad)).toContain('HTTP 401');
+  it('serves with the gateway token from its config, never with the bootstrap token in its env', async () => {
+    const env = (await agent.inspect()).Config.Env ?? [];
+    const fromEnv = env.find((e) => e.startsWith('HANGAR_GATEWAY_TOKEN='))!.slice('HANGAR_GATEWAY_TOKEN='.length);
+    expect(fromEnv).not.toBe(gatewayToken);
+    expect((await call('/v1/info', { headers: { authorization: `Bearer ${fromEnv}` } })).status).toBe(401);
+    expect((await call('/v1/info')).status).toBe(200);
+    expect(await logsOf(agent)).not.toContain(fromEnv);
+  });
+
+  it('refuses to run with a token Hangar does not accept, or a config without a gateway token', async () => {
+    const spent = [...issued.entries()].find(([, v]) => v.used)![0];
+    for (const [name, token, expected] of [
+      ['bad', 'wrong-token', 'HTTP 401'],
+      ['replayed', spent, 'HTTP 401'],
+      ['no-gw', issue({ noGatewayToken: true }), 'gateway.auth.token'],
+    ] as const) {
+      const bad = await startAgent(`hangar-itest-agent-${name}-${run}`, token);
+      const result = await Promise.race([bad.wait(), sleep(30_000).then(() => null)]);
+      expect(result, `the ${name} agent should exit on its own`).not.toBeNull();
+      expect(result!.StatusCode).not.toBe(0);
+      expect(await logsOf(bad)).toContain(expected);
+    }
+  });
+
+  it('keeps its history under the caps when flooded with 4 MB turns', async () => {
+    const caps = { entry: 4096, session: 16 * 1024, total: 40 * 1024 };
+    const capped = await startAgent(`hangar-itest-agent-capped-${run}`, issue(), {
+      volume: `${volume}-capped`,
+      env: [`HISTORY_MAX_ENTRY_BYTES=${caps.entry}`, `HISTORY_MAX_SESSION_BYTES=${caps.session}`, `HISTORY_MAX_TOTAL_BYTES=${caps.total}`],
+    });
+    const url = await healthyUrl(capped);
+    const big = 'w'.repeat(190_000);
+    const messages = Array.from({ length: 23 }, (_, i) => ({ role: 'user', content: `${i} ${big}` }));
+    expect(JSON.stringify({ messages }).length).toBeGreaterThan(4 * 1024 * 1024);
+    for (let i = 0; i < 24; i++) {
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${gatewayToken}`, 'content-type': 'application/json', 'x-hangar-session-id': `flood-${i % 4}` },
+        body: JSON.stringify({ messages: [...messages, { role: 'user', content: `turn ${i}` }] }),
+      });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    // What is really on the volume, file by file.
+    const sizes = await sessionFileSizes(capped);
+    const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(0);
+    expect(total).toBeLessThanOrEqual(caps.total);
+    for (const size of Object.values(sizes)) expect(size).toBeLessThanOrEqual(caps.session);
+    // The newest turn is kept, its long messages cut with a marker.
+    const res = await fetch(`${url}/v1/sessions`, { headers: { authorization: `Bearer ${gatewayToken}` } });
+    const { sessions } = (await res.json()) as { sessions: Array<{ id: string; messages: Array<{ role: string; content: string }> }> };
+    const newest = sessions.find((x) => x.id === 'flood-3')!;
+    const lastTurn = newest.messages.filter((m) => m.role === 'user').at(-1)!;
+    expect(lastTurn.content).toBe('turn 23');
+    expect(newest.messages.some((m) => /…\[truncated \d+ bytes\]$/.test(m.content))).toBe(true);
   });
 
   it('stops quickly and cleanly on SIGTERM', async () => {

@@ -123,23 +123,26 @@ describe('agents run', () => {
     expect(aliceList.map((p: { id: string }) => p.id)).not.toContain(bobProviders[0].id);
   });
 
-  it('the config endpoint answers only the agent\'s own token', async () => {
+  it('the config endpoint answers only a fresh bootstrap token of that agent, once', async () => {
     const a = (await scene.h.core.agents.findOwned('user', alice.id))!;
     const b = (await scene.h.core.agents.findOwned('user', bob.id))!;
     const url = (agentId: string) => `${scene.h.url}/api/internal/agent-config/user/${agentId}`;
-    const own = await fetch(url(a.id), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } });
-    expect(own.status).toBe(200);
-    const cfg = await own.json();
-    expect(cfg.models.providers.fake.apiKey).toBe('sk-alice-0001');
-    expect(cfg.agents.defaults.model.primary).toBe('fake/fake-model');
-
+    const envToken = async (agentId: string) => {
+      const env = (await scene.h.docker.getContainer(`hangar-agent-${agentId}`).inspect()).Config.Env ?? [];
+      return env.find((e) => e.startsWith('HANGAR_GATEWAY_TOKEN='))!.slice('HANGAR_GATEWAY_TOKEN='.length);
+    };
+    const [spentA, spentB] = [await envToken(a.id), await envToken(b.id)];
     const refused = [
       fetch(url(a.id)),
-      fetch(url(a.id), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(b)}` } }),
+      // Each container's own bootstrap token was spent by its boot.
+      fetch(url(a.id), { headers: { authorization: `Bearer ${spentA}` } }),
+      fetch(url(a.id), { headers: { authorization: `Bearer ${spentB}` } }),
+      // The gateway token is for the proxy only.
+      fetch(url(a.id), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } }),
       fetch(url(a.id), { headers: { authorization: `Bearer ${alice.token}` } }),
       fetch(url(a.id), { headers: { authorization: 'Bearer ' } }),
-      fetch(`${scene.h.url}/api/internal/agent-config/workspace/${a.id}`, { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } }),
-      fetch(url('no-such-agent'), { headers: { authorization: `Bearer ${scene.h.core.agents.gatewayToken(a)}` } }),
+      fetch(`${scene.h.url}/api/internal/agent-config/workspace/${a.id}`, { headers: { authorization: `Bearer ${spentA}` } }),
+      fetch(url('no-such-agent'), { headers: { authorization: `Bearer ${spentA}` } }),
     ];
     for (const res of await Promise.all(refused)) {
       expect(res.status).toBe(401);

@@ -57,6 +57,9 @@ export class AgentWorld {
   existing = new Set<string>();
   hosts: string[] = [];
   fleetEvents: { type: string; payload: Record<string, unknown> }[] = [];
+  /** Volume sizes measureAgentVolumes reports, by agent id; over `storageCapBytes` is over the cap. */
+  volumeSizes = new Map<string, number>();
+  storageCapBytes = 1024;
   /** Agents whose next health check fails (once per entry). */
   unhealthy = new Set<string>();
   /** Agents whose next stop fails (once per entry). */
@@ -64,7 +67,7 @@ export class AgentWorld {
   /** Extra env for every spec: lets a test grow the history. */
   specEnv: Record<string, string> = {};
   /** The new image is unhealthy; restoring the volume fails. */
-  scenario = { newImageHealthy: true, restoreFails: false };
+  scenario: { newImageHealthy: boolean; restoreFails: boolean; noSpace?: 'check' | 'snapshot' } = { newImageHealthy: true, restoreFails: false };
   private holds = new Map<string, { opened: Promise<void>; open: () => void }>();
 
   private log(agentId: string, op: string): void {
@@ -121,12 +124,14 @@ export class AgentWorld {
       cpus: 1,
       pids: 64,
       healthTimeoutSec: 30,
+      startId: '',
     };
   }
 
   readonly control: Partial<ControlActivities> = {
-    getContainerSpec: async (agentId) => {
-      await this.step(agentId, 'spec');
+    // 'mint': a spec for one more container an update creates (its own bootstrap token).
+    getContainerSpec: async (agentId, purpose) => {
+      await this.step(agentId, purpose === 'update' ? 'mint' : 'spec');
       return this.spec(agentId);
     },
     recordAgentState: async (agentId, patch) => {
@@ -142,6 +147,14 @@ export class AgentWorld {
     listAgentsOnHost: async () => this.rows as Awaited<ReturnType<ControlActivities['listAgentsOnHost']>>,
     existingAgentIds: async (ids) => ids.filter((id) => this.existing.has(id)),
     recordFleetEvent: async (e) => void this.fleetEvents.push(e),
+    recordAgentStorage: async ({ sizes }) => {
+      const over = Object.entries(sizes).filter(([, b]) => b > this.storageCapBytes).map(([volume, b]) => ({ id: volume.replace(/^hangar-agent-|-data$/g, ''), status: 'running' as const, storageBytes: b }));
+      return { measured: Object.keys(sizes).length, capBytes: this.storageCapBytes, over };
+    },
+    stopAgentOverQuota: async ({ agentId }) => {
+      await this.step(agentId, 'stop over quota');
+      return { stopped: true, status: 'stopped' };
+    },
   };
 
   readonly host: Partial<HostActivities> = {
@@ -189,10 +202,20 @@ export class AgentWorld {
         exitCode: c.exitCode,
       })),
     containerImage: async (name) => this.containers.get(name)?.image ?? null,
+    checkSnapshotSpace: async ({ volumeName }) => {
+      await this.step(volumeName.replace(/^hangar-agent-|-data$/g, ''), 'space');
+      if (this.scenario.noSpace === 'check') throw ApplicationFailure.nonRetryable('not enough free space in /snapshots', 'snapshot_no_space');
+      return { volumeBytes: 10, freeBytes: 1e9 };
+    },
     snapshotVolume: async ({ agentId }) => {
       await this.step(agentId, 'snapshot');
+      if (this.scenario.noSpace === 'snapshot') throw ApplicationFailure.nonRetryable('the snapshot disk filled up', 'snapshot_no_space');
       return { path: `/snapshots/${agentId}.tar`, bytes: 10, sha256: 'x' };
     },
+    measureAgentVolumes: async () => ({
+      sizes: Object.fromEntries([...this.volumeSizes.entries()].map(([id, b]) => [`hangar-agent-${id}-data`, b])),
+      measuredAt: new Date(virtualNow()).toISOString(),
+    }),
     restoreVolume: async ({ spec }) => {
       await this.step(spec.agentId, 'restore');
       if (this.scenario.restoreFails) throw ApplicationFailure.nonRetryable('no space left on device', 'restore_failed');

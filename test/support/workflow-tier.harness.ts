@@ -9,6 +9,8 @@ import { inject } from 'vitest';
 import type { createAgentActivities } from '../../activities/agent.activities.ts';
 import type { createDockerActivities } from '../../activities/docker.activities.ts';
 import type { createImageUpdateActivities } from '../../activities/image-update.activities.ts';
+import type { createQuotaActivities } from '../../activities/quota.activities.ts';
+import type { createStorageActivities } from '../../activities/storage.activities.ts';
 import type { createOnboardingActivities } from '../../activities/onboarding.activities.ts';
 import type { createRolloutActivities } from '../../activities/rollout.activities.ts';
 import { dockerTaskQueue } from '../../core/contracts/agent.contract.ts';
@@ -20,8 +22,11 @@ import { dockerTaskQueue } from '../../core/contracts/agent.contract.ts';
 
 export type ControlActivities = ReturnType<typeof createAgentActivities> &
   ReturnType<typeof createRolloutActivities> &
-  ReturnType<typeof createOnboardingActivities>;
-export type HostActivities = ReturnType<typeof createDockerActivities> & ReturnType<typeof createImageUpdateActivities>;
+  ReturnType<typeof createOnboardingActivities> &
+  ReturnType<typeof createQuotaActivities>;
+export type HostActivities = ReturnType<typeof createDockerActivities> &
+  ReturnType<typeof createImageUpdateActivities> &
+  ReturnType<typeof createStorageActivities>;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const historiesDir = path.join(root, 'test/workflow/histories');

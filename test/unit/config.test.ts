@@ -26,6 +26,19 @@ describe('config', () => {
     expect(text).not.toContain('tooshort-secret');
   });
 
+  it('disk and token guards: defaults, and out-of-range values refused', () => {
+    const cfg = parseConfig({});
+    expect([cfg.chatRatePerMin, cfg.agentStorageMb, cfg.bootstrapTokenTtlSec, cfg.snapshotMinFreeMb]).toEqual([60, 1024, 300, 1024]);
+    expect(parseConfig({ HANGAR_CHAT_RATE_PER_MIN: '5', HANGAR_SNAPSHOT_MIN_FREE_MB: '0' })).toMatchObject({ chatRatePerMin: 5, snapshotMinFreeMb: 0 });
+    let err: ConfigError | null = null;
+    try {
+      parseConfig({ HANGAR_CHAT_RATE_PER_MIN: '0', HANGAR_AGENT_STORAGE_MB: '-1', HANGAR_BOOTSTRAP_TOKEN_TTL_SEC: '5' });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err?.problems.map((p) => p.split(':')[0]).sort()).toEqual(['HANGAR_AGENT_STORAGE_MB', 'HANGAR_BOOTSTRAP_TOKEN_TTL_SEC', 'HANGAR_CHAT_RATE_PER_MIN']);
+  });
+
   it('production requires a secret key', () => {
     expect(() => parseConfig({ HANGAR_MODE: 'production', DATABASE_URL: 'postgres://x/y', TEMPORAL_ADDRESS: 'x:7233' })).toThrow(
       /HANGAR_SECRET_KEY: required/,

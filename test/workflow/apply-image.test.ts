@@ -59,8 +59,8 @@ describe('applyImage inside agentLifecycle (time-skipping)', () => {
     const r = await a.handle.executeUpdate(applyImageUpdate, { args: [request()] });
     expect(r).toMatchObject({ outcome: 'rolled_back', fromDigest: OLD, toDigest: NEW, error: 'health answered 500' });
     expect(a.dockerOps()).toEqual([
-      'stop', 'snapshot', 'remove', 'ensure new', 'start', 'health new',
-      'stop', 'restore', 'remove', 'ensure', 'start', 'health', 'delete snapshot',
+      'space', 'stop', 'snapshot', 'mint', 'remove', 'ensure new', 'start', 'health new',
+      'stop', 'restore', 'mint', 'remove', 'ensure', 'start', 'health', 'delete snapshot',
     ]);
     expect(a.records()).toEqual(['record updating (updating to bbbbbbbbbbbb)', 'record running']);
     expect(world.containers.get(agentContainerName(a.id))).toMatchObject({ image: OLD, running: true });
@@ -76,7 +76,7 @@ describe('applyImage inside agentLifecycle (time-skipping)', () => {
     expect(r.outcome).toBe('failed');
     expect(r.snapshotPath).toBe(`/snapshots/${a.id}.tar`);
     expect(r.error).toBe('health answered 500; rollback failed: no space left on device');
-    expect(a.dockerOps()).toEqual(['stop', 'snapshot', 'remove', 'ensure new', 'start', 'health new', 'stop', 'restore', 'stop']);
+    expect(a.dockerOps()).toEqual(['space', 'stop', 'snapshot', 'mint', 'remove', 'ensure new', 'start', 'health new', 'stop', 'restore', 'stop']);
     expect(a.records().at(-1)).toBe('record error (rollback_failed)');
     expect(await a.handle.query(stateQuery)).toMatchObject({ status: 'error', phase: 'failed', hostPort: null });
     await a.handle.terminate('test done');
@@ -86,11 +86,40 @@ describe('applyImage inside agentLifecycle (time-skipping)', () => {
     const a = await agent('stopped');
     const r = await a.handle.executeUpdate(applyImageUpdate, { args: [request()] });
     expect(r).toMatchObject({ outcome: 'updated', fromDigest: OLD, toDigest: NEW });
-    expect(a.dockerOps()).toEqual(['stop', 'snapshot', 'remove', 'ensure new', 'start', 'health new', 'stop', 'delete snapshot']);
+    expect(a.dockerOps()).toEqual(['space', 'stop', 'snapshot', 'mint', 'remove', 'ensure new', 'start', 'health new', 'stop', 'delete snapshot']);
     expect(a.records()).toEqual(['record updating (updating to bbbbbbbbbbbb)', 'record running', 'record stopping', 'record stopped (image_updated)']);
     expect(await a.handle.query(stateQuery)).toMatchObject({ status: 'stopped', imageDigest: NEW });
     await keepHistory(a.handle, 'agentLifecycle-apply-image-stopped');
     await a.handle.terminate('test done');
+  });
+
+  it('no room for the snapshot: the agent is never stopped and the update is skipped', async () => {
+    const a = await agent('running');
+    world.scenario.noSpace = 'check';
+    const r = await a.handle.executeUpdate(applyImageUpdate, { args: [request()] });
+    expect(r).toMatchObject({ outcome: 'skipped', fromDigest: OLD, error: expect.stringMatching(/^snapshot_no_space: not enough free space/) });
+    expect(a.dockerOps()).toEqual(['space']);
+    expect(a.records()).toEqual([]);
+    expect(world.containers.get(agentContainerName(a.id))).toMatchObject({ image: OLD, running: true });
+    await a.handle.terminate('test done');
+  });
+
+  it('the disk fills while snapshotting: a running agent comes back on its old image in a new container, a stopped one stays stopped', async () => {
+    const a = await agent('running');
+    world.scenario.noSpace = 'snapshot';
+    const r = await a.handle.executeUpdate(applyImageUpdate, { args: [request()] });
+    expect(r).toMatchObject({ outcome: 'skipped', fromDigest: OLD, error: expect.stringMatching(/^snapshot_no_space: the snapshot disk filled up/) });
+    expect(a.dockerOps()).toEqual(['space', 'stop', 'snapshot', 'mint', 'remove', 'ensure', 'start', 'health']);
+    expect(a.records().at(-1)).toBe('record running');
+    await keepHistory(a.handle, 'agentLifecycle-apply-image-no-space');
+    await a.handle.terminate('test done');
+
+    const s = await agent('stopped');
+    world.scenario.noSpace = 'snapshot';
+    expect((await s.handle.executeUpdate(applyImageUpdate, { args: [request()] })).outcome).toBe('skipped');
+    expect(s.dockerOps()).toEqual(['space', 'stop', 'snapshot']);
+    expect(s.records().at(-1)).toBe('record stopped (snapshot_no_space)');
+    await s.handle.terminate('test done');
   });
 
   it('an agent already on the digest, or never created, is only recorded', async () => {

@@ -84,7 +84,7 @@ describe('idleReaper and fleetReconcile (time-skipping)', () => {
 
     const handle = await t.client.workflow.start<typeof fleetReconcile>(FLEET_RECONCILE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `fleet-reconcile/${randomUUID()}` });
     const report = await handle.result();
-    expect(report).toEqual({ hosts: 1, fixed: [gone.id, crashed.id], orphansRemoved: [agentContainerName(orphan)], missingLifecycle: [noLifecycle] });
+    expect(report).toEqual({ hosts: 1, fixed: [gone.id, crashed.id], orphansRemoved: [agentContainerName(orphan)], missingLifecycle: [noLifecycle], measured: 0, overQuota: [] });
     expect(world.ops(noLifecycle)).toEqual(['record stopped (lifecycle_missing)']);
     expect(world.ops(orphan)).toEqual(['remove']);
     expect(world.containers.has('someone-elses-container')).toBe(true);
@@ -99,5 +99,20 @@ describe('idleReaper and fleetReconcile (time-skipping)', () => {
     expect(world.ops(healthy.id)).toEqual(START);
     await keepHistory(handle, 'fleetReconcile');
     for (const a of [gone, crashed, healthy]) await a.handle.terminate('test done');
+  });
+
+  it('fleetReconcile measures every volume first and stops, through its lifecycle, each agent over the storage cap', async () => {
+    world.rows = [];
+    world.volumeSizes = new Map([['big-agent', 5000], ['small-agent', 10]]);
+    world.storageCapBytes = 1024;
+    const handle = await t.client.workflow.start<typeof fleetReconcile>(FLEET_RECONCILE_WORKFLOW, { taskQueue: t.taskQueue, workflowId: `fleet-reconcile/${randomUUID()}` });
+    const report = await handle.result();
+    expect(report).toMatchObject({ measured: 2, overQuota: ['big-agent'] });
+    expect(world.ops('big-agent')).toEqual(['stop over quota']);
+    expect(world.ops('small-agent')).toEqual([]);
+    expect(world.fleetEvents.filter((e) => e.type === 'agent.storage_quota_exceeded')).toEqual([
+      expect.objectContaining({ payload: expect.objectContaining({ storageBytes: 5000, capBytes: 1024, stopped: true }) }),
+    ]);
+    world.volumeSizes.clear();
   });
 });

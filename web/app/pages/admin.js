@@ -1,7 +1,7 @@
 import { useState } from '/ui/vendor/preact-htm.js';
 import { api, Badge, Empty, ErrorBox, html, Loading, Pager, short, TemporalLink, useAction, useApi, when } from '../lib.js';
 
-// Admin: users (invite, role, deactivate) and the fleet's agents (status only).
+// Admin: users (invite, role, deactivate) and the fleet's agents (status and storage only).
 
 export function AdminUsersPage({ me }) {
   const [page, setPage] = useState(1);
@@ -56,6 +56,14 @@ export function AdminUsersPage({ me }) {
     </form>`;
 }
 
+const mb = (bytes) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 1 : 0)} MB`;
+/** "12.3 MB of 1024 MB", marked when over the cap (the reconciler stops such an agent). */
+function storage(a) {
+  if (a.storageBytes === null || a.storageBytes === undefined) return html`<span class="muted">—</span>`;
+  const text = `${mb(a.storageBytes)} of ${mb(a.storageCapBytes)}`;
+  return a.storageBytes > a.storageCapBytes ? html`<strong>${text} (over the cap)</strong>` : text;
+}
+
 export function AdminAgentsPage() {
   const [page, setPage] = useState(1);
   const list = useApi(`/api/admin/agents?page=${page}&limit=50`);
@@ -66,11 +74,12 @@ export function AdminAgentsPage() {
       ${list.loading && !list.data ? html`<${Loading} what="Loading agents" />` : null}
       <${ErrorBox} error=${list.error} />
       ${list.data?.data.length === 0 ? html`<${Empty}>No agents yet.</${Empty}>` : null}
-      ${list.data?.data.length ? html`<div class="table-wrap"><table><thead><tr><th>Owner</th><th>Status</th><th>Image</th><th>Last active</th><th>Workflow</th><th>Actions</th></tr></thead><tbody>
+      ${list.data?.data.length ? html`<div class="table-wrap"><table><thead><tr><th>Owner</th><th>Status</th><th>Image</th><th>Storage</th><th>Last active</th><th>Workflow</th><th>Actions</th></tr></thead><tbody>
         ${list.data.data.map((a) => html`<tr>
           <td>${a.ownerName ?? a.ownerId} <span class="muted">(${a.ownerKind})</span></td>
-          <td><${Badge} status=${a.status} /></td>
+          <td><${Badge} status=${a.status} />${a.statusReason ? html` <span class="muted">(${a.statusReason})</span>` : null}</td>
           <td><code>${a.image}</code> <code>${short(a.imageDigest)}</code></td>
+          <td title=${a.storageMeasuredAt ? `measured ${when(a.storageMeasuredAt)}` : 'not measured yet'}>${storage(a)}</td>
           <td>${when(a.lastActiveAt)}</td>
           <td><${TemporalLink} workflowId=${a.workflowId} url=${a.temporalUrl} /></td>
           <td><div class="row">
