@@ -116,6 +116,11 @@ export function createSettingsService({ db, keyring }: { db: Db; keyring: Keyrin
       await upsert(SETTING_KEYS.egress, value);
     },
 
+    /** Back to the environment's default allowlist. */
+    async clearEgress(): Promise<void> {
+      await db.systemConfig.deleteMany({ where: { key: SETTING_KEYS.egress } });
+    },
+
     /** This installation's id, made once and kept in the database. */
     instanceId(): Promise<string> {
       instance ??= db.systemConfig

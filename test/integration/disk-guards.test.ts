@@ -128,7 +128,7 @@ describe('disk exhaustion guards', () => {
     expect(Date.parse(seen.storageMeasuredAt)).toBeGreaterThan(Date.now() - 5 * 60_000);
     const events = await (await admin.api(`/api/admin/fleet/events?type=agent.storage_quota_exceeded&agentId=${agentId}`)).json();
     expect(events.data[0]?.payload).toMatchObject({ storageBytes: Number(row.storageBytes), capBytes: CAP_MB * 1024 * 1024, stopped: true });
-    const metrics = await (await fetch(`${scene.h.url}/metrics`)).text();
+    const metrics = await (await admin.api('/metrics')).text();
     const line = metrics.split('\n').find((l) => l.startsWith('hangar_agent_storage_bytes{') && l.includes(`agent="${agentId}"`));
     expect(Number(line?.split(' ').at(-1))).toBe(Number(row.storageBytes));
     expect(metrics).toMatch(/^hangar_agent_storage_cap_bytes 1048576$/m);

@@ -155,7 +155,7 @@ describe('agent egress policy', () => {
     // The agents, the network and this bridge's chains (the scene then stops Hangar).
     await removeAgentNetwork(scene.h.docker, network);
     // The run's later files share this database: their Hangars go back to their own HANGAR_EGRESS_ALLOW.
-    await scene.h.core.db.systemConfig.deleteMany({ where: { key: 'egress.allowlist' } });
+    await scene.h.core.settings.clearEgress();
   });
 
   /** A fetch from inside an agent container, bounded by its own short timeout. */

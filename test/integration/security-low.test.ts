@@ -58,8 +58,15 @@ describe('security review fixes (onboarded instance)', () => {
     // One word a second: a streamed answer stays in flight long enough to be cut.
     slow = await startFakeOpenAI({ chunkDelayMs: 1000 });
     admin = await createTestUser(scene.h, 'admin');
+    // The slow upstream is on this machine too: the admin allowlists it as well (applied by the scene's worker).
+    const allowed = await admin.api('/api/admin/egress', { method: 'PUT', body: { allow: [`host:${scene.fake.port}`, `host:${slow.port}`] } });
+    expect(allowed.status).toBe(200);
   });
-  afterAll(async () => slow?.close());
+  afterAll(async () => {
+    // The run's database is shared: leave the allowlist as the environment default for later files.
+    await scene.h.core.settings.clearEgress();
+    await slow?.close();
+  });
 
   it('GET /api/chat/sessions never creates or starts an agent (a cross-site GET boots nothing)', async () => {
     const victim = await createTestUser(scene.h);
