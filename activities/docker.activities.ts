@@ -129,7 +129,7 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
             CapDrop: ['ALL'],
             SecurityOpt: ['no-new-privileges'],
             ReadonlyRootfs: true,
-            Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+            Tmpfs: { '/tmp': `rw,noexec,nosuid,size=${spec.tmpfsMb ?? 16}m` },
             Memory: spec.memoryMb * 1024 * 1024,
             NanoCpus: Math.round(spec.cpus * 1e9),
             PidsLimit: spec.pids,

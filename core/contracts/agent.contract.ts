@@ -77,6 +77,8 @@ export interface ContainerSpec {
   /** Ciphertexts (enc:v1:...) decrypted only inside the Docker activity, so no plaintext lands in workflow history. */
   secretEnv: Record<string, string>;
   memoryMb: number;
+  /** Size of the /tmp tmpfs (OpenClaw keeps its config and logs there). */
+  tmpfsMb?: number;
   cpus: number;
   pids: number;
   healthTimeoutSec: number;

@@ -120,6 +120,7 @@ export function createAgentService({ db, keyring, config, apiPort }: AgentServic
         },
         secretEnv: { HANGAR_GATEWAY_TOKEN: a.gatewayToken },
         memoryMb: config.agentMemoryMb,
+        tmpfsMb: config.agentTmpfsMb,
         cpus: config.agentCpus,
         pids: config.agentPids,
         healthTimeoutSec: config.agentStartTimeoutSec,
