@@ -27,6 +27,7 @@ const stack = await startStack({
   temporalUiPort: Number(process.env.HANGAR_TEMPORAL_UI_PORT ?? 8233),
   persistent: true,
   agentImage: config.agentImage,
+  agentRuntime: config.agentRuntime,
   log,
 });
 

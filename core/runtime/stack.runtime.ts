@@ -1,14 +1,13 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { applyMigrations } from '../../prisma/migrate.ts';
+import type { AgentRuntime } from '../config.ts';
 import { ensureAppLogin, startEmbeddedPostgres, type RunningPostgres } from './postgres.runtime.ts';
 import { startTemporalDevServer, type RunningTemporal } from './temporal-dev.runtime.ts';
 
-const run = promisify(execFile);
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface StackOptions {
@@ -23,6 +22,8 @@ export interface StackOptions {
   /** false: a throwaway stack (tests) — in-memory Temporal, Postgres wiped at stop. */
   persistent: boolean;
   agentImage: string;
+  /** Which agent image to build when it is missing (default: the reference agent). */
+  agentRuntime?: AgentRuntime;
   log: (msg: string) => void;
 }
 
@@ -47,7 +48,9 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   };
   try {
     await mkdir(opts.dataDir, { recursive: true });
-    const dockerReady = ensureAgentImage(opts.agentImage, opts.log);
+    const dockerReady = ensureAgentImage(opts.agentImage, opts.log, opts.agentRuntime);
+    // Failing later is fine, but never unhandled while Postgres and Temporal start.
+    dockerReady.catch(() => undefined);
 
     let pg: RunningPostgres | null = null;
     let databaseUrl = opts.databaseUrl;
@@ -90,8 +93,44 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   }
 }
 
-/** Builds the reference agent image when it is missing (no registry needed). */
-export async function ensureAgentImage(image: string, log: (m: string) => void): Promise<void> {
+/** The build script of each runtime's image. */
+const BUILD_SCRIPTS: Record<AgentRuntime, string> = {
+  reference: 'docker/agent/build.sh',
+  openclaw: 'docker/openclaw/build.sh',
+};
+
+/**
+ * Runs a runtime's build script for TAG, its progress lines going to log;
+ * resolves with the image id. The OpenClaw build reuses an image whose inputs
+ * are unchanged, so calling this once per test run is cheap after the first.
+ */
+export function buildAgentImage(runtime: AgentRuntime, tag: string, log: (m: string) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [path.join(repoRoot, BUILD_SCRIPTS[runtime]), '--tag', tag], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let tail = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let pending = '';
+    child.stderr.on('data', (d: Buffer) => {
+      pending += d.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines.filter((l) => l.trim())) {
+        tail = `${tail}\n${line}`.slice(-2000);
+        // The classic builder's deprecation notice is noise here.
+        if (!/DEPRECATED|BuildKit|environment-variable|^\s*$/.test(line)) log(line);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(out.trim().split('\n').pop() ?? '');
+      else reject(new Error(`${BUILD_SCRIPTS[runtime]} failed (exit ${code}):${tail}`));
+    });
+  });
+}
+
+/** Builds the agent image when it is missing (no registry needed). */
+export async function ensureAgentImage(image: string, log: (m: string) => void, runtime: AgentRuntime = 'reference'): Promise<void> {
   const docker = new Docker();
   try {
     await docker.ping();
@@ -102,11 +141,8 @@ export async function ensureAgentImage(image: string, log: (m: string) => void):
     await docker.getImage(image).inspect();
     return;
   } catch {
-    log(`building agent image ${image} (first run only)`);
+    log(`building ${runtime} agent image ${image} (first run only${runtime === 'openclaw' ? '; OpenClaw is ~650 MB from npm, a few minutes' : ''})`);
   }
   const [name, tag = 'latest'] = image.split(':');
-  await run('bash', [path.join(repoRoot, 'docker/agent/build.sh'), '--tag', `${name}:${tag}`], {
-    cwd: repoRoot,
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  await buildAgentImage(runtime, `${name}:${tag}`, log);
 }

@@ -4,7 +4,11 @@
 import { appendFile, mkdir, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-const SESSION_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+// Session keys as OpenClaw's x-openclaw-session-key carries them (Hangar sends
+// "hangar:<userId>:<session>"); ':' is stored as '~' in file names.
+const SESSION_ID = /^[a-zA-Z0-9_:-]{1,160}$/;
+const toFile = (id) => id.replaceAll(':', '~');
+const fromFile = (name) => name.replaceAll('~', ':');
 /** Entries returned per session. */
 export const ENTRY_LIMIT = 200;
 /** Sessions returned, most recently written first. */
@@ -12,9 +16,10 @@ const SESSION_LIMIT = 100;
 /** Bytes read from the end of a file: enough for ENTRY_LIMIT ordinary entries. */
 const TAIL_BYTES = 8 * 1024 * 1024;
 
-/** The session named by the header when it is a safe file name, else "default". */
-export function sessionIdFrom(header) {
-  return typeof header === 'string' && SESSION_ID.test(header) ? header : 'default';
+/** The session the request names (OpenClaw's header first, then Hangar's older one), else "default". */
+export function sessionIdFrom(...headers) {
+  const h = headers.find((x) => typeof x === 'string' && SESSION_ID.test(x));
+  return h ? h.toLowerCase() : 'default';
 }
 
 /** The user's turn: the user messages after the last assistant message. */
@@ -28,7 +33,7 @@ export function userTurn(messages) {
 
 export function createHistory(dataDir) {
   const dir = path.join(dataDir, 'sessions');
-  const file = (id) => path.join(dir, `${id}.jsonl`);
+  const file = (id) => path.join(dir, `${toFile(id)}.jsonl`);
 
   async function append(sessionId, entry) {
     await mkdir(dir, { recursive: true });
@@ -69,15 +74,22 @@ export function createHistory(dataDir) {
 
   async function list() {
     const names = await readdir(dir).catch((err) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
-    const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => n.slice(0, -'.jsonl'.length)).filter((id) => SESSION_ID.test(id));
+    const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => fromFile(n.slice(0, -'.jsonl'.length))).filter((id) => SESSION_ID.test(id));
     const withTimes = await Promise.all(ids.map(async (id) => ({ id, mtime: (await stat(file(id))).mtimeMs })));
     withTimes.sort((a, b) => b.mtime - a.mtime);
     const sessions = [];
-    for (const { id } of withTimes.slice(0, SESSION_LIMIT)) {
-      sessions.push({ id, messages: toMessages(await tail(id)) });
+    for (const { id, mtime } of withTimes.slice(0, SESSION_LIMIT)) {
+      sessions.push({ id, updatedAt: Math.round(mtime), messages: toMessages(await tail(id)) });
     }
     return sessions;
   }
 
-  return { append, list };
+  /** One session's messages (OpenClaw's sessions_history shape), or null when it has none. */
+  async function read(id) {
+    if (!SESSION_ID.test(id)) return null;
+    const entries = await tail(id).catch((err) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+    return entries && toMessages(entries);
+  }
+
+  return { append, list, read };
 }
