@@ -109,7 +109,7 @@ function fakeUpstream(seen: Seen[], aborted: string[]) {
 function fakeConfigServer(upstreamPort: number, closedPort: number, requests: string[]) {
   const config = {
     gateway: { agentId, port: AGENT_PORT, ownerKind: 'user' },
-    agents: { defaults: { model: { primary: 'openai/gpt-4o-mini', fallbacks: ['openai/backup-model'] } }, personality },
+    agents: { defaults: { model: { primary: 'openai/gpt-4o-mini', fallbacks: ['openai/backup-model'] } } },
     models: {
       providers: {
         openai: { baseUrl: `http://host.docker.internal:${upstreamPort}/v1`, apiKey: userKey, api: 'openai-completions', models: [{ id: 'gpt-4o-mini' }] },
@@ -120,9 +120,12 @@ function fakeConfigServer(upstreamPort: number, closedPort: number, requests: st
   };
   return http.createServer((req, res) => {
     requests.push(req.url ?? '');
-    const ok = req.url === `/api/internal/agent-config/user/${agentId}` && req.headers.authorization === `Bearer ${gatewayToken}`;
+    const base = `/api/internal/agent-config/user/${agentId}`;
+    const ok = (req.url === base || req.url === `${base}/workspace`) && req.headers.authorization === `Bearer ${gatewayToken}`;
+    // The personality travels as OpenClaw's SOUL.md, with Hangar's marker line first.
+    const workspace = { files: { 'SOUL.md': `<!-- managed by Hangar -->\n\n${personality}\n` } };
     res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(ok ? config : { error: { code: 'invalid_agent_token', message: "Not this agent's token" } }));
+    res.end(JSON.stringify(ok ? (req.url === base ? config : workspace) : { error: { code: 'invalid_agent_token', message: "Not this agent's token" } }));
   });
 }
 
