@@ -25,6 +25,8 @@ import { stateQuery } from '../../workflows/agent-lifecycle.workflow.ts';
 const OPENCLAW_IMAGE = process.env.HANGAR_TEST_OPENCLAW_IMAGE ?? 'hangar/openclaw:latest';
 const repo = `hangar-test/openclaw-${randomUUID().slice(0, 8)}`;
 const image = `${repo}:stable`;
+/** Each test starts OpenClaw at least once: ~10 s on an idle 2-core machine, a minute or more on a busy one. */
+const TEST_TIMEOUT_MS = 600_000;
 const snapshotDir = path.join(os.tmpdir(), `hangar-openclaw-snapshots-${process.pid}`);
 
 /** An "OpenClaw build" that writes over its state on /data, then dies before it is healthy. */
@@ -114,7 +116,7 @@ describe('OpenClaw agents', () => {
   afterAll(async () => {
     await rm(snapshotDir, { recursive: true, force: true });
     await scene.h?.docker.getImage(image).remove({ force: true }).catch(() => undefined);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('starts an OpenClaw agent per user; chat plain and streamed reaches each user\'s provider with their key and model only', async () => {
     const started = await alice.api('/api/me/agent/start', { method: 'POST' });
@@ -179,7 +181,7 @@ describe('OpenClaw agents', () => {
       'assistant: echo: stream these words please',
     ]);
     expect(JSON.stringify(await (await bob.api('/api/chat/sessions')).json())).not.toContain('alice');
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('a config change (model, personality) restarts the agent once, and the next answer reflects it', async () => {
     const agent = await agentOf(alice);
@@ -208,7 +210,7 @@ describe('OpenClaw agents', () => {
     expect(JSON.stringify(sent.body?.messages)).toContain('hello from alice');
     // One restart for the burst of two changes: the lifecycle completed exactly one more start.
     expect((await handle.query(stateQuery)).generation).toBe(generation + 1);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('history survives an idle stop: the next chat starts the agent and continues the session', async () => {
     const stopped = await alice.api('/api/me/agent/stop', { method: 'POST' });
@@ -222,7 +224,23 @@ describe('OpenClaw agents', () => {
     const history = await (await alice.api('/api/chat/sessions')).json();
     const text = JSON.stringify(history);
     for (const said of ['hello from alice', 'after the change', 'back again']) expect(text).toContain(said);
-  });
+  }, TEST_TIMEOUT_MS);
+
+  it('a config OpenClaw refuses fails the start with agent_start_failed and the gateway\'s own words', async () => {
+    const carol = await createTestUser(scene.h);
+    const provider = await withProvider(carol, 'sk-carol-openclaw-0003');
+    // A row no API accepts (context windows are integers there): the config endpoint passes it on, OpenClaw refuses it.
+    await asSystem(scene.h.core.db, (tx) =>
+      tx.llmProvider.update({ where: { id: provider.id }, data: { models: [{ id: 'fake-model', contextWindow: 'very large' }] } }),
+    );
+    const started = await carol.api('/api/me/agent/start', { method: 'POST' });
+    scene.agentIds.push((await agentOf(carol)).id);
+    const body = await started.json();
+    expect(started.status, JSON.stringify(body)).toBe(503);
+    expect(body.error.code).toBe('agent_start_failed');
+    expect(body.error.message).toMatch(/contextWindow/);
+    expect(body.error.message).toMatch(/config is invalid/i);
+  }, TEST_TIMEOUT_MS);
 
   it('a rollout to an OpenClaw build that fails health rolls back, sessions intact', async () => {
     const admin = await createTestUser(scene.h, 'admin');
@@ -234,7 +252,13 @@ describe('OpenClaw agents', () => {
     expect(put.status, await put.clone().text()).toBe(200);
     const agent = await agentOf(alice);
     const good = (await scene.h.docker.getContainer(agentContainerName(agent.id)).inspect()).Image;
-    const before = JSON.stringify((await (await alice.api('/api/chat/sessions')).json()).sessions);
+    const sessions = async () => {
+      const r = await alice.api('/api/chat/sessions');
+      const text = await r.text();
+      expect(r.status, text).toBe(200);
+      return JSON.stringify(JSON.parse(text).sessions);
+    };
+    const before = await sessions();
 
     await buildImageFromDockerfile(scene.h.docker, image, brokenBuild(image));
     const res = await admin.api('/api/admin/rollouts', {
@@ -253,25 +277,10 @@ describe('OpenClaw agents', () => {
     expect((await scene.h.docker.getContainer(agentContainerName(agent.id)).inspect()).Image).toBe(good);
     expect((await agentOf(alice)).status).toBe('running');
     // OpenClaw's sessions came back from the snapshot, and the conversation goes on.
-    expect(JSON.stringify((await (await alice.api('/api/chat/sessions')).json()).sessions)).toBe(before);
+    expect(await sessions()).toBe(before);
     expect((await chat(alice, 'after the rollback')).text).toBe('echo: after the rollback');
     expect(JSON.stringify(seenFor('after the rollback')[0].body?.messages)).toContain('back again');
-  });
+  }, TEST_TIMEOUT_MS);
 
-  it('a config OpenClaw refuses fails the start with agent_start_failed and the gateway\'s own words', async () => {
-    const carol = await createTestUser(scene.h);
-    const provider = await withProvider(carol, 'sk-carol-openclaw-0003');
-    // A row no API accepts (context windows are integers there): the config endpoint passes it on, OpenClaw refuses it.
-    await asSystem(scene.h.core.db, (tx) =>
-      tx.llmProvider.update({ where: { id: provider.id }, data: { models: [{ id: 'fake-model', contextWindow: 'very large' }] } }),
-    );
-    const started = await carol.api('/api/me/agent/start', { method: 'POST' });
-    scene.agentIds.push((await agentOf(carol)).id);
-    const body = await started.json();
-    expect(started.status, JSON.stringify(body)).toBe(503);
-    expect(body.error.code).toBe('agent_start_failed');
-    expect(body.error.message).toMatch(/contextWindow/);
-    expect(body.error.message).toMatch(/config is invalid/i);
-  });
 });
 

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from '/ui/vendor/preact-htm.js';
 import { ApiError, csrfHeaders, ErrorBox, html, Loading, readSse, useApi } from '../lib.js';
+import { renderMarkdown } from '../markdown.js';
 
 // Chat with my agent: answers stream in as the agent sends them; the history
 // is the one the agent keeps in its own volume.
@@ -65,7 +66,10 @@ export function ChatPage() {
       ${history.error && history.error.status !== 404 ? html`<${ErrorBox} error=${history.error} />` : null}
       ${messages !== null || history.error?.status === 404 ? html`<div class="chat" aria-live="polite" data-testid="chat-log">
         ${(messages ?? []).length === 0 ? html`<p class="empty">No messages yet. Say hello: your agent starts if it is stopped.</p>` : null}
-        ${(messages ?? []).map((m) => html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`)}
+        ${(messages ?? []).map((m) => (m.role === 'assistant'
+          // Answers are markdown, rendered sanitised (web/app/markdown.js); what the user typed stays text.
+          ? html`<div class="msg assistant md" data-role="assistant" dangerouslySetInnerHTML=${{ __html: renderMarkdown(m.content) }}></div>`
+          : html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`))}
         <div ref=${end}></div>
       </div>` : null}
     </div>
