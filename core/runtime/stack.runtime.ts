@@ -24,6 +24,8 @@ export interface StackOptions {
   agentImage: string;
   /** Which agent image to build when it is missing (default: the reference agent). */
   agentRuntime?: AgentRuntime;
+  /** Run the build script even when the image exists (a cache hit when nothing changed): tests. */
+  refreshAgentImage?: boolean;
   log: (msg: string) => void;
 }
 
@@ -48,7 +50,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   };
   try {
     await mkdir(opts.dataDir, { recursive: true });
-    const dockerReady = ensureAgentImage(opts.agentImage, opts.log, opts.agentRuntime);
+    const dockerReady = ensureAgentImage(opts.agentImage, opts.log, opts.agentRuntime, { refresh: opts.refreshAgentImage });
     // Failing later is fine, but never unhandled while Postgres and Temporal start.
     dockerReady.catch(() => undefined);
 
@@ -129,20 +131,24 @@ export function buildAgentImage(runtime: AgentRuntime, tag: string, log: (m: str
   });
 }
 
-/** Builds the agent image when it is missing (no registry needed). */
-export async function ensureAgentImage(image: string, log: (m: string) => void, runtime: AgentRuntime = 'reference'): Promise<void> {
+/**
+ * Builds the agent image when it is missing (no registry needed). An OpenClaw
+ * image this repository built (it carries dev.hangar.build-inputs) is also
+ * brought up to date: build.sh returns at once when its inputs are unchanged,
+ * and rebuilds after a version bump in docker/openclaw/package-lock.json — a
+ * new digest that the image poller then rolls out like any other.
+ */
+export async function ensureAgentImage(image: string, log: (m: string) => void, runtime: AgentRuntime = 'reference', opts: { refresh?: boolean } = {}): Promise<void> {
   const docker = new Docker();
   try {
     await docker.ping();
   } catch {
     throw new Error('No Docker engine answers (is dockerd running? DOCKER_HOST honoured). .ci/run shows how to install and start one.');
   }
-  try {
-    await docker.getImage(image).inspect();
-    return;
-  } catch {
-    log(`building ${runtime} agent image ${image} (first run only${runtime === 'openclaw' ? '; OpenClaw is ~650 MB from npm, a few minutes' : ''})`);
-  }
+  const existing = await docker.getImage(image).inspect().catch(() => null);
+  const ours = Boolean(existing?.Config?.Labels?.['dev.hangar.build-inputs']);
+  if (existing && !opts.refresh && !(runtime === 'openclaw' && ours)) return;
+  if (!existing) log(`building ${runtime} agent image ${image} (first run only${runtime === 'openclaw' ? '; OpenClaw is ~650 MB from npm, a few minutes' : ''})`);
   const [name, tag = 'latest'] = image.split(':');
   await buildAgentImage(runtime, `${name}:${tag}`, log);
 }

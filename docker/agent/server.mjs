@@ -247,7 +247,8 @@ async function invokeTool(req, res) {
 }
 
 async function route(req, res, pathname) {
-  if (req.method === 'GET' && pathname === '/health') return sendJson(res, 200, { status: 'ok', version: VERSION });
+  // /readyz as OpenClaw has it: this agent is ready as soon as it listens.
+  if (req.method === 'GET' && (pathname === '/health' || pathname === '/readyz')) return sendJson(res, 200, { status: 'ok', version: VERSION });
   if (!authorized(req)) return sendError(res, 401, 'unauthorized', 'gateway token required');
   if (pathname === '/v1/chat/completions' && req.method === 'POST') return chat(req, res);
   if (pathname === '/v1/sessions' && req.method === 'GET') return sendJson(res, 200, { sessions: await history.list() });

@@ -70,9 +70,9 @@ async function bareColdStart(docker: Docker, h: Hangar, configPort: number, i: n
   try {
     await c.start();
     const port = (await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort;
-    // Polled as often as Hangar's own start polls (100 ms).
+    // Ready as Hangar judges it (/readyz), polled as often as Hangar polls (100 ms).
     for (let k = 0; k < 6000; k++) {
-      const ok = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
       if (ok) return performance.now() - t0;
       await new Promise((r) => setTimeout(r, 100));
     }

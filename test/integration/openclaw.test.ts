@@ -239,7 +239,7 @@ describe('OpenClaw agents', () => {
     expect(started.status, JSON.stringify(body)).toBe(503);
     expect(body.error.code).toBe('agent_start_failed');
     expect(body.error.message).toMatch(/contextWindow/);
-    expect(body.error.message).toMatch(/config is invalid/i);
+    expect(body.error.message).toMatch(/Gateway failed to start: Invalid config/);
   }, TEST_TIMEOUT_MS);
 
   it('a rollout to an OpenClaw build that fails health rolls back, sessions intact', async () => {
