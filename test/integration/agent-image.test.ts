@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Temporal: this file needs only Docker and Node.
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const changelog = JSON.parse(readFileSync(path.join(repoRoot, 'docker/agent/changelog.json'), 'utf8')) as { version: string; changes: string[] };
 const IMAGE = process.env.HANGAR_AGENT_IMAGE ?? 'hangar/agent:latest';
 const AGENT_PORT = 18789;
 const run = randomBytes(4).toString('hex');
@@ -231,7 +233,7 @@ describe('reference agent image', () => {
 
   it('is labelled, non-root, and was configured through the config endpoint', async () => {
     const image = await docker.getImage(IMAGE).inspect();
-    expect(image.Config.Labels).toMatchObject({ 'dev.hangar.agent': 'true', 'org.opencontainers.image.version': '1.0.0' });
+    expect(image.Config.Labels).toMatchObject({ 'dev.hangar.agent': 'true', 'org.opencontainers.image.version': changelog.version });
     expect(image.Config.Labels['dev.hangar.changelog']).toBeTruthy();
     expect(image.Config.User).toBe('10001:10001');
     expect(Object.keys(image.Config.ExposedPorts ?? {})).toEqual(['18789/tcp']);
@@ -242,12 +244,12 @@ describe('reference agent image', () => {
   it('answers /health without a token, everything else only with it', async () => {
     const health = await fetch(`${agentUrl}/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', version: '1.0.0' });
+    expect(await health.json()).toEqual({ status: 'ok', version: changelog.version });
     expect((await fetch(`${agentUrl}/v1/info`)).status).toBe(401);
     expect((await call('/v1/info', { headers: { authorization: 'Bearer not-the-token' } })).status).toBe(401);
     const info = await call('/v1/info');
     expect(info.status).toBe(200);
-    expect(await info.json()).toMatchObject({ version: '1.0.0', changelog: { changes: ['Initial reference agent'] } });
+    expect(await info.json()).toMatchObject({ version: changelog.version, changelog: { changes: changelog.changes } });
   });
 
   it('forwards a chat to the provider with the user key, primary model and personality', async () => {
