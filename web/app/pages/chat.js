@@ -5,8 +5,10 @@ import { renderMarkdown } from '../markdown.js';
 // Chat with my agent: answers stream in as the agent sends them; the history
 // is the one the agent keeps in its own volume.
 
+/** The conversation this page continues: the agent's "default" session (the page sends no session id). */
 function historyOf(data) {
-  const list = Array.isArray(data) ? data : (data?.messages ?? data?.sessions?.flatMap((s) => s.messages ?? []) ?? []);
+  const own = data?.sessions?.find((s) => s.id === 'default');
+  const list = Array.isArray(data) ? data : (data?.messages ?? own?.messages ?? []);
   return list.filter((m) => m && (m.role === 'user' || m.role === 'assistant')).map((m) => ({ role: m.role, content: String(m.content ?? '') }));
 }
 
