@@ -183,11 +183,17 @@ describe('web UI', () => {
       '<img src="/nowhere.png" onerror="window.__pwned = true"> <script>window.__pwned = true</script> <b data-agent-html>raw</b>',
       '[click](javascript:window.__pwned=true)',
     ].join('\n');
+    const answers = page.locator('.msg.assistant');
+    const before = await answers.count();
     await page.getByLabel('Message').fill(message);
     await page.getByRole('button', { name: 'Send' }).click();
+    await seeCount(answers, before + 1);
+    const bubble = answers.nth(before);
+    // The whole answer is in (its last line arrived) and the stream has ended.
+    await seeText(bubble, 'click', { timeout: 30_000 });
     await seeText(page.getByRole('button', { name: /Send|Answering/ }), 'Send', { exact: true, timeout: 30_000 });
-    const bubble = page.locator('.msg.assistant').last();
-    await expect.poll(async () => bubble.locator('strong').textContent(), { timeout: 10_000 }).toBe('bold words');
+    await shot('chat-markdown');
+    expect(await bubble.locator('strong').textContent(), await bubble.innerHTML()).toBe('bold words');
     expect(await bubble.locator('code').first().textContent()).toBe('inline code');
     expect(await bubble.locator('pre code').textContent()).toContain('const x = 1 < 2;');
     // The agent's HTML is text on the page, never elements.
@@ -199,7 +205,6 @@ describe('web UI', () => {
     const links = await bubble.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
     expect(links.every((href) => !href || !/^javascript:/i.test(href))).toBe(true);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: boolean }).__pwned)).toBeUndefined();
-    await shot('chat-markdown');
   });
 
   it('adds a provider and tests it; a config change restarts the running agent', async () => {

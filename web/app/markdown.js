@@ -33,5 +33,5 @@ const POLICY = {
 
 /** Safe HTML for an answer in markdown. */
 export function renderMarkdown(text) {
-  return DOMPurify.sanitize(marked.parse(String(text ?? ''), { async: false }), POLICY);
+  return DOMPurify.sanitize(marked.parse(String(text ?? ''), { async: false }).trim(), POLICY);
 }
