@@ -33,6 +33,23 @@ export interface DockerActivityDeps {
 export type AgentNetworks = ReturnType<typeof createAgentNetworks>;
 
 /**
+ * Docker's log stream for a container without a TTY: frames of an 8-byte
+ * header (stream, 3 zero bytes, big-endian length) and the payload. Plain
+ * text is returned as it is.
+ */
+export function demuxLogs(buf: Buffer): string {
+  const parts: string[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && buf[i] <= 2 && buf[i + 1] === 0 && buf[i + 2] === 0 && buf[i + 3] === 0) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size).toString('utf8'));
+    i += 8 + size;
+  }
+  if (i === 0) return buf.toString('utf8');
+  return parts.join('') + buf.subarray(i).toString('utf8');
+}
+
+/**
  * The agents' bridge networks. Docker allows two networks with one name, so
  * concurrent creates would make duplicates: one creation per worker process,
  * and extras cleaned up.
@@ -102,11 +119,27 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
   async function logTail(name: string): Promise<string> {
     try {
       const buf = (await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: 20 })) as unknown as Buffer;
-      // Strip Docker's 8-byte stream frame headers and keep the text.
-      return buf.toString('utf8').replace(/[\u0000-\u0008]/g, '').trim().slice(-800);
+      return demuxLogs(buf).trim().slice(-1200);
     } catch {
       return '';
     }
+  }
+
+  /**
+   * Ready to serve: OpenClaw's /readyz (startup done, agent databases
+   * admitted; its /health is only "the HTTP server is live", and session
+   * tools answer "unavailable during gateway startup" until ready). An agent
+   * without /readyz (the reference agent before 1.1, answering 404 or 401)
+   * is asked /health instead.
+   */
+  async function probe(hostPort: number): Promise<{ ok: boolean; detail: string }> {
+    const ready = await fetch(`http://${agentHost}:${hostPort}/readyz`, { signal: AbortSignal.timeout(2000) });
+    await ready.body?.cancel().catch(() => undefined);
+    if (ready.ok) return { ok: true, detail: 'ready' };
+    if (ready.status !== 404 && ready.status !== 401) return { ok: false, detail: `readyz answered ${ready.status}` };
+    const health = await fetch(`http://${agentHost}:${hostPort}/health`, { signal: AbortSignal.timeout(2000) });
+    await health.body?.cancel().catch(() => undefined);
+    return { ok: health.ok, detail: `health answered ${health.status}` };
   }
 
   return {
@@ -168,7 +201,7 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
             CapDrop: ['ALL'],
             SecurityOpt: ['no-new-privileges'],
             ReadonlyRootfs: true,
-            Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+            Tmpfs: { '/tmp': `rw,noexec,nosuid,size=${spec.tmpfsMb ?? 16}m` },
             Memory: spec.memoryMb * 1024 * 1024,
             NanoCpus: Math.round(spec.cpus * 1e9),
             PidsLimit: spec.pids,
@@ -213,9 +246,9 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
       for (let attempt = 0; Date.now() < deadline && attempt < 10_000; attempt++) {
         Context.current().heartbeat({ attempt });
         try {
-          const res = await fetch(`http://${agentHost}:${req.hostPort}/health`, { signal: AbortSignal.timeout(2000) });
+          const res = await probe(req.hostPort);
           if (res.ok) return;
-          lastError = `health answered ${res.status}`;
+          lastError = res.detail;
         } catch (err) {
           lastError = (err as Error).message;
         }

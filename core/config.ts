@@ -31,16 +31,20 @@ export const ConfigSchema = Type.Object({
   /** How agent containers reach the API (config endpoint). */
   agentApiUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
   dockerHostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,30}$', default: 'local' }),
-  agentImage: Type.String({ minLength: 1, default: 'hangar/agent:latest' }),
+  /** What runs in agent containers: OpenClaw, or the small reference agent (tests, overhead benchmarks). */
+  agentRuntime: Type.Union([Type.Literal('openclaw'), Type.Literal('reference')], { default: 'openclaw' }),
+  // The next four default per runtime (RUNTIME_DEFAULTS): unset here on purpose.
+  agentImage: Type.Optional(Type.String({ minLength: 1 })),
   agentNetwork: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', default: 'hangar-agents' }),
   /** `on`: every Docker-host worker filters what agents reach (iptables); `off` only for engines protected otherwise. */
   egressPolicy: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   /** The egress allowlist until an admin saves one (comma-separated `host:<port>` / `<CIDR>[:<port>]`). */
   egressAllow: Type.String({ default: '' }),
-  agentMemoryMb: Int(64, 65536, 512),
+  agentMemoryMb: Type.Optional(Type.Integer({ minimum: 64, maximum: 65536 })),
   agentCpus: Type.Number({ minimum: 0.1, maximum: 64, default: 1 }),
   agentPids: Int(32, 65536, 256),
-  agentStartTimeoutSec: Int(5, 600, 120),
+  agentStartTimeoutSec: Type.Optional(Type.Integer({ minimum: 5, maximum: 600 })),
+  agentTmpfsMb: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   idleTimeoutMin: Int(1, 1440, 30),
   maxConcurrentStarts: Int(1, 1000, 8),
   /** Live event streams one user may hold open per API process (the process holds at most 500). */
@@ -69,7 +73,20 @@ export const ConfigSchema = Type.Object({
   ),
 });
 
-export type HangarConfig = Readonly<Static<typeof ConfigSchema>>;
+type RuntimeDefaulted = 'agentImage' | 'agentMemoryMb' | 'agentStartTimeoutSec' | 'agentTmpfsMb';
+type Parsed = Static<typeof ConfigSchema>;
+export type HangarConfig = Readonly<Omit<Parsed, RuntimeDefaulted> & Required<Pick<Parsed, RuntimeDefaulted>>>;
+export type AgentRuntime = Parsed['agentRuntime'];
+
+/**
+ * Per-runtime defaults, from measurements on a 2-core host (README, "Agent
+ * runtimes"). OpenClaw idles at ≈ 0.9–1.1 GB and peaks higher during a turn;
+ * its first boot on a new volume runs its doctor and takes longest.
+ */
+export const RUNTIME_DEFAULTS: Record<AgentRuntime, Pick<HangarConfig, RuntimeDefaulted>> = {
+  openclaw: { agentImage: 'hangar/openclaw:latest', agentMemoryMb: 2048, agentStartTimeoutSec: 240, agentTmpfsMb: 64 },
+  reference: { agentImage: 'hangar/agent:latest', agentMemoryMb: 512, agentStartTimeoutSec: 120, agentTmpfsMb: 16 },
+};
 
 const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   mode: 'HANGAR_MODE',
@@ -85,6 +102,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   port: 'PORT',
   agentApiUrl: 'HANGAR_AGENT_API_URL',
   dockerHostId: 'HANGAR_DOCKER_HOST_ID',
+  agentRuntime: 'HANGAR_AGENT_RUNTIME',
   agentImage: 'HANGAR_AGENT_IMAGE',
   agentNetwork: 'HANGAR_AGENT_NETWORK',
   egressPolicy: 'HANGAR_EGRESS_POLICY',
@@ -93,6 +111,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   agentCpus: 'HANGAR_AGENT_CPUS',
   agentPids: 'HANGAR_AGENT_PIDS',
   agentStartTimeoutSec: 'HANGAR_AGENT_START_TIMEOUT_SEC',
+  agentTmpfsMb: 'HANGAR_AGENT_TMPFS_MB',
   idleTimeoutMin: 'HANGAR_IDLE_TIMEOUT_MIN',
   maxConcurrentStarts: 'HANGAR_MAX_CONCURRENT_STARTS',
   maxStreamsPerUser: 'HANGAR_MAX_STREAMS_PER_USER',
@@ -139,7 +158,15 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
     byKey.set('trustProxy', 'HANGAR_TRUST_PROXY: "true" would believe any X-Forwarded-For a client writes; give the number of proxy hops in front of Hangar (e.g. 1) or their addresses (e.g. 10.0.0.5,10.0.1.0/24)');
   }
   const problems = [...byKey.values()];
-  const cfg = withDefaults as Static<typeof ConfigSchema>;
+  const parsed = withDefaults as Parsed;
+  const runtimeDefaults = RUNTIME_DEFAULTS[parsed.agentRuntime] ?? RUNTIME_DEFAULTS.openclaw;
+  const cfg: HangarConfig = {
+    ...parsed,
+    agentImage: parsed.agentImage ?? runtimeDefaults.agentImage,
+    agentMemoryMb: parsed.agentMemoryMb ?? runtimeDefaults.agentMemoryMb,
+    agentStartTimeoutSec: parsed.agentStartTimeoutSec ?? runtimeDefaults.agentStartTimeoutSec,
+    agentTmpfsMb: parsed.agentTmpfsMb ?? runtimeDefaults.agentTmpfsMb,
+  };
   if (typeof cfg.egressAllow === 'string') {
     for (const p of parseAllowlist(splitAllowEnv(cfg.egressAllow)).problems) problems.push(`HANGAR_EGRESS_ALLOW: ${p}`);
   }

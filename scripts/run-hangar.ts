@@ -36,6 +36,7 @@ stack = await startStack({
   temporalUiPort: Number(process.env.HANGAR_TEMPORAL_UI_PORT ?? 8233),
   persistent: true,
   agentImage: config.agentImage,
+  agentRuntime: config.agentRuntime,
   log,
 });
 if (stopping) await shutdown(true);

@@ -104,7 +104,14 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
       const { hostPort } = await docker.startContainer(spec.containerName);
       state.phase = 'waiting_for_health';
       Object.assign(state, { containerId, hostPort });
-      await docker.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: settings.healthTimeoutSec });
+      // Its own timeout: OpenClaw's first boot can outlast the other Docker steps' two minutes.
+      const health = proxyActivities<DockerActivities>({
+        taskQueue: dockerTaskQueue(state.dockerHostId),
+        startToCloseTimeout: `${settings.healthTimeoutSec + 60} seconds`,
+        heartbeatTimeout: '20 seconds',
+        retry: { initialInterval: '1 second', maximumInterval: '15 seconds', maximumAttempts: 8 },
+      });
+      await health.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: settings.healthTimeoutSec });
       state.phase = 'ready';
       state.generation++;
       await record({ status: 'running' }, null, imageId);

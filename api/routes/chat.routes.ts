@@ -36,6 +36,59 @@ function send(port: number, path: string, method: string, headers: Record<string
 
 const deactivatedMidway = () => new UnauthorizedError('This account was deactivated', 'account_deactivated');
 
+/** Hangar's sessions in an agent, per user: OpenClaw lower-cases session keys, so Hangar does first. */
+const sessionKey = (userId: string, sessionId = 'default') => `hangar:${userId}:${sessionId}`.toLowerCase();
+/** The same key as OpenClaw lists it: agent:<agentId>:hangar:<userId>:<session>. */
+const listedKey = (userId: string) => new RegExp(`^agent:[^:]+:hangar:${userId.toLowerCase().replace(/[^a-z0-9-]/g, '')}:([a-z0-9_-]{1,64})$`);
+/** Sessions read per history request, newest first, and messages per session. */
+const HISTORY_SESSIONS = 20;
+const HISTORY_MESSAGES = 200;
+
+const SessionsView = Type.Object({
+  agentRunning: Type.Optional(Type.Boolean()),
+  sessions: Type.Array(Type.Object({
+    id: Type.String(),
+    updatedAt: Type.Union([Type.String(), Type.Null()]),
+    messages: Type.Array(Type.Object({
+      role: Type.Union([Type.Literal('user'), Type.Literal('assistant')]),
+      content: Type.String(),
+      at: Type.Union([Type.String(), Type.Null()]),
+      model: Type.Optional(Type.String()),
+    })),
+  })),
+});
+
+interface ToolMessage {
+  role?: string;
+  content?: unknown;
+  timestamp?: number;
+  model?: string;
+}
+
+/** A transcript message's text: OpenClaw stores a string or an array of typed parts. */
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content.map((p) => (p && typeof p === 'object' && (p as { type?: string }).type === 'text' ? String((p as { text?: unknown }).text ?? '') : '')).join('');
+  }
+  return '';
+}
+
+async function readJson(res: http.IncomingMessage, limit = 8 * 1024 * 1024): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new UnavailableError('The agent answered more history than Hangar reads', 'agent_bad_answer');
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new UnavailableError('The agent answered something that is not JSON', 'agent_bad_answer');
+  }
+}
+
 /** At most one lastActiveAt write per agent per window: chat traffic must not hammer the DB. */
 const ACTIVITY_WRITE_MS = 5000;
 
@@ -68,11 +121,13 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
    * Routes from the database while the agent runs, so chat keeps working when
    * Temporal is down; only a start needs the workflow.
    */
-  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; signal: AbortSignal }) {
+  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; model?: string; signal?: AbortSignal; mayStart?: boolean }) {
     let row = agent;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (init.signal.aborted) throw deactivatedMidway();
+      if (init.signal?.aborted) throw deactivatedMidway();
       if (row.status !== 'running' || !row.gatewayPort) {
+        // Reads (history) never start an agent; only a chat does.
+        if (init.mayStart === false) throw new UnavailableError('The agent is not running', 'agent_unreachable');
         await control.ensureRunning(row);
         row = await core.agents.get(row.id);
       }
@@ -84,10 +139,13 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
           'x-hangar-user-name': encodeURIComponent(user.displayName),
         };
         if (init.body) headers['content-type'] = 'application/json';
-        if (init.sessionId) headers['x-hangar-session-id'] = init.sessionId;
+        // OpenClaw's session routing: the agent keeps the conversation, so
+        // the client sends only the new turn and history survives restarts.
+        headers['x-openclaw-session-key'] = sessionKey(user.id, init.sessionId);
+        if (init.model) headers['x-openclaw-model'] = init.model;
         return await send(row.gatewayPort!, path, init.method, headers, init.body, init.signal);
       } catch (err) {
-        if (init.signal.aborted) throw deactivatedMidway();
+        if (init.signal?.aborted) throw deactivatedMidway();
         // Connection refused: the container died under us. Ask the lifecycle once, then give up.
         if (attempt === 1) throw new UnavailableError(`The agent is not answering (${(err as Error).message})`, 'agent_unreachable');
         row = { ...row, status: 'error' };
@@ -116,7 +174,7 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
     schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 409, 429, 502, 503) } },
   }, async (request, reply) => {
     const user = request.user!;
-    const { agentId, sessionId, ...payload } = request.body;
+    const { agentId, sessionId, model, ...payload } = request.body;
     // Registered until the answer is sent: deactivating the user aborts the
     // request to the agent and ends the (possibly streaming) answer.
     const handle = live.open(user.id, 'chat');
@@ -127,7 +185,10 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
     try {
       const agent = await callerAgent(user, agentId);
       touch(agent.id);
-      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body: JSON.stringify(payload), sessionId, signal: handle.signal });
+      // OpenClaw reads `model` as the agent to run ("openclaw/default"); a
+      // provider model the caller asks for travels as x-openclaw-model.
+      const body = JSON.stringify({ ...payload, model: 'openclaw/default' });
+      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body, sessionId, model, signal: handle.signal });
       touch(agent.id);
       const type = res.headers['content-type'] ?? 'application/json';
       reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
@@ -140,37 +201,54 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
     }
   });
 
-  // A GET never creates or starts anything: a cross-site top-level GET must
-  // not be able to boot someone's agent. The history lives in the agent's
-  // volume, so it is read only while the agent runs; otherwise the answer is
-  // an empty list with agentRunning: false (the UI shows that, and the next
-  // chat starts the agent).
+  /** One of OpenClaw's tools through POST /tools/invoke (the session tools are read-only). */
+  async function invokeTool(agent: Agent, user: User, tool: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const res = await forward(agent, user, '/tools/invoke', { method: 'POST', body: JSON.stringify({ tool, args }), mayStart: false });
+    const answer = (await readJson(res)) as { ok?: boolean; result?: { details?: Record<string, unknown> }; error?: { message?: string } };
+    if ((res.statusCode ?? 500) >= 400 || !answer?.ok || !answer.result?.details) {
+      throw new UnavailableError(`The agent's ${tool} failed (HTTP ${res.statusCode}${answer?.error?.message ? `: ${answer.error.message}` : ''})`, 'agent_bad_answer');
+    }
+    return answer.result.details;
+  }
+
+  // The caller's conversations as the agent keeps them (OpenClaw's sessions
+  // on the agent's volume), newest first. A GET never creates or starts
+  // anything: a cross-site top-level GET must not boot someone's agent, so the
+  // history is read only while the agent runs; otherwise the answer is an
+  // empty list with agentRunning: false (the next chat starts the agent).
   app.get('/api/chat/sessions', {
-    schema: {
-      response: {
-        200: Type.Object({ sessions: Type.Array(Type.Unknown()), agentRunning: Type.Optional(Type.Boolean()) }),
-        ...errors(401, 403, 502, 503),
-      },
-    },
-  }, async (request, reply) => {
+    schema: { response: { 200: SessionsView, ...errors(401, 403, 404, 503) } },
+  }, async (request) => {
     const user = request.user!;
     const agent = await core.agents.findOwned('user', user.id);
     if (!agent || agent.status !== 'running' || !agent.gatewayPort) return { sessions: [], agentRunning: false };
-    let res: http.IncomingMessage;
     try {
-      res = await send(agent.gatewayPort, '/v1/sessions', 'GET', {
-        authorization: `Bearer ${core.agents.gatewayToken(agent)}`,
-        'x-hangar-user-id': user.id,
-        'x-hangar-user-name': encodeURIComponent(user.displayName),
-      });
+      const mine = listedKey(user.id);
+      const listed = ((await invokeTool(agent, user, 'sessions_list', { limit: 200 })).sessions ?? []) as Array<{ key?: string; updatedAt?: number }>;
+      const own = listed
+        .map((s) => ({ key: s.key ?? '', id: mine.exec(s.key ?? '')?.[1], updatedAt: s.updatedAt }))
+        .filter((s): s is { key: string; id: string; updatedAt: number | undefined } => Boolean(s.id))
+        .sort((a, b) => (b.updatedAt ?? 0) - (a.updatedAt ?? 0))
+        .slice(0, HISTORY_SESSIONS);
+      const fresh = await core.agents.get(agent.id);
+      const sessions = [];
+      for (const s of own) {
+        const details = await invokeTool(fresh, user, 'sessions_history', { sessionKey: s.key, limit: HISTORY_MESSAGES });
+        const messages = ((details.messages ?? []) as ToolMessage[])
+          .filter((m) => m.role === 'user' || m.role === 'assistant')
+          .map((m) => ({
+            role: m.role as 'user' | 'assistant',
+            content: textOf(m.content),
+            at: typeof m.timestamp === 'number' ? new Date(m.timestamp).toISOString() : null,
+            ...(m.role === 'assistant' && typeof m.model === 'string' ? { model: m.model } : {}),
+          }))
+          .filter((m) => m.content !== '');
+        sessions.push({ id: s.id, updatedAt: s.updatedAt ? new Date(s.updatedAt).toISOString() : null, messages });
+      }
+      return { sessions };
     } catch (err) {
-      throw new UnavailableError(`Could not read the history from the agent (${(err as Error).message})`, 'agent_unreachable');
+      if (err instanceof AppError) throw err;
+      throw new UnavailableError('Could not read the history from the agent', 'agent_unreachable');
     }
-    if (res.statusCode !== 200) {
-      res.resume();
-      throw new AppError(502, 'agent_bad_answer', `The agent answered ${res.statusCode} for its history`);
-    }
-    // Piped as it arrives (the agent's own {"sessions": [...]}), never buffered here.
-    return reply.code(200).header('content-type', 'application/json').send(res as never);
   });
 }

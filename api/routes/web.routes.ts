@@ -16,6 +16,16 @@ const webRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 const require = createRequire(import.meta.url);
 /** Preact, its hooks and htm in one module (~13 kB, ~5.5 kB gzipped): the only third-party script. */
 const VENDOR = path.join(path.dirname(require.resolve('htm/preact')), 'standalone.module.js');
+/**
+ * Markdown for agents' answers: marked (parser) and DOMPurify (sanitiser),
+ * both shipped by their packages as ES modules, served as they are.
+ */
+const MARKDOWN_VENDOR = {
+  '/ui/vendor/marked.js': path.join(path.dirname(require.resolve('marked')), 'marked.esm.js'),
+  '/ui/vendor/purify.js': path.join(path.dirname(require.resolve('dompurify')), 'purify.es.mjs'),
+};
+/** Source maps are not shipped with the UI: drop the comment that points at one. */
+const withoutSourceMap = (code: string) => code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n');
 
 export async function webRoutes(fastify: FastifyInstance, { core, auth }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -26,6 +36,11 @@ export async function webRoutes(fastify: FastifyInstance, { core, auth }: RouteD
 
   app.get('/ui/vendor/preact-htm.js', { schema: { hide: true } }, (_request, reply) =>
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(vendor));
+  for (const [url, file] of Object.entries(MARKDOWN_VENDOR)) {
+    const code = withoutSourceMap(await readFile(file, 'utf8'));
+    app.get(url, { schema: { hide: true } }, (_request, reply) =>
+      reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(code));
+  }
 
   // One page: every path the UI routes to is a hash (#/agent), so only / serves the shell.
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(index));

@@ -89,6 +89,8 @@ export interface ContainerSpec {
    */
   startId: string;
   memoryMb: number;
+  /** Size of the /tmp tmpfs (OpenClaw keeps its config and logs there). */
+  tmpfsMb?: number;
   cpus: number;
   pids: number;
   healthTimeoutSec: number;

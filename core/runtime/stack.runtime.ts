@@ -1,14 +1,13 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { applyMigrations } from '../../prisma/migrate.ts';
+import type { AgentRuntime } from '../config.ts';
 import { ensureAppLogin, startEmbeddedPostgres, type RunningPostgres } from './postgres.runtime.ts';
 import { startTemporalDevServer, type RunningTemporal } from './temporal-dev.runtime.ts';
 
-const run = promisify(execFile);
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface StackOptions {
@@ -23,6 +22,10 @@ export interface StackOptions {
   /** false: a throwaway stack (tests) — in-memory Temporal, Postgres wiped at stop. */
   persistent: boolean;
   agentImage: string;
+  /** Which agent image to build when it is missing (default: the reference agent). */
+  agentRuntime?: AgentRuntime;
+  /** Run the build script even when the image exists (a cache hit when nothing changed): tests. */
+  refreshAgentImage?: boolean;
   log: (msg: string) => void;
 }
 
@@ -47,7 +50,9 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   };
   try {
     await mkdir(opts.dataDir, { recursive: true });
-    const dockerReady = ensureAgentImage(opts.agentImage, opts.log);
+    const dockerReady = ensureAgentImage(opts.agentImage, opts.log, opts.agentRuntime, { refresh: opts.refreshAgentImage });
+    // Failing later is fine, but never unhandled while Postgres and Temporal start.
+    dockerReady.catch(() => undefined);
 
     let pg: RunningPostgres | null = null;
     let databaseUrl = opts.databaseUrl;
@@ -90,31 +95,69 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   }
 }
 
+/** The build script of each runtime's image. */
+const BUILD_SCRIPTS: Record<AgentRuntime, string> = {
+  reference: 'docker/agent/build.sh',
+  openclaw: 'docker/openclaw/build.sh',
+};
+
 /**
- * Builds the reference agent image when it is missing, or when it is a
- * reference agent of another version than this checkout's (its contract with
- * Hangar changes between versions, e.g. 1.1.0's per-start gateway tokens).
- * No registry needed.
+ * Runs a runtime's build script for TAG, its progress lines going to log;
+ * resolves with the image id. The OpenClaw build reuses an image whose inputs
+ * are unchanged, so calling this once per test run is cheap after the first.
  */
-export async function ensureAgentImage(image: string, log: (m: string) => void): Promise<void> {
+export function buildAgentImage(runtime: AgentRuntime, tag: string, log: (m: string) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [path.join(repoRoot, BUILD_SCRIPTS[runtime]), '--tag', tag], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let tail = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    let pending = '';
+    child.stderr.on('data', (d: Buffer) => {
+      pending += d.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines.filter((l) => l.trim())) {
+        tail = `${tail}\n${line}`.slice(-2000);
+        // The classic builder's deprecation notice is noise here.
+        if (!/DEPRECATED|BuildKit|environment-variable|^\s*$/.test(line)) log(line);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(out.trim().split('\n').pop() ?? '');
+      else reject(new Error(`${BUILD_SCRIPTS[runtime]} failed (exit ${code}):${tail}`));
+    });
+  });
+}
+
+/**
+ * Builds the agent image when it is missing (no registry needed). An OpenClaw
+ * image this repository built (it carries dev.hangar.build-inputs) is also
+ * brought up to date: build.sh returns at once when its inputs are unchanged,
+ * and rebuilds after a version bump in docker/openclaw/package-lock.json — a
+ * new digest that the image poller then rolls out like any other. A reference
+ * agent image of another version than this checkout's is rebuilt too (its
+ * contract with Hangar changes between versions).
+ */
+export async function ensureAgentImage(image: string, log: (m: string) => void, runtime: AgentRuntime = 'reference', opts: { refresh?: boolean } = {}): Promise<void> {
   const docker = new Docker();
   try {
     await docker.ping();
   } catch {
     throw new Error('No Docker engine answers (is dockerd running? DOCKER_HOST honoured). .ci/run shows how to install and start one.');
   }
-  try {
-    const labels = (await docker.getImage(image).inspect()).Config?.Labels ?? {};
+  const existing = await docker.getImage(image).inspect().catch(() => null);
+  const labels = existing?.Config?.Labels ?? {};
+  const ours = Boolean(labels['dev.hangar.build-inputs']);
+  let stale = false;
+  if (existing && runtime === 'reference' && labels['org.opencontainers.image.title'] === 'hangar-agent') {
     const wanted = JSON.parse(await readFile(path.join(repoRoot, 'docker/agent/changelog.json'), 'utf8')).version as string;
-    const have = labels['org.opencontainers.image.version'];
-    if (labels['org.opencontainers.image.title'] !== 'hangar-agent' || have === wanted) return;
-    log(`rebuilding agent image ${image} (reference agent ${have} → ${wanted})`);
-  } catch {
-    log(`building agent image ${image} (first run only)`);
+    stale = labels['org.opencontainers.image.version'] !== wanted;
+    if (stale) log(`rebuilding agent image ${image} (reference agent ${labels['org.opencontainers.image.version']} → ${wanted})`);
   }
+  if (existing && !opts.refresh && !stale && !(runtime === 'openclaw' && ours)) return;
+  if (!existing) log(`building ${runtime} agent image ${image} (first run only${runtime === 'openclaw' ? '; OpenClaw is ~650 MB from npm, a few minutes' : ''})`);
   const [name, tag = 'latest'] = image.split(':');
-  await run('bash', [path.join(repoRoot, 'docker/agent/build.sh'), '--tag', `${name}:${tag}`], {
-    cwd: repoRoot,
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  await buildAgentImage(runtime, `${name}:${tag}`, log);
 }

@@ -1,7 +1,8 @@
-import { AGENT_PORT, type OwnerKind } from '../contracts/agent.contract.ts';
+import type { OwnerKind } from '../contracts/agent.contract.ts';
 import type { Keyring } from '../crypto.ts';
 import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
 import { ValidationError } from '../errors.ts';
+import { buildOpenClawConfig, workspaceFiles, type OpenClawConfig } from './openclaw-config.service.ts';
 import type { ProviderModel } from './providers.service.ts';
 
 export interface AgentConfigInput {
@@ -45,11 +46,12 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
     },
 
     /**
-     * What the internal config endpoint hands an agent at boot: the only place
-     * keys are decrypted. `agent` is the row as the bootstrap exchange left it,
-     * so gateway.auth.token is the token minted for this start.
+     * What the internal config endpoint hands an agent at boot: OpenClaw's own
+     * openclaw.json (core/services/openclaw-config.service.ts). The only place
+     * provider keys are decrypted. `agent` is the row as the bootstrap exchange
+     * left it, so gateway.auth.token is the token minted for this start.
      */
-    async runtimeConfig(agent: Agent) {
+    async runtimeConfig(agent: Agent): Promise<OpenClawConfig> {
       const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
       // A user's agent sees that user's providers; a system agent only the admin provider it was given.
       const providers =
@@ -60,29 +62,26 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
           : cfg.providerId
             ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { id: cfg.providerId!, isActive: true } }))
             : [];
-      const preferred = providers.find((p) => p.id === cfg.providerId) ?? providers[0];
-      const firstModel = (preferred?.models as unknown as ProviderModel[] | undefined)?.[0]?.id;
-      const primary = cfg.primaryModel ?? (preferred && firstModel ? `${preferred.name}/${firstModel}` : null);
-      return {
-        gateway: { agentId: agent.id, port: AGENT_PORT, ownerKind: agent.ownerKind, auth: { mode: 'token', token: keyring.decrypt(agent.gatewayToken) } },
-        agents: {
-          defaults: { model: { primary, fallbacks: cfg.fallbackModels } },
-          personality: cfg.personality,
-        },
-        models: {
-          providers: Object.fromEntries(
-            providers.map((p) => [
-              p.name,
-              {
-                baseUrl: p.baseUrl,
-                apiKey: p.apiKey ? keyring.decrypt(p.apiKey) : null,
-                api: p.apiType,
-                models: p.models,
-              },
-            ]),
-          ),
-        },
-      };
+      return buildOpenClawConfig({
+        gatewayToken: keyring.decrypt(agent.gatewayToken),
+        providers: providers.map((p) => ({
+          name: p.name,
+          type: p.type,
+          baseUrl: p.baseUrl,
+          apiKey: p.apiKey ? keyring.decrypt(p.apiKey) : null,
+          apiType: p.apiType,
+          models: (p.models ?? []) as unknown as ProviderModel[],
+        })),
+        primaryModel: cfg.primaryModel,
+        fallbackModels: cfg.fallbackModels,
+        preferredProvider: providers.find((p) => p.id === cfg.providerId)?.name ?? null,
+      });
+    },
+
+    /** Workspace files the agent writes before its gateway starts (the personality as SOUL.md). */
+    async workspace(agent: Agent): Promise<{ files: Record<string, string | null> }> {
+      const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
+      return { files: workspaceFiles(cfg.personality) };
     },
   };
 }

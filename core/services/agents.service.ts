@@ -8,7 +8,7 @@ import {
   type ContainerSpec,
   type OwnerKind,
 } from '../contracts/agent.contract.ts';
-import { randomToken, sha256, type Keyring } from '../crypto.ts';
+import { randomToken, safeEqual, sha256, type Keyring } from '../crypto.ts';
 import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { SettingsService } from './settings.service.ts';
@@ -136,6 +136,7 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
         secretEnv,
         startId,
         memoryMb: config.agentMemoryMb,
+        tmpfsMb: config.agentTmpfsMb,
         cpus: config.agentCpus,
         pids: config.agentPids,
         healthTimeoutSec: config.agentStartTimeoutSec,
@@ -310,6 +311,17 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       const plain = keyring.decrypt(agent.gatewayToken);
       tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain });
       return plain;
+    },
+
+    /**
+     * A running agent calling Hangar with its gateway token (its workspace
+     * files). Constant-time; anything but this agent's current token is null.
+     */
+    async verifyGatewayToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<Agent | null> {
+      const row = await sys((tx) => tx.agent.findUnique({ where: { id: agentId } }));
+      const expected = row && row.ownerKind === ownerKind ? this.gatewayToken(row) : randomToken(32);
+      const ok = safeEqual(bearer ?? '', expected);
+      return ok && row && row.ownerKind === ownerKind ? row : null;
     },
 
     /**

@@ -11,7 +11,11 @@
 import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-const SESSION_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+// Session keys as OpenClaw's x-openclaw-session-key carries them (Hangar sends
+// "hangar:<userId>:<session>"); ':' is stored as '~' in file names.
+const SESSION_ID = /^[a-zA-Z0-9_:-]{1,160}$/;
+const toFile = (id) => id.replaceAll(':', '~');
+const fromFile = (name) => name.replaceAll('~', ':');
 /** Entries returned per session. */
 export const ENTRY_LIMIT = 200;
 /** Sessions returned, most recently written first. */
@@ -48,9 +52,10 @@ export function capsFromEnv(env = process.env) {
   return { entryBytes, sessionEntries, sessionBytes, totalBytes };
 }
 
-/** The session named by the header when it is a safe file name, else "default". */
-export function sessionIdFrom(header) {
-  return typeof header === 'string' && SESSION_ID.test(header) ? header : 'default';
+/** The session the request names (OpenClaw's header first, then Hangar's older one), else "default". */
+export function sessionIdFrom(...headers) {
+  const h = headers.find((x) => typeof x === 'string' && SESSION_ID.test(x));
+  return h ? h.toLowerCase() : 'default';
 }
 
 /** The user's turn: the user messages after the last assistant message. */
@@ -137,7 +142,7 @@ export function keepNewest(lines, { maxBytes, maxEntries }) {
 
 export function createHistory(dataDir, caps = DEFAULT_CAPS, log = () => undefined) {
   const dir = path.join(dataDir, 'sessions');
-  const file = (id) => path.join(dir, `${id}.jsonl`);
+  const file = (id) => path.join(dir, `${toFile(id)}.jsonl`);
 
   // One queue per session: appends, compaction and eviction of a file never interleave.
   const queues = new Map();
@@ -286,16 +291,23 @@ export function createHistory(dataDir, caps = DEFAULT_CAPS, log = () => undefine
 
   async function list() {
     const names = await readdir(dir).catch((err) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
-    const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => n.slice(0, -'.jsonl'.length)).filter((id) => SESSION_ID.test(id));
+    const ids = names.filter((n) => n.endsWith('.jsonl')).map((n) => fromFile(n.slice(0, -'.jsonl'.length))).filter((id) => SESSION_ID.test(id));
     const withTimes = (await Promise.all(ids.map(async (id) => ({ id, mtime: (await stat(file(id)).catch(() => null))?.mtimeMs })))).filter((s) => s.mtime != null);
     withTimes.sort((a, b) => b.mtime - a.mtime);
     const sessions = [];
-    for (const { id } of withTimes.slice(0, SESSION_LIMIT)) {
+    for (const { id, mtime } of withTimes.slice(0, SESSION_LIMIT)) {
       // Evicted between the listing and now: not history any more.
       const entries = await tail(id).catch((err) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
-      if (entries) sessions.push({ id, messages: toMessages(entries) });
+      if (entries) sessions.push({ id, updatedAt: Math.round(mtime), messages: toMessages(entries) });
     }
     return sessions;
+  }
+
+  /** One session's messages (OpenClaw's sessions_history shape), or null when it has none. */
+  async function read(id) {
+    if (!SESSION_ID.test(id)) return null;
+    const entries = await tail(id).catch((err) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+    return entries && toMessages(entries);
   }
 
   /** Bytes the history holds on disk now (for tests and logs). */
@@ -304,5 +316,5 @@ export function createHistory(dataDir, caps = DEFAULT_CAPS, log = () => undefine
     return total;
   }
 
-  return { append, list, usage };
+  return { append, list, read, usage };
 }

@@ -86,7 +86,28 @@ async function loadConfig() {
   }
 }
 
+/**
+ * The personality, from the workspace files Hangar hands OpenClaw (SOUL.md).
+ * An older Hangar without that endpoint (404) means none.
+ */
+async function loadPersonality(gatewayToken) {
+  let res;
+  try {
+    // The bootstrap token is spent by now: this start's gateway token asks.
+    res = await fetch(`${CONFIG_URL}/workspace`, { headers: { authorization: `Bearer ${gatewayToken}` }, signal: AbortSignal.timeout(3000) });
+  } catch (err) {
+    fatal('cannot reach Hangar for the workspace files', { error: describe(err) });
+  }
+  if (res.status === 404) return undefined;
+  if (!res.ok) fatal(`Hangar's workspace endpoint answered HTTP ${res.status}; not serving without it`);
+  const soul = (await res.json().catch(() => ({})))?.files?.['SOUL.md'];
+  if (typeof soul !== 'string') return undefined;
+  // Hangar's marker line is for the file on disk, not for the model.
+  return soul.replace(/^<!--[^\n]*-->\s*/, '').trim() || undefined;
+}
+
 const config = await loadConfig();
+const personality = (await loadPersonality(config.gateway.auth.token)) ?? config.agents?.personality;
 const providers = config.models?.providers ?? {};
 const historyCaps = capsFromEnv(process.env);
 const history = createHistory(DATA_DIR, historyCaps, log);
@@ -147,10 +168,11 @@ function caller(req) {
 }
 
 async function remember(req, body, model, answer) {
-  const sessionId = sessionIdFrom(req.headers['x-hangar-session-id']);
+  const sessionId = sessionIdFrom(req.headers['x-openclaw-session-key'], req.headers['x-hangar-session-id']);
   const by = caller(req);
   const entry = { at: new Date().toISOString(), model, user: userTurn(body.messages), assistant: answer, ...(by ? { by } : {}) };
-  // The answer is already with the client: a full disk costs history, not the reply.
+  // Written before the answer ends, so a history read right after sees it; a
+  // full disk costs history, not the reply.
   await history.append(sessionId, entry).catch((err) => log('could not write history', { sessionId, error: err.code ?? err.message }));
 }
 
@@ -161,7 +183,15 @@ async function chat(req, res) {
   res.on('close', () => {
     if (!res.writableFinished) clientGone.abort(new Error('client went away'));
   });
-  const { res: up, model, release } = await callUpstream({ config, body, signal: clientGone.signal, log });
+  const override = req.headers['x-openclaw-model'];
+  const { res: up, model, release } = await callUpstream({
+    config,
+    body,
+    signal: clientGone.signal,
+    log,
+    personality,
+    modelOverride: typeof override === 'string' && override ? override : undefined,
+  });
   try {
     if (!up.ok) throw await upstreamFailure(up, model);
     const isStream = body.stream === true && (up.headers.get('content-type') ?? '').includes('text/event-stream');
@@ -186,8 +216,11 @@ async function chat(req, res) {
           done(null, out || undefined);
         },
       });
-      await pipeline(Readable.fromWeb(up.body), clean, res);
+      // The response stays open until the exchange is in the history: a read
+      // right after the last chunk sees it.
+      await pipeline(Readable.fromWeb(up.body), clean, res, { end: false });
       await remember(req, body, model, cleaner.text());
+      res.end();
       return;
     }
     // Non-stream (or a provider that ignored stream: true): OpenAI fields only.
@@ -199,19 +232,44 @@ async function chat(req, res) {
       // not JSON: reported below without quoting it
     }
     if (!answer) throw new UpstreamError(502, 'upstream_error', `${model}: provider answered ${up.status} with something that is not a chat completion`);
+    await remember(req, body, model, answer.choices[0]?.message?.content ?? '');
     res.setHeader('x-hangar-model', model);
     sendJson(res, 200, answer);
-    await remember(req, body, model, answer.choices[0]?.message?.content ?? '');
   } finally {
     release();
   }
 }
 
+/**
+ * The two session tools of OpenClaw's POST /tools/invoke that Hangar reads
+ * history with, in OpenClaw's answer shape ({ok, result: {details}}), so
+ * Hangar has one history path for both runtimes.
+ */
+const MAIN = 'agent:main:';
+async function invokeTool(req, res) {
+  const body = await readJson(req);
+  const tool = body?.name ?? body?.tool;
+  const args = body?.args ?? {};
+  if (tool === 'sessions_list') {
+    const sessions = (await history.list()).map((s) => ({ key: MAIN + s.id, sessionId: s.id, agentId: 'main', updatedAt: s.updatedAt }));
+    return sendJson(res, 200, { ok: true, result: { details: { count: sessions.length, sessions } } });
+  }
+  if (tool === 'sessions_history') {
+    const key = typeof args.sessionKey === 'string' ? args.sessionKey : '';
+    const messages = (await history.read(key.startsWith(MAIN) ? key.slice(MAIN.length) : key)) ?? [];
+    const shaped = messages.map((m) => ({ role: m.role, content: m.content, timestamp: Date.parse(m.at), ...(m.model ? { model: m.model } : {}) }));
+    return sendJson(res, 200, { ok: true, result: { details: { sessionKey: key, messages: shaped } } });
+  }
+  return sendError(res, 404, 'not_found', `tool ${JSON.stringify(tool)} is not available`);
+}
+
 async function route(req, res, pathname) {
-  if (req.method === 'GET' && pathname === '/health') return sendJson(res, 200, { status: 'ok', version: VERSION });
+  // /readyz as OpenClaw has it: this agent is ready as soon as it listens.
+  if (req.method === 'GET' && (pathname === '/health' || pathname === '/readyz')) return sendJson(res, 200, { status: 'ok', version: VERSION });
   if (!authorized(req)) return sendError(res, 401, 'unauthorized', 'gateway token required');
   if (pathname === '/v1/chat/completions' && req.method === 'POST') return chat(req, res);
   if (pathname === '/v1/sessions' && req.method === 'GET') return sendJson(res, 200, { sessions: await history.list() });
+  if (pathname === '/tools/invoke' && req.method === 'POST') return invokeTool(req, res);
   if (pathname === '/v1/info' && req.method === 'GET') return sendJson(res, 200, { version: VERSION, changelog });
   return sendError(res, 404, 'not_found', `no route ${req.method} ${pathname}`);
 }

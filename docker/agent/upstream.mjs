@@ -54,14 +54,18 @@ const describe = (err) => err?.cause?.code ?? err?.cause?.message ?? err?.messag
  * the first response that is not a 5xx (a 4xx is the provider's answer about
  * this request, not an outage, so it is returned for the caller to report).
  */
-export async function callUpstream({ config, body, signal, log }) {
+/** OpenClaw reads body.model as an agent target ("openclaw/default"), never a provider model. */
+const isAgentTarget = (m) => typeof m === 'string' && /^(openclaw([/:].*)?|agent:.*)$/.test(m);
+
+export async function callUpstream({ config, body, signal, log, personality = config.agents?.personality, modelOverride }) {
   const providers = config.models?.providers ?? {};
   const defaults = config.agents?.defaults?.model ?? {};
-  const candidates = [...new Set([body.model ?? defaults.primary, ...(defaults.fallbacks ?? [])])].filter(
+  // As in OpenClaw: x-openclaw-model picks the backend model; a plain model in the body still works.
+  const requested = modelOverride ?? (isAgentTarget(body.model) ? undefined : body.model);
+  const candidates = [...new Set([requested ?? defaults.primary, ...(defaults.fallbacks ?? [])])].filter(
     (m) => typeof m === 'string' && m.length > 0,
   );
   if (candidates.length === 0) throw new UpstreamError(400, 'no_model', 'No model requested and no primary model configured');
-  const personality = config.agents?.personality;
   const messages = personality ? [{ role: 'system', content: personality }, ...body.messages] : body.messages;
 
   const failures = [];

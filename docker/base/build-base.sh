@@ -3,21 +3,27 @@
 # host's own Node binary plus the shared libraries it links, fed to
 # `docker import`. The agent image uses it when node:20-slim cannot be pulled.
 #
-#   docker/base/build-base.sh [--force]
+#   docker/base/build-base.sh [--force] [--shell] [--no-local]
 #
 # Tags hangar/node-base:<node version> and hangar/node-base:local, and prints
 # the versioned tag on stdout (everything else goes to stderr). Skips the build
 # when the versioned tag already exists, unless --force.
+# --shell     also copy the host's /bin/dash in as /bin/sh (an entrypoint that
+#             must `exec` needs one); the tag becomes <node version>-sh
+# --no-local  leave hangar/node-base:local alone (another Node's base, e.g. the
+#             OpenClaw image's Node 24, must not move the reference image's base)
 # Env: NODE_BIN (default: the `node` on PATH).
 set -euo pipefail
 
 die() { echo "build-base: $*" >&2; exit 1; }
 
-force=0
+force=0 shell=0 local_tag=1
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --shell) shell=1 ;;
+    --no-local) local_tag=0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $arg (try --help)" ;;
   esac
 done
@@ -29,10 +35,11 @@ node_bin=${NODE_BIN:-$(command -v node || true)}
 node_bin=$(readlink -f "$node_bin")
 version=$("$node_bin" -p 'process.versions.node')
 tag="hangar/node-base:${version}"
+[ "$shell" = 1 ] && tag="${tag}-sh"
 
 if [ "$force" = 0 ] && docker image inspect "$tag" >/dev/null 2>&1; then
   # Re-point :local at the current host Node (it may have been upgraded).
-  docker tag "$tag" hangar/node-base:local
+  [ "$local_tag" = 1 ] && docker tag "$tag" hangar/node-base:local
   echo "$tag"
   exit 0
 fi
@@ -69,6 +76,17 @@ for lib in libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
 done
 echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
 
+if [ "$shell" = 1 ]; then
+  sh_bin=$(readlink -f /bin/dash 2>/dev/null || true)
+  [ -x "$sh_bin" ] || die "--shell needs /bin/dash on the host (Debian: dash)"
+  mkdir -p "$root/bin"
+  cp -L "$sh_bin" "$root/bin/sh"
+  # dash links only libc, already copied for node; check rather than assume.
+  for lib in $(ldd "$sh_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+    [ -e "$root$lib" ] || copy_in "$lib"
+  done
+fi
+
 # Node ships its own root CAs; the host bundle adds any private CA the host
 # trusts (a self-hosted model server behind an internal TLS CA).
 change_ca=()
@@ -104,5 +122,5 @@ got=$(docker run --rm --network none "$tag" node -p 'process.versions.node') \
   || { docker image rm "$tag" >/dev/null 2>&1 || true; die "imported image cannot run node"; }
 [ "$got" = "$version" ] || die "image runs node $got, expected $version"
 
-docker tag "$tag" hangar/node-base:local
+if [ "$local_tag" = 1 ]; then docker tag "$tag" hangar/node-base:local; fi
 echo "$tag"

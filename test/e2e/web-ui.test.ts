@@ -172,6 +172,43 @@ describe('web UI', () => {
     }, 'the history after a reload', 30_000);
   });
 
+  it('renders answers as markdown with code blocks, and agent HTML only ever as text', async () => {
+    await go('/chat');
+    // The fake upstream echoes the message, so the agent's answer carries this markdown and HTML.
+    const message = [
+      '**bold words** and `inline code`',
+      '',
+      '```',
+      'const x = 1 < 2;',
+      '```',
+      '',
+      '<img src="/nowhere.png" onerror="window.__pwned = true"> <script>window.__pwned = true</script> <b data-agent-html>raw</b>',
+      '[click](javascript:window.__pwned=true)',
+    ].join('\n');
+    const answers = page.locator('.msg.assistant');
+    const before = await answers.count();
+    await page.getByLabel('Message').fill(message);
+    await page.getByRole('button', { name: 'Send' }).click();
+    await seeCount(answers, before + 1);
+    const bubble = answers.nth(before);
+    // The whole answer is in (its last line arrived) and the stream has ended.
+    await seeText(bubble, 'click', { timeout: 30_000 });
+    await seeText(page.getByRole('button', { name: /Send|Answering/ }), 'Send', { exact: true, timeout: 30_000 });
+    await shot('chat-markdown');
+    expect(await bubble.locator('strong').textContent(), await bubble.innerHTML()).toBe('bold words');
+    expect(await bubble.locator('code').first().textContent()).toBe('inline code');
+    expect(await bubble.locator('pre code').textContent()).toContain('const x = 1 < 2;');
+    // The agent's HTML is text on the page, never elements.
+    expect(await bubble.locator('img, script, [data-agent-html], [onerror]').count()).toBe(0);
+    const text = (await bubble.textContent()) ?? '';
+    expect(text).toContain('<img src="/nowhere.png"');
+    expect(text).toContain('<b data-agent-html>raw</b>');
+    // DOMPurify drops the javascript: URL; the link text stays.
+    const links = await bubble.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    expect(links.every((href) => !href || !/^javascript:/i.test(href))).toBe(true);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: boolean }).__pwned)).toBeUndefined();
+  });
+
   it('adds a provider and tests it; a config change restarts the running agent', async () => {
     await go('/settings');
     await page.getByLabel(/^Name/).fill('second');

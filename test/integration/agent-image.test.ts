@@ -120,7 +120,7 @@ function fakeUpstream(seen: Seen[], aborted: string[]) {
 function fakeConfigServer(upstreamPort: number, closedPort: number, requests: string[], issued: Map<string, { used: boolean; noGatewayToken?: boolean }>) {
   const config = {
     gateway: { agentId, port: AGENT_PORT, ownerKind: 'user', auth: { mode: 'token', token: gatewayToken } },
-    agents: { defaults: { model: { primary: 'openai/gpt-4o-mini', fallbacks: ['openai/backup-model'] } }, personality },
+    agents: { defaults: { model: { primary: 'openai/gpt-4o-mini', fallbacks: ['openai/backup-model'] } } },
     models: {
       providers: {
         openai: { baseUrl: `http://host.docker.internal:${upstreamPort}/v1`, apiKey: userKey, api: 'openai-completions', models: [{ id: 'gpt-4o-mini' }] },
@@ -132,8 +132,18 @@ function fakeConfigServer(upstreamPort: number, closedPort: number, requests: st
   return http.createServer((req, res) => {
     requests.push(req.url ?? '');
     const token = req.headers.authorization?.replace(/^Bearer /, '') ?? '';
+    const base = `/api/internal/agent-config/user/${agentId}`;
+    if (req.url === `${base}/workspace`) {
+      // Asked with the gateway token the config carried. The personality
+      // travels as OpenClaw's SOUL.md, with Hangar's marker line first.
+      const ok = token === gatewayToken;
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(ok ? { files: { 'SOUL.md': `<!-- managed by Hangar -->\n\n${personality}\n` } } : { error: { code: 'invalid_agent_token', message: "Not this agent's token" } }));
+      return;
+    }
+    // The config: a single-use bootstrap token buys it once.
     const entry = issued.get(token);
-    const ok = req.url === `/api/internal/agent-config/user/${agentId}` && entry !== undefined && !entry.used;
+    const ok = req.url === base && entry !== undefined && !entry.used;
     if (ok) entry.used = true;
     const answer = ok && entry.noGatewayToken ? { ...config, gateway: { agentId, port: AGENT_PORT } } : config;
     res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });

@@ -114,7 +114,8 @@ describe('onboarding', () => {
     expect(agents.body.agentIds).toHaveLength(1);
     const systemAgent = await h.core.agents.get(agents.body.agentIds[0]);
     const runtime = await h.core.agentConfigs.runtimeConfig(systemAgent);
-    expect(runtime.agents.personality).toBe('You help admins.');
+    expect((await h.core.agentConfigs.workspace(systemAgent)).files['SOUL.md']).toContain('You help admins.');
+    expect(runtime.agents.defaults.model?.primary).toBe('fake/fake-model');
     expect(Object.keys(runtime.models.providers)).toEqual(['fake']);
 
     const done = await call('POST', '/api/onboarding/complete');

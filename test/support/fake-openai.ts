@@ -4,7 +4,35 @@ import type { AddressInfo } from 'node:net';
 export interface SeenRequest {
   path: string;
   authorization: string | undefined;
-  body: { model?: string; messages?: Array<{ role: string; content: string }>; stream?: boolean } | null;
+  body: { model?: string; messages?: Array<{ role: string; content: unknown }>; stream?: boolean } | null;
+}
+
+/** A message's text, whether a string or OpenAI's array of typed parts. */
+export function messageText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('');
+  return '';
+}
+
+const OPENCLAW_CONTEXT = '<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>';
+
+/**
+ * What the user said in this turn. The reference agent passes messages on
+ * as sent; OpenClaw stamps the user's turn ("[Thu 2026-11-26 00:07 UTC] …"),
+ * appends a "Runtime: …" line, and adds its own context as further user
+ * messages — those are skipped and the stamps stripped.
+ */
+export function userWords(messages: Array<{ role: string; content: unknown }> = []): string {
+  const own = [...messages].reverse().find((m) => m.role === 'user' && !messageText(m.content).includes(OPENCLAW_CONTEXT));
+  return messageText(own?.content)
+    .replace(/^\[[^\]\n]*\d{2}:\d{2}[^\]\n]*\]\s*/, '')
+    .replace(/\n+Runtime: [^\n]*$/, '')
+    .trim();
+}
+
+/** The system prompt the upstream got (OpenClaw's includes the workspace's SOUL.md). */
+export function systemPrompt(body: SeenRequest['body']): string {
+  return (body?.messages ?? []).filter((m) => m.role === 'system').map((m) => messageText(m.content)).join('\n');
 }
 
 /**
@@ -28,8 +56,7 @@ export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
         res.writeHead(404).end();
         return;
       }
-      const last = [...(body?.messages ?? [])].reverse().find((m: { role: string }) => m.role === 'user');
-      const answer = `echo: ${last?.content ?? ''}`;
+      const answer = `echo: ${userWords(body?.messages)}`;
       if (body?.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         const words = answer.split(' ');
@@ -38,6 +65,8 @@ export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
           res.write(`data: ${JSON.stringify(chunk)}\n\n`);
           await new Promise((r) => setTimeout(r, opts.chunkDelayMs ?? 30));
         }
+        const done = { id: 'c1', object: 'chat.completion.chunk', model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] };
+        res.write(`data: ${JSON.stringify(done)}\n\n`);
         res.write('data: [DONE]\n\n');
         return res.end();
       }
@@ -47,6 +76,7 @@ export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
         object: 'chat.completion',
         model: body?.model,
         choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
       }));
     });
   });

@@ -54,6 +54,11 @@ export async function startTestStack(log: (m: string) => void = (m) => console.l
     temporalUiPort: await freePort(),
     persistent: false,
     agentImage,
+    // The reference agent for the bulk of the tests, rebuilt from docker/agent
+    // each run (a cache hit when unchanged) so a stale local image never runs.
+    // The OpenClaw image is built by the tests that need it (openclaw.test.ts).
+    agentRuntime: 'reference',
+    refreshAgentImage: true,
     log,
   });
   // The shared database stands for an instance past its first boot; the

@@ -107,6 +107,8 @@ export async function startHangarOn(
     TEMPORAL_ADDRESS: stack.temporalAddress,
     HANGAR_SECRET_KEY: stack.secretKey,
     HANGAR_DATA_DIR: stack.dataDir,
+    // The reference agent is the fast test double; openclaw.test.ts overrides both.
+    HANGAR_AGENT_RUNTIME: 'reference',
     HANGAR_AGENT_IMAGE: stack.agentImage,
     HANGAR_WORKFLOW_BUNDLE: stack.workflowBundlePath,
     HANGAR_RESTART_DEBOUNCE_SEC: '1',

@@ -4,7 +4,8 @@ import tar from 'tar-stream';
 // Agent image variants for rollout tests, built locally from the reference
 // image (no registry): a new label is enough for a new digest.
 
-async function build(docker: Docker, tag: string, dockerfile: string): Promise<string> {
+/** Builds TAG from a Dockerfile given as text (no context); resolves with the image id. */
+export async function buildImageFromDockerfile(docker: Docker, tag: string, dockerfile: string): Promise<string> {
   const pack = tar.pack();
   pack.entry({ name: 'Dockerfile' }, dockerfile);
   pack.finalize();
@@ -19,7 +20,7 @@ async function build(docker: Docker, tag: string, dockerfile: string): Promise<s
 
 /** Same code, new digest and changelog. */
 export function buildVersion(docker: Docker, base: string, tag: string, version: string, changelog: string): Promise<string> {
-  return build(docker, tag, `FROM ${base}\nLABEL org.opencontainers.image.version="${version}" dev.hangar.changelog="${changelog}"\n`);
+  return buildImageFromDockerfile(docker, tag, `FROM ${base}\nLABEL org.opencontainers.image.version="${version}" dev.hangar.changelog="${changelog}"\n`);
 }
 
 /** An image that writes over /data at boot and then dies: its health check never passes. */
@@ -31,7 +32,7 @@ export function buildScribbler(docker: Docker, base: string, tag: string): Promi
     "console.log('scribbled over /data');",
     'process.exit(3);',
   ].join(' ');
-  return build(docker, tag, `FROM ${base}\nLABEL org.opencontainers.image.version="3.0.0-bad" dev.hangar.changelog="v3 scribbles"\nCMD ["node", "-e", ${JSON.stringify(script)}]\n`);
+  return buildImageFromDockerfile(docker, tag, `FROM ${base}\nLABEL org.opencontainers.image.version="3.0.0-bad" dev.hangar.changelog="v3 scribbles"\nCMD ["node", "-e", ${JSON.stringify(script)}]\n`);
 }
 
 /** Every file under a container's /data: name → content hash, mode and owner (what "byte-identical" means). */

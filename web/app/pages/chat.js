@@ -1,11 +1,14 @@
 import { useEffect, useRef, useState } from '/ui/vendor/preact-htm.js';
 import { ApiError, csrfHeaders, ErrorBox, html, Loading, readSse, useApi } from '../lib.js';
+import { renderMarkdown } from '../markdown.js';
 
 // Chat with my agent: answers stream in as the agent sends them; the history
 // is the one the agent keeps in its own volume.
 
+/** The conversation this page continues: the agent's "default" session (the page sends no session id). */
 function historyOf(data) {
-  const list = Array.isArray(data) ? data : (data?.messages ?? data?.sessions?.flatMap((s) => s.messages ?? []) ?? []);
+  const own = data?.sessions?.find((s) => s.id === 'default');
+  const list = Array.isArray(data) ? data : (data?.messages ?? own?.messages ?? []);
   return list.filter((m) => m && (m.role === 'user' || m.role === 'assistant')).map((m) => ({ role: m.role, content: String(m.content ?? '') }));
 }
 
@@ -67,7 +70,10 @@ export function ChatPage() {
         ${(messages ?? []).length === 0 ? html`<p class="empty">${history.data?.agentRunning === false
           ? 'Your agent is stopped, so its history is not shown. Say hello: it starts, and the history comes back with it.'
           : 'No messages yet. Say hello: your agent starts if it is stopped.'}</p>` : null}
-        ${(messages ?? []).map((m) => html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`)}
+        ${(messages ?? []).map((m) => (m.role === 'assistant'
+          // Answers are markdown, rendered sanitised (web/app/markdown.js); what the user typed stays text.
+          ? html`<div class="msg assistant md" data-role="assistant" dangerouslySetInnerHTML=${{ __html: renderMarkdown(m.content) }}></div>`
+          : html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`))}
         <div ref=${end}></div>
       </div>` : null}
     </div>
