@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Agent, User } from '../../core/db.ts';
-import { AppError, NotFoundError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
+import { AppError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import { errors, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import type { WorkspaceRole } from '../../core/contracts/workspace.contract.ts';

@@ -57,7 +57,7 @@ export function createInviteService(deps: {
       let mailed = false;
       try {
         mailed = (await notifications.send(email, {
-          subject: `${actor.displayName} invited you to "${a.workspace.name}" on Hangar`,
+          subject: `${actor.displayName} invited you to ${a.workspace.name} on Hangar`,
           text: [
             `${actor.displayName} invited you to the workspace "${a.workspace.name}" on Hangar, as ${input.role}.`,
             '',

@@ -48,7 +48,7 @@ export function memberView(m: MemberRow) {
 
 /** Serialises membership changes of one workspace (transaction-scoped, released at commit). */
 export async function lockWorkspace(tx: Tx, workspaceId: string): Promise<void> {
-  await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`workspace-members:${workspaceId}`}, 0))`;
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`workspace-members:${workspaceId}`}, 0))`;
 }
 
 async function assertAnotherOwner(tx: Tx, workspaceId: string, exceptUserId: string): Promise<void> {
@@ -178,11 +178,11 @@ export function createWorkspaceService({ db, fleet, audit }: { db: Db; fleet: Fl
         if (!atLeast(actor.role as WorkspaceRole, 'admin')) throw new ForbiddenError('Only owners and admins change roles', 'workspace_role_required');
         const target = await tx.workspaceMember.findUnique({ where: { workspaceId_userId: { workspaceId: a.workspace.id, userId: targetId } }, include: memberWithUser });
         if (!target) throw new NotFoundError('Member');
-        if ((role === 'owner' || target.role === 'owner') && actor.role !== 'owner') {
-          throw new ForbiddenError('Only an owner grants the owner role or changes an owner', 'owner_required');
-        }
         if (targetId === actorId && ROLE_RANK[role] > ROLE_RANK[actor.role as WorkspaceRole]) {
           throw new ForbiddenError('You cannot promote yourself', 'cannot_promote_self');
+        }
+        if ((role === 'owner' || target.role === 'owner') && actor.role !== 'owner') {
+          throw new ForbiddenError('Only an owner grants the owner role or changes an owner', 'owner_required');
         }
         if (target.role === 'owner' && role !== 'owner') await assertAnotherOwner(tx, a.workspace.id, targetId);
         if (target.role === role) return { before: target, after: target };
