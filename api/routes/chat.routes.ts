@@ -172,7 +172,7 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
         },
       },
     },
-    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 409, 429, 502, 503) } },
+    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 409, 410, 429, 502, 503) } },
   }, async (request, reply) => {
     const user = request.user!;
     const { agentId, sessionId, model, ...payload } = request.body;
