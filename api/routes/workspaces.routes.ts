@@ -64,8 +64,15 @@ export async function workspaceRoutes(fastify: FastifyInstance, { core, auth, co
   }, (request) => core.workspaces.list(request.user!.id));
 
   app.get('/api/workspaces/:slug', {
-    schema: { params: SlugParams, response: { 200: Type.Object({ ...WorkspaceView.properties, memberCount: Type.Integer() }), ...errors(400, 401, 404, 410) } },
-  }, (request) => core.workspaces.get(request.user!.id, request.params.slug));
+    schema: {
+      params: SlugParams,
+      // agentId: the shared agent, once someone started it (null before).
+      response: { 200: Type.Object({ ...WorkspaceView.properties, memberCount: Type.Integer(), agentId: Nullable(Type.String()) }), ...errors(400, 401, 404, 410) },
+    },
+  }, async (request) => {
+    const ws = await core.workspaces.get(request.user!.id, request.params.slug);
+    return { ...ws, agentId: (await core.agents.findOwned('workspace', ws.id))?.id ?? null };
+  });
 
   app.patch('/api/workspaces/:slug', {
     schema: { params: SlugParams, body: strict({ name: Name }), response: { 200: WorkspaceView, ...errors(400, 401, 403, 404, 410) } },
