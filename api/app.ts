@@ -22,6 +22,7 @@ import { oidcRoutes } from './routes/oidc.routes.ts';
 import type { OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
+import { adminWorkspaceRoutes } from './routes/admin-workspaces.routes.ts';
 import { agentEventRoutes } from './routes/agent-events.routes.ts';
 import { egressRoutes } from './routes/egress.routes.ts';
 import { fleetRoutes } from './routes/fleet.routes.ts';
@@ -33,6 +34,8 @@ import { chatRoutes } from './routes/chat.routes.ts';
 import { healthRoutes } from './routes/health.routes.ts';
 import { internalRoutes } from './routes/internal.routes.ts';
 import { providerRoutes } from './routes/providers.routes.ts';
+import { workspaceAgentRoutes } from './routes/workspace-agent.routes.ts';
+import { workspaceRoutes } from './routes/workspaces.routes.ts';
 
 export interface RouteDeps {
   core: Core;
@@ -120,7 +123,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   return app;

@@ -34,8 +34,11 @@ export function setSessionCookie(
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 // Which token scope each part of the API needs: one table, checked in one
-// place, and it denies by default: a route it does not name (workspaces,
-// onboarding, whatever comes next) needs a full-access token ('*').
+// place, first matching prefix wins, and it denies by default: a route it does
+// not name (onboarding, whatever comes next) needs a full-access token ('*').
+// A workspace's agent goes with `agent` (start, stop, chat) and its providers
+// and config with `providers`, as for your own; the rest of workspaces
+// (members, invites, update config) needs `workspaces`.
 const ANY = 'any';
 const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/admin/', 'admin'],
@@ -45,6 +48,12 @@ const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/me/agent', 'agent'],
   ['/api/chat', 'agent'],
   ['/api/tokens', 'tokens'],
+  ['/api/workspaces/:slug/agent-config', 'providers'],
+  ['/api/workspaces/:slug/providers', 'providers'],
+  ['/api/workspaces/:slug/agent', 'agent'],
+  ['/api/workspaces', 'workspaces'],
+  ['/api/invites/', 'workspaces'],
+  ['/api/me/invites', 'workspaces'],
   // Who the token belongs to: every token may ask.
   ['/api/auth/me', ANY],
 ];

@@ -64,6 +64,10 @@ export const ConfigSchema = Type.Object({
   snapshotMinFreeMb: Int(0, 10_485_760, 1024),
   /** How often a rollout polls an updated agent's health (the timeout is a fleet setting). */
   updateHealthPollMs: Int(50, 60_000, 5000),
+  /** How long a workspace invitation's link stays good. */
+  inviteTtlHours: Int(1, 24 * 90, 168),
+  /** How often the member-drift schedule has each workspace agent's member list compared with the database. */
+  memberSyncIntervalSec: Int(10, 86_400, 300),
   /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
   smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   mailFrom: Type.String({ minLength: 3, default: 'Hangar <hangar@localhost>' }),
@@ -124,6 +128,8 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   snapshotDir: 'HANGAR_SNAPSHOT_DIR',
   snapshotMinFreeMb: 'HANGAR_SNAPSHOT_MIN_FREE_MB',
   updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',
+  inviteTtlHours: 'HANGAR_INVITE_TTL_HOURS',
+  memberSyncIntervalSec: 'HANGAR_MEMBER_SYNC_INTERVAL_SEC',
   smtpUrl: 'SMTP_URL',
   mailFrom: 'HANGAR_MAIL_FROM',
   logLevel: 'LOG_LEVEL',
@@ -179,7 +185,6 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
   return Object.freeze(cfg);
 }
 
-/** The URL an agent container uses for the API (defaults to the host gateway). */
 /**
  * HANGAR_TRUST_PROXY as Fastify takes it: false, the trusted proxies'
  * addresses, or for a hop count a function trusting that many hops nearest
@@ -194,6 +199,12 @@ export function trustProxySetting(cfg: Pick<HangarConfig, 'trustProxy'>): false 
   return cfg.trustProxy;
 }
 
+/** The URL an agent container uses for the API (defaults to the host gateway). */
 export function agentApiBase(cfg: HangarConfig, listenPort = cfg.port): string {
   return (cfg.agentApiUrl ?? `http://host.docker.internal:${listenPort}`).replace(/\/$/, '');
+}
+
+/** Where browsers reach Hangar (links in mail, the OIDC redirect). */
+export function publicBase(cfg: Pick<HangarConfig, 'publicUrl' | 'port'>): string {
+  return (cfg.publicUrl ?? `http://localhost:${cfg.port}`).replace(/\/$/, '');
 }

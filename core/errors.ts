@@ -51,6 +51,12 @@ export class ConflictError extends AppError {
   }
 }
 
+export class GoneError extends AppError {
+  constructor(message: string, code = 'gone') {
+    super(410, code, message);
+  }
+}
+
 export class RateLimitedError extends AppError {
   constructor(message: string, retryAfterSeconds: number, code = 'rate_limited') {
     super(429, code, message, undefined, { 'retry-after': String(retryAfterSeconds) });

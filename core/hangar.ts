@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { HangarConfig } from './config.ts';
 import { createAgentControl } from './control/agent-control.ts';
 import { createEgressControl } from './control/egress-control.ts';
+import { createMemberControl } from './control/member-control.ts';
 import { createOnboardingControl } from './control/onboarding-control.ts';
 import { createRolloutControl } from './control/rollout-control.ts';
 import { createTemporalPort, type TemporalPort } from './control/temporal.port.ts';
@@ -22,6 +23,9 @@ import { closePasswordPool } from './services/passwords.service.ts';
 import { createSettingsService } from './services/settings.service.ts';
 import { createSetupCodeService } from './services/setup-code.service.ts';
 import { createUserService } from './services/users.service.ts';
+import { createInviteService } from './services/invites.service.ts';
+import { createWorkspaceAgentService } from './services/workspace-agents.service.ts';
+import { createWorkspaceService } from './services/workspaces.service.ts';
 
 /**
  * Everything the API, the activities and the CLI share, built once per
@@ -44,6 +48,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const breakglass = createBreakglassService({ db, settings });
   const egress = createEgressSettingsService({ settings, config });
   const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort });
+  const audit = createAuditService({ db });
+  const agentConfigs = createAgentConfigService({ db, keyring });
+  const workspaces = createWorkspaceService({ db, fleet, audit });
   return {
     config,
     db,
@@ -55,8 +62,12 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     breakglass,
     agents,
     providers: createProviderService({ db, keyring, egress }),
-    agentConfigs: createAgentConfigService({ db, keyring }),
-    audit: createAuditService({ db }),
+    agentConfigs,
+    audit,
+    workspaces,
+    invites: createInviteService({ db, config, workspaces, notifications, audit }),
+    workspaceAgents: createWorkspaceAgentService({ db, keyring, workspaces, agents, agentConfigs, audit }),
+    memberControl: createMemberControl({ temporal }),
     oidc: createOidcService({ db, settings }),
     fleet,
     egress,

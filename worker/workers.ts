@@ -6,6 +6,8 @@ import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createAgentNetworks, createDockerActivities } from '../activities/docker.activities.ts';
 import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
+import { createMemberActivities } from '../activities/member.activities.ts';
+import { createMemberPushActivities } from '../activities/member-push.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createQuotaActivities } from '../activities/quota.activities.ts';
 import { createStorageActivities, createVolumeSizer } from '../activities/storage.activities.ts';
@@ -91,6 +93,7 @@ export async function startWorkers(opts: {
       ...createOnboardingActivities(core),
       ...createRolloutActivities({ core }),
       ...createQuotaActivities({ core }),
+      ...createMemberActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });
@@ -110,6 +113,7 @@ export async function startWorkers(opts: {
         minFreeBytes: config.snapshotMinFreeMb * 1024 * 1024,
       }),
       ...createStorageActivities({ sizer }),
+      ...createMemberPushActivities({ keyring: core.keyring }),
     },
     shutdownGraceTime: '5 seconds',
   });

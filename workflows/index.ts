@@ -6,3 +6,4 @@ export { onboarding } from './onboarding.workflow.ts';
 export { rollout } from './rollout.workflow.ts';
 export { imagePoller, describeImage } from './image-poller.workflow.ts';
 export { egressPolicy } from './egress-policy.workflow.ts';
+export { memberProvisioning, memberDrift } from './member-provisioning.workflow.ts';

@@ -63,7 +63,7 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
       body: strict({
         name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]+$' }),
         expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-        scopes: Type.Optional(Type.Array(Type.Union(TOKEN_SCOPES.map((sc) => Type.Literal(sc))), { minItems: 1, maxItems: 5 })),
+        scopes: Type.Optional(Type.Array(Type.Union(TOKEN_SCOPES.map((sc) => Type.Literal(sc))), { minItems: 1, maxItems: TOKEN_SCOPES.length })),
       }),
       response: {
         201: Type.Object({

@@ -3,9 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Agent, User } from '../../core/db.ts';
-import { AppError, NotFoundError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
+import { AppError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import { errors, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
+import type { WorkspaceRole } from '../../core/contracts/workspace.contract.ts';
+import { speakerHeaders } from '../speaker-identity.ts';
 
 const Message = strict({
   role: Type.Union(['system', 'user', 'assistant'].map((r) => Type.Literal(r))),
@@ -40,6 +42,8 @@ const deactivatedMidway = () => new UnauthorizedError('This account was deactiva
 const sessionKey = (userId: string, sessionId = 'default') => `hangar:${userId}:${sessionId}`.toLowerCase();
 /** The same key as OpenClaw lists it: agent:<agentId>:hangar:<userId>:<session>. */
 const listedKey = (userId: string) => new RegExp(`^agent:[^:]+:hangar:${userId.toLowerCase().replace(/[^a-z0-9-]/g, '')}:([a-z0-9_-]{1,64})$`);
+/** Any speaker's session in a shared (workspace) agent: agent:<agentId>:hangar:<userId>:<session>. */
+const anyListedKey = /^agent:[^:]+:hangar:([a-z0-9-]{1,64}):([a-z0-9_-]{1,64})$/;
 /** Sessions read per history request, newest first, and messages per session. */
 const HISTORY_SESSIONS = 20;
 const HISTORY_MESSAGES = 200;
@@ -48,6 +52,8 @@ const SessionsView = Type.Object({
   agentRunning: Type.Optional(Type.Boolean()),
   sessions: Type.Array(Type.Object({
     id: Type.String(),
+    /** A workspace agent's history is shared by its members: whose conversation this is. */
+    userId: Type.Optional(Type.String()),
     updatedAt: Type.Union([Type.String(), Type.Null()]),
     messages: Type.Array(Type.Object({
       role: Type.Union([Type.Literal('user'), Type.Literal('assistant')]),
@@ -107,21 +113,17 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
     void core.agents.touch(agentId).catch(() => lastWrite.delete(agentId));
   }
 
-  async function callerAgent(user: User, agentId?: string): Promise<Agent> {
-    if (agentId) {
-      // Workspace agents come with workspaces; until then only your own agent exists for you.
-      const own = await core.agents.findOwned('user', user.id);
-      if (!own || own.id !== agentId) throw new NotFoundError('Agent');
-      return own;
-    }
-    return core.agents.getOrCreate('user', user.id);
+  /** Your own agent, or (by id) a workspace agent of a workspace you belong to with at least `need`. */
+  async function callerAgent(user: User, agentId: string | undefined, need: WorkspaceRole): Promise<{ agent: Agent; role: WorkspaceRole | null }> {
+    if (agentId) return core.workspaceAgents.forSpeaker(user.id, agentId, need);
+    return { agent: await core.agents.getOrCreate('user', user.id), role: null };
   }
 
   /**
    * Routes from the database while the agent runs, so chat keeps working when
    * Temporal is down; only a start needs the workflow.
    */
-  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; model?: string; signal?: AbortSignal; mayStart?: boolean }) {
+  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; model?: string; signal?: AbortSignal; mayStart?: boolean; role?: WorkspaceRole | null }) {
     let row = agent;
     for (let attempt = 0; attempt < 2; attempt++) {
       if (init.signal?.aborted) throw deactivatedMidway();
@@ -135,8 +137,7 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
         // Built from scratch: nothing the caller sent under x-hangar-user-* can pass through.
         const headers: Record<string, string> = {
           authorization: `Bearer ${core.agents.gatewayToken(row)}`,
-          'x-hangar-user-id': user.id,
-          'x-hangar-user-name': encodeURIComponent(user.displayName),
+          ...speakerHeaders(user, init.role ?? null),
         };
         if (init.body) headers['content-type'] = 'application/json';
         // OpenClaw's session routing: the agent keeps the conversation, so
@@ -171,7 +172,7 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
         },
       },
     },
-    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 409, 429, 502, 503) } },
+    schema: { body: ChatBody, response: { 200: Type.Unknown(), ...errors(400, 401, 403, 404, 409, 410, 429, 502, 503) } },
   }, async (request, reply) => {
     const user = request.user!;
     const { agentId, sessionId, model, ...payload } = request.body;
@@ -183,12 +184,13 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       if (reply.raw.headersSent) reply.raw.destroy();
     }, { once: true });
     try {
-      const agent = await callerAgent(user, agentId);
+      // Chatting writes to the agent (and may start it): viewers of a workspace only read.
+      const { agent, role } = await callerAgent(user, agentId, 'member');
       touch(agent.id);
       // OpenClaw reads `model` as the agent to run ("openclaw/default"); a
       // provider model the caller asks for travels as x-openclaw-model.
       const body = JSON.stringify({ ...payload, model: 'openclaw/default' });
-      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body, sessionId, model, signal: handle.signal });
+      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body, sessionId, model, signal: handle.signal, role });
       touch(agent.id);
       const type = res.headers['content-type'] ?? 'application/json';
       reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
@@ -202,8 +204,8 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
   });
 
   /** One of OpenClaw's tools through POST /tools/invoke (the session tools are read-only). */
-  async function invokeTool(agent: Agent, user: User, tool: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const res = await forward(agent, user, '/tools/invoke', { method: 'POST', body: JSON.stringify({ tool, args }), mayStart: false });
+  async function invokeTool(agent: Agent, user: User, role: WorkspaceRole | null, tool: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const res = await forward(agent, user, '/tools/invoke', { method: 'POST', body: JSON.stringify({ tool, args }), mayStart: false, role });
     const answer = (await readJson(res)) as { ok?: boolean; result?: { details?: Record<string, unknown> }; error?: { message?: string } };
     if ((res.statusCode ?? 500) >= 400 || !answer?.ok || !answer.result?.details) {
       throw new UnavailableError(`The agent's ${tool} failed (HTTP ${res.statusCode}${answer?.error?.message ? `: ${answer.error.message}` : ''})`, 'agent_bad_answer');
@@ -216,24 +218,34 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
   // anything: a cross-site top-level GET must not boot someone's agent, so the
   // history is read only while the agent runs; otherwise the answer is an
   // empty list with agentRunning: false (the next chat starts the agent).
+  // With ?agentId= a workspace agent's history, which its members share
+  // (viewers included: reading is what they may do): every speaker's
+  // sessions, each marked with whose it is.
   app.get('/api/chat/sessions', {
-    schema: { response: { 200: SessionsView, ...errors(401, 403, 404, 503) } },
+    schema: { querystring: strict({ agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }), response: { 200: SessionsView, ...errors(400, 401, 403, 404, 410, 503) } },
   }, async (request) => {
     const user = request.user!;
-    const agent = await core.agents.findOwned('user', user.id);
+    const { agent, role } = request.query.agentId
+      ? await callerAgent(user, request.query.agentId, 'viewer')
+      : { agent: await core.agents.findOwned('user', user.id), role: null };
     if (!agent || agent.status !== 'running' || !agent.gatewayPort) return { sessions: [], agentRunning: false };
+    const shared = agent.ownerKind === 'workspace';
     try {
       const mine = listedKey(user.id);
-      const listed = ((await invokeTool(agent, user, 'sessions_list', { limit: 200 })).sessions ?? []) as Array<{ key?: string; updatedAt?: number }>;
+      const listed = ((await invokeTool(agent, user, role, 'sessions_list', { limit: 200 })).sessions ?? []) as Array<{ key?: string; updatedAt?: number }>;
       const own = listed
-        .map((s) => ({ key: s.key ?? '', id: mine.exec(s.key ?? '')?.[1], updatedAt: s.updatedAt }))
-        .filter((s): s is { key: string; id: string; updatedAt: number | undefined } => Boolean(s.id))
+        .map((s) => {
+          const key = s.key ?? '';
+          const any = shared ? anyListedKey.exec(key) : null;
+          return { key, id: shared ? any?.[2] : mine.exec(key)?.[1], userId: any?.[1], updatedAt: s.updatedAt };
+        })
+        .filter((s): s is { key: string; id: string; userId: string | undefined; updatedAt: number | undefined } => Boolean(s.id))
         .sort((a, b) => (b.updatedAt ?? 0) - (a.updatedAt ?? 0))
         .slice(0, HISTORY_SESSIONS);
       const fresh = await core.agents.get(agent.id);
       const sessions = [];
       for (const s of own) {
-        const details = await invokeTool(fresh, user, 'sessions_history', { sessionKey: s.key, limit: HISTORY_MESSAGES });
+        const details = await invokeTool(fresh, user, role, 'sessions_history', { sessionKey: s.key, limit: HISTORY_MESSAGES });
         const messages = ((details.messages ?? []) as ToolMessage[])
           .filter((m) => m.role === 'user' || m.role === 'assistant')
           .map((m) => ({
@@ -243,7 +255,7 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
             ...(m.role === 'assistant' && typeof m.model === 'string' ? { model: m.model } : {}),
           }))
           .filter((m) => m.content !== '');
-        sessions.push({ id: s.id, updatedAt: s.updatedAt ? new Date(s.updatedAt).toISOString() : null, messages });
+        sessions.push({ id: s.id, ...(s.userId ? { userId: s.userId } : {}), updatedAt: s.updatedAt ? new Date(s.updatedAt).toISOString() : null, messages });
       }
       return { sessions };
     } catch (err) {

@@ -31,7 +31,7 @@ export const CreateProvider = strict({
   apiType: Type.Optional(fields.apiType),
   models: Type.Optional(fields.models),
 });
-const PatchProvider = Type.Partial(CreateProvider, { additionalProperties: false, minProperties: 1 });
+export const PatchProvider = Type.Partial(CreateProvider, { additionalProperties: false, minProperties: 1 });
 
 export const ProviderView = Type.Object({
   id: Type.String(),
@@ -48,7 +48,7 @@ export const ProviderView = Type.Object({
   updatedAt: Type.String(),
 });
 
-const AgentConfig = strict({
+export const AgentConfig = strict({
   primaryModel: Nullable(Type.String({ minLength: 1, maxLength: 300 })),
   fallbackModels: Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 10 }),
   personality: Nullable(Type.String({ maxLength: 20_000 })),

@@ -2,14 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ConflictError, NotFoundError } from '../../core/errors.ts';
-import { UpdateConfigSchema } from '../../core/services/fleet-settings.service.ts';
-import { errors, Nullable, strict } from '../schemas.ts';
+import { errors, Nullable } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
-// The user's side of fleet updates: "update available" and "Update now", and
-// how a workspace (a user's personal one included) takes updates.
-
-const SlugParams = strict({ slug: Type.String({ minLength: 3, maxLength: 64, pattern: '^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$' }) });
+// The user's side of fleet updates: "update available" and "Update now". How a
+// workspace takes updates is in workspaces.routes.ts.
 
 export async function updateRoutes(fastify: FastifyInstance, { core, auth, rolloutControl }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -47,25 +44,5 @@ export async function updateRoutes(fastify: FastifyInstance, { core, auth, rollo
       startedById: request.user!.id,
     });
     return reply.code(202).send({ rolloutId: r.id, workflowId: r.workflowId });
-  });
-
-  app.get('/api/workspaces', {
-    schema: {
-      response: {
-        200: Type.Array(Type.Object({ id: Type.String(), slug: Type.String(), name: Type.String(), personal: Type.Boolean(), role: Type.String() })),
-        ...errors(401),
-      },
-    },
-  }, (request) => core.fleet.listWorkspaces(request.user!.id));
-
-  app.get('/api/workspaces/:slug/update-config', {
-    schema: { params: SlugParams, response: { 200: UpdateConfigSchema, ...errors(400, 401, 404) } },
-  }, async (request) => core.fleet.getUpdateConfig((await core.fleet.workspaceForManager(request.user!.id, request.params.slug)).id));
-
-  app.put('/api/workspaces/:slug/update-config', {
-    schema: { params: SlugParams, body: UpdateConfigSchema, response: { 200: UpdateConfigSchema, ...errors(400, 401, 403, 404) } },
-  }, async (request) => {
-    const ws = await core.fleet.workspaceForManager(request.user!.id, request.params.slug);
-    return core.fleet.putUpdateConfig(ws.id, request.body);
   });
 }

@@ -49,6 +49,14 @@ import {
   type RolloutWorkflowInput,
 } from '../contracts/rollout.contract.ts';
 import { EGRESS_POLICY_WORKFLOW, egressPolicyWorkflowId, type EgressPolicyWorkflow, type EgressReport } from '../contracts/egress.contract.ts';
+import {
+  MEMBER_PROVISIONING_WORKFLOW,
+  memberProvisioningWorkflowId,
+  provisioningStateQuery,
+  syncMembersSignal,
+  type MemberProvisioningWorkflow,
+  type ProvisioningState,
+} from '../contracts/workspace.contract.ts';
 import { fromFailure } from './failures.ts';
 
 // The one place Hangar talks to Temporal's client API. The API, the
@@ -331,6 +339,25 @@ export function createTemporalPort(opts: {
             clearTimeout(timer);
           }
         });
+      },
+    },
+
+    members: {
+      /** Signal-with-start of `provision/<workspaceId>`: one run per workspace, started by whichever change comes first. */
+      async sync(workspaceId: string, reason: string): Promise<void> {
+        await call({ code: 'member_sync_failed', message: 'The member sync could not be requested' }, (c) =>
+          c.workflow.signalWithStart<MemberProvisioningWorkflow, [{ reason: string }]>(MEMBER_PROVISIONING_WORKFLOW, {
+            taskQueue: CONTROL_TASK_QUEUE,
+            workflowId: memberProvisioningWorkflowId(workspaceId),
+            args: [{ workspaceId }],
+            signal: syncMembersSignal,
+            signalArgs: [{ reason }],
+            staticSummary: `Provision the members of workspace ${workspaceId} into its agent`,
+          }), 'memberSync');
+      },
+      /** null: no provisioning run at the moment (nothing owed). */
+      state(workspaceId: string): Promise<ProvisioningState | null> {
+        return existing(memberProvisioningWorkflowId(workspaceId), { code: 'member_sync_failed', message: 'The member sync state could not be read' }, (h) => h.query(provisioningStateQuery));
       },
     },
 

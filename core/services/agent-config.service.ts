@@ -53,15 +53,18 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
      */
     async runtimeConfig(agent: Agent): Promise<OpenClawConfig> {
       const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
-      // A user's agent sees that user's providers; a system agent only the admin provider it was given.
+      // A user's agent sees that user's providers, a workspace's agent the
+      // workspace's; a system agent only the admin provider it was given.
       const providers =
         agent.ownerKind === 'user'
           ? await asUser(db, agent.ownerId, (tx) =>
               tx.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } }),
             )
-          : cfg.providerId
-            ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { id: cfg.providerId!, isActive: true } }))
-            : [];
+          : agent.ownerKind === 'workspace'
+            ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { workspaceId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } }))
+            : cfg.providerId
+              ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { id: cfg.providerId!, isActive: true } }))
+              : [];
       return buildOpenClawConfig({
         gatewayToken: keyring.decrypt(agent.gatewayToken),
         providers: providers.map((p) => ({

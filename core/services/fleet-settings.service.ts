@@ -3,7 +3,7 @@ import { Value } from 'typebox/value';
 import type { HangarConfig } from '../config.ts';
 import { DEFAULT_STRATEGY, isImageAllowed, type FleetSettings, type UpdateMode } from '../contracts/rollout.contract.ts';
 import { asSystem, type Db, type Tx } from '../db.ts';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { ValidationError } from '../errors.ts';
 import type { SettingsService } from './settings.service.ts';
 
 // Fleet-wide update settings (one system setting) and each workspace's own
@@ -49,6 +49,15 @@ export const UpdateConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 export type UpdateConfig = Static<typeof UpdateConfigSchema>;
+
+/** What a workspace's update config answers: its own choice, an instance admin's override, and what applies. */
+export const UpdateConfigViewSchema = Type.Object({
+  mode: Type.Union([Type.Literal('auto'), Type.Literal('manual')]),
+  preferredHourUtc: Type.Union([Type.Integer({ minimum: 0, maximum: 23 }), Type.Null()]),
+  modeOverride: Type.Union([Type.Literal('auto'), Type.Literal('manual'), Type.Null()]),
+  effectiveMode: Type.Union([Type.Literal('auto'), Type.Literal('manual')]),
+});
+export type UpdateConfigView = Static<typeof UpdateConfigViewSchema>;
 
 /** The repository part of an image reference: `hangar/agent:latest` → `hangar/agent`. */
 export function imageRepository(image: string): string {
@@ -110,41 +119,36 @@ export function createFleetSettingsService({ db, config, settings }: { db: Db; c
       return asSystem(db, (tx) => personalWorkspace(tx, userId));
     },
 
-    /** Workspaces the caller can see, their personal one included. */
-    async listWorkspaces(userId: string) {
-      return asSystem(db, async (tx) => {
-        await personalWorkspace(tx, userId);
-        const rows = await tx.workspaceMember.findMany({
-          where: { userId, workspace: { archivedAt: null } },
-          include: { workspace: true },
-          orderBy: { joinedAt: 'asc' },
-        });
-        return rows.map((m) => ({ id: m.workspace.id, slug: m.workspace.slug, name: m.workspace.name, personal: m.workspace.personalOwnerId === userId, role: m.role }));
-      });
+    /** The personal workspace made on first need (the workspaces service lists it). */
+    ensurePersonalWorkspace(tx: Tx, userId: string): Promise<string> {
+      return personalWorkspace(tx, userId);
     },
 
-    /** Workspace owners and admins set how their agents take updates; anyone else gets 404. */
-    async workspaceForManager(userId: string, slug: string): Promise<{ id: string }> {
-      const m = await asSystem(db, (tx) => tx.workspaceMember.findFirst({
-        where: { userId, workspace: { slug, archivedAt: null } },
-        select: { role: true, workspaceId: true },
-      }));
-      if (!m || (m.role !== 'owner' && m.role !== 'admin')) throw new NotFoundError('Workspace');
-      return { id: m.workspaceId };
+    async getUpdateConfig(workspaceId: string): Promise<UpdateConfigView> {
+      // Callers checked the caller's role first; the row is read as declared system work.
+      const row = await asSystem(db, (tx) => tx.tenantUpdateConfig.findUnique({ where: { workspaceId } }));
+      const mode = (row?.mode as UpdateMode | undefined) ?? 'auto';
+      const modeOverride = (row?.modeOverride as UpdateMode | null | undefined) ?? null;
+      return { mode, preferredHourUtc: row?.preferredHourUtc ?? null, modeOverride, effectiveMode: modeOverride ?? mode };
     },
 
-    async getUpdateConfig(workspaceId: string): Promise<UpdateConfig> {
-      const row = await db.tenantUpdateConfig.findUnique({ where: { workspaceId } });
-      return { mode: (row?.mode as UpdateMode | undefined) ?? 'auto', preferredHourUtc: row?.preferredHourUtc ?? null };
-    },
-
-    async putUpdateConfig(workspaceId: string, cfg: UpdateConfig): Promise<UpdateConfig> {
-      await db.tenantUpdateConfig.upsert({
+    async putUpdateConfig(workspaceId: string, cfg: UpdateConfig): Promise<UpdateConfigView> {
+      await asSystem(db, (tx) => tx.tenantUpdateConfig.upsert({
         where: { workspaceId },
         create: { workspaceId, mode: cfg.mode, preferredHourUtc: cfg.preferredHourUtc },
         update: { mode: cfg.mode, preferredHourUtc: cfg.preferredHourUtc },
-      });
-      return cfg;
+      }));
+      return this.getUpdateConfig(workspaceId);
+    },
+
+    /** An instance admin's override of a workspace's mode (null lifts it); the workspace's own choice is kept underneath. */
+    async setModeOverride(workspaceId: string, modeOverride: UpdateMode | null): Promise<UpdateConfigView> {
+      await asSystem(db, (tx) => tx.tenantUpdateConfig.upsert({
+        where: { workspaceId },
+        create: { workspaceId, modeOverride },
+        update: { modeOverride },
+      }));
+      return this.getUpdateConfig(workspaceId);
     },
   };
 }

@@ -1,6 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { HangarConfig } from '../config.ts';
-import type { Db } from '../db.ts';
+import { asSystem, type Db } from '../db.ts';
 
 // Fleet mail through any SMTP relay (nodemailer). At most one mail per user
 // per rollout: the ledger row is taken before sending, so a retried activity
@@ -56,10 +56,10 @@ export function createNotificationService({ db, config, log = console.warn }: { 
         return u && u.status === 'active' ? [u] : [];
       }
       if (ownerKind === 'workspace') {
-        const ms = await db.workspaceMember.findMany({
+        const ms = await asSystem(db, (tx) => tx.workspaceMember.findMany({
           where: { workspaceId: ownerId, role: { in: ['owner', 'admin'] }, user: { status: 'active' } },
           select: { user: { select: { id: true, email: true } } },
-        });
+        }));
         return ms.map((m) => m.user);
       }
       return [];
@@ -70,6 +70,16 @@ export function createNotificationService({ db, config, log = console.warn }: { 
     },
 
     sendTo,
+
+    /** One mail outside the rollout ledger (an invitation); logged, not sent, without SMTP_URL. */
+    async send(to: string, mail: Mail): Promise<'sent' | 'logged'> {
+      if (!config.smtpUrl) {
+        log(`mail (SMTP_URL unset, not sent) to ${to}: ${mail.subject}`);
+        return 'logged';
+      }
+      await mailer().sendMail({ from: config.mailFrom, to, subject: mail.subject, text: mail.text });
+      return 'sent';
+    },
 
     async close(): Promise<void> {
       transport?.close();

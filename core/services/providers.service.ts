@@ -37,7 +37,14 @@ const DEFAULT_BASE_URL: Record<ProviderType, string | null> = {
   custom: null,
 };
 
-const defaultApiType = (type: ProviderType) => (type === 'anthropic' ? 'anthropic-messages' : 'openai-completions');
+export const defaultApiType = (type: ProviderType) => (type === 'anthropic' ? 'anthropic-messages' : 'openai-completions');
+
+/** A provider's base URL: the one given, else the type's default (custom providers must give one). */
+export function resolveBaseUrl(type: ProviderType, baseUrl: string | undefined | null): string {
+  const url = baseUrl ?? DEFAULT_BASE_URL[type];
+  if (!url) throw new ValidationError('baseUrl is required for a custom provider', { field: 'baseUrl' });
+  return url.replace(/\/+$/, '');
+}
 
 export function toPublicProvider(p: LlmProvider, keyring: Keyring) {
   let apiKeyLast4: string | null = null;
@@ -106,12 +113,6 @@ export function createProviderService({ db, keyring, egress }: { db: Db; keyring
     const p = await asUser(db, userId, (tx) => tx.llmProvider.findFirst({ where: { id, userId } }));
     if (!p) throw new NotFoundError('Provider');
     return p;
-  }
-
-  function resolveBaseUrl(type: ProviderType, baseUrl: string | undefined | null): string {
-    const url = baseUrl ?? DEFAULT_BASE_URL[type];
-    if (!url) throw new ValidationError('baseUrl is required for a custom provider', { field: 'baseUrl' });
-    return url.replace(/\/+$/, '');
   }
 
   return {

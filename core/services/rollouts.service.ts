@@ -36,7 +36,7 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
         }
         if (a.imageDigest === input.toDigest) continue;
         const workspaceId = a.ownerKind === 'user' ? await fleet.personalWorkspaceId(a.ownerId) : a.ownerKind === 'workspace' ? a.ownerId : null;
-        const cfg = workspaceId ? await db.tenantUpdateConfig.findUnique({ where: { workspaceId } }) : null;
+        const cfg = workspaceId ? await sys((tx) => tx.tenantUpdateConfig.findUnique({ where: { workspaceId } })) : null;
         targets.push({
           agentId: a.id,
           dockerHostId: a.dockerHostId,
@@ -44,7 +44,8 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
           ownerId: a.ownerId,
           workspaceId,
           // System agents belong to the fleet: they follow the fleet's settings alone.
-          mode: (cfg?.mode as UpdateMode | undefined) ?? 'auto',
+          // An instance admin's override wins over the workspace's own choice.
+          mode: ((cfg?.modeOverride ?? cfg?.mode) as UpdateMode | undefined) ?? 'auto',
           preferredHourUtc: cfg?.preferredHourUtc ?? (a.ownerKind === 'system' ? null : settings.defaultPreferredHourUtc),
           alwaysOn: a.ownerKind === 'system',
         });

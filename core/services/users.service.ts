@@ -3,7 +3,7 @@ import { asSystem, asUser, pageMeta, type Db, type User } from '../db.ts';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
 import { hashPassword, verifyPassword } from './passwords.service.ts';
 /** What an API token may be limited to; '*' is everything its owner may do. */
-export const TOKEN_SCOPES = ['*', 'agent', 'providers', 'tokens', 'admin'] as const;
+export const TOKEN_SCOPES = ['*', 'agent', 'providers', 'tokens', 'workspaces', 'admin'] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
 const TOKEN_PREFIX = 'hgr_';
 // A hash to compare against when the user is unknown, so both failures take as long

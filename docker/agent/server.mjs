@@ -11,6 +11,7 @@ import http from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { capsFromEnv, createHistory, sessionIdFrom, userTurn } from './history.mjs';
+import { createMembers, MemberInputError } from './members.mjs';
 import { UpstreamError, callUpstream, cleanCompletion, sseCleaner, upstreamFailure } from './upstream.mjs';
 
 const PORT = Number(process.env.PORT || 18789);
@@ -111,6 +112,7 @@ const personality = (await loadPersonality(config.gateway.auth.token)) ?? config
 const providers = config.models?.providers ?? {};
 const historyCaps = capsFromEnv(process.env);
 const history = createHistory(DATA_DIR, historyCaps, log);
+const members = await createMembers(DATA_DIR, log);
 
 /** Hashing both sides gives equal lengths, so the compare is constant-time. */
 const digest = (s) => createHash('sha256').update(s).digest();
@@ -154,17 +156,37 @@ function validateChat(body) {
   if (stream != null && typeof stream !== 'boolean') throw new BadRequest('stream must be a boolean');
 }
 
-/** Who asked, as Hangar's proxy says (it strips any client-sent copies). */
+const decoded = (v) => {
+  try {
+    return typeof v === 'string' ? decodeURIComponent(v) || undefined : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Who asked, as Hangar's proxy says (it builds these headers itself and never passes on a client's). */
 function caller(req) {
   const id = req.headers['x-hangar-user-id'];
   if (typeof id !== 'string' || !id) return undefined;
-  let name;
-  try {
-    name = decodeURIComponent(req.headers['x-hangar-user-name'] ?? '') || undefined;
-  } catch {
-    name = undefined;
-  }
-  return { id, ...(name ? { name } : {}) };
+  const name = decoded(req.headers['x-hangar-user-name']);
+  const email = decoded(req.headers['x-hangar-user-email']);
+  const role = req.headers['x-hangar-user-role'];
+  return { id, ...(name ? { name } : {}), ...(email ? { email } : {}), ...(typeof role === 'string' && role ? { role } : {}) };
+}
+
+/**
+ * A workspace agent serves several people: the model is told who is talking
+ * now (and who the members are), from Hangar's headers. A user's own agent
+ * (no role header) gets nothing extra.
+ */
+function speakerContext(by) {
+  if (!by?.role) return undefined;
+  const who = `${by.name ?? by.id}${by.email ? ` <${by.email}>` : ''}`;
+  const team = members.list().slice(0, 50).map((m) => `${m.displayName} (${m.role})`);
+  return [
+    `You are the shared agent of a workspace. The person talking to you now is ${who}, ${by.role} of the workspace (Hangar user ${by.id}).`,
+    team.length ? `The workspace's members: ${team.join(', ')}.` : '',
+  ].filter(Boolean).join(' ');
 }
 
 async function remember(req, body, model, answer) {
@@ -189,7 +211,7 @@ async function chat(req, res) {
     body,
     signal: clientGone.signal,
     log,
-    personality,
+    personality: [personality, speakerContext(caller(req))].filter(Boolean).join('\n\n') || undefined,
     modelOverride: typeof override === 'string' && override ? override : undefined,
   });
   try {
@@ -263,6 +285,32 @@ async function invokeTool(req, res) {
   return sendError(res, 404, 'not_found', `tool ${JSON.stringify(tool)} is not available`);
 }
 
+/** The member list Hangar pushes (memberProvisioning): list, set one, remove one; all idempotent. */
+async function membersRoute(req, res, pathname) {
+  if (pathname === '/internal/members') {
+    if (req.method !== 'GET') return sendError(res, 405, 'method_not_allowed', 'GET only');
+    return sendJson(res, 200, { members: members.list() });
+  }
+  let userId;
+  try {
+    userId = decodeURIComponent(pathname.slice('/internal/members/'.length));
+  } catch {
+    return sendError(res, 400, 'invalid_input', 'bad member id');
+  }
+  try {
+    if (req.method === 'PUT') return sendJson(res, 200, { member: await members.put(userId, await readJson(req)) });
+    if (req.method === 'DELETE') {
+      await members.remove(userId);
+      res.writeHead(204).end();
+      return undefined;
+    }
+  } catch (err) {
+    if (err instanceof MemberInputError) return sendError(res, 400, 'invalid_input', err.message);
+    throw err;
+  }
+  return sendError(res, 405, 'method_not_allowed', 'PUT or DELETE');
+}
+
 async function route(req, res, pathname) {
   // /readyz as OpenClaw has it: this agent is ready as soon as it listens.
   if (req.method === 'GET' && (pathname === '/health' || pathname === '/readyz')) return sendJson(res, 200, { status: 'ok', version: VERSION });
@@ -271,6 +319,7 @@ async function route(req, res, pathname) {
   if (pathname === '/v1/sessions' && req.method === 'GET') return sendJson(res, 200, { sessions: await history.list() });
   if (pathname === '/tools/invoke' && req.method === 'POST') return invokeTool(req, res);
   if (pathname === '/v1/info' && req.method === 'GET') return sendJson(res, 200, { version: VERSION, changelog });
+  if (pathname === '/internal/members' || pathname.startsWith('/internal/members/')) return membersRoute(req, res, pathname);
   return sendError(res, 404, 'not_found', `no route ${req.method} ${pathname}`);
 }
 

@@ -1,3 +1,4 @@
+import { asSystem } from '../../core/db.ts';
 import { describe, expect, it } from 'vitest';
 import { createTestUser, freshDatabase, startHangar, useScene } from '../support/hangar.harness.ts';
 import { giveProvider } from '../support/scenario.ts';
@@ -42,7 +43,7 @@ describe('admin user management', () => {
 
     const promoted = await admin.api(`/api/admin/users/${user.id}`, { method: 'PATCH', body: { role: 'admin' } });
     expect((await promoted.json()).role).toBe('admin');
-    const audit = await scene.h.core.db.auditLog.findMany({ where: { target: `user:${user.id}` }, orderBy: { at: 'asc' } });
+    const audit = await asSystem(scene.h.core.db, (tx) => tx.auditLog.findMany({ where: { target: `user:${user.id}` }, orderBy: { at: 'asc' } }));
     expect(audit.map((a) => a.action)).toEqual(['user.create', 'user.update']);
     expect(audit[1].actorId).toBe(admin.id);
     expect(audit[1].before).toMatchObject({ role: 'member' });
@@ -68,7 +69,7 @@ describe('admin user management', () => {
     expect((await scene.h.core.agents.get(agentId)).status).toBe('stopped');
     const info = await scene.h.docker.getContainer(`hangar-agent-${agentId}`).inspect();
     expect(info.State.Running).toBe(false);
-    expect(await scene.h.core.db.auditLog.count({ where: { target: `user:${victim.id}`, action: 'user.deactivate' } })).toBe(1);
+    expect(await asSystem(scene.h.core.db, (tx) => tx.auditLog.count({ where: { target: `user:${victim.id}`, action: 'user.deactivate' } }))).toBe(1);
   });
 
   it('never leaves the instance without an active admin', async () => {

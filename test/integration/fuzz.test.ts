@@ -28,13 +28,14 @@ const RUN_CAP_MS = 150_000;
 //   wait): minutes, not a fuzz run. Their inputs are one path id at most.
 // - GET /api/me/agent/events is a server-sent event stream that stays open
 //   (up to an hour): every case would hang until the request timeout.
-const ALWAYS_EXCLUDED = '^/api/(me/agent/(start|restart|events)|admin/agents/[^/]+/restart)$';
+// - POST /api/workspaces/{slug}/agent/start likewise starts a workspace's container.
+const ALWAYS_EXCLUDED = '^/api/(me/agent/(start|restart|events)|admin/agents/[^/]+/restart|workspaces/[^/]+/agent/start)$';
 // Deactivating, demoting or revoking the fuzzing callers themselves is not
 // excluded by route but by id: test/fuzz/hooks.py swaps their user and token
 // ids out of path parameters, so those routes are still fuzzed on other ids.
 // - POST /api/chat with a valid body starts the caller's agent and streams
 //   its answer; only the negative phase (bodies the schema refuses) runs it.
-const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart)$';
+const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart|workspaces/[^/]+/agent/start)$';
 
 const CHECKS = [
   'not_a_server_error',

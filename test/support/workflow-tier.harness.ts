@@ -13,6 +13,8 @@ import type { createQuotaActivities } from '../../activities/quota.activities.ts
 import type { createStorageActivities } from '../../activities/storage.activities.ts';
 import type { createOnboardingActivities } from '../../activities/onboarding.activities.ts';
 import type { createRolloutActivities } from '../../activities/rollout.activities.ts';
+import type { createMemberActivities } from '../../activities/member.activities.ts';
+import type { createMemberPushActivities } from '../../activities/member-push.activities.ts';
 import { dockerTaskQueue } from '../../core/contracts/agent.contract.ts';
 
 // The workflow tier: Hangar's real workflow bundle on Temporal's time-skipping
@@ -23,10 +25,12 @@ import { dockerTaskQueue } from '../../core/contracts/agent.contract.ts';
 export type ControlActivities = ReturnType<typeof createAgentActivities> &
   ReturnType<typeof createRolloutActivities> &
   ReturnType<typeof createOnboardingActivities> &
-  ReturnType<typeof createQuotaActivities>;
+  ReturnType<typeof createQuotaActivities> &
+  ReturnType<typeof createMemberActivities>;
 export type HostActivities = ReturnType<typeof createDockerActivities> &
   ReturnType<typeof createImageUpdateActivities> &
-  ReturnType<typeof createStorageActivities>;
+  ReturnType<typeof createStorageActivities> &
+  ReturnType<typeof createMemberPushActivities>;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const historiesDir = path.join(root, 'test/workflow/histories');

@@ -64,12 +64,14 @@ export async function readSse(res, onEvent) {
   }
 }
 
-/** GET a path; loading, error and data kept apart so an error never reads as "nothing here". */
+/** GET a path (null: none yet); loading, error and data kept apart so an error never reads as "nothing here". */
 export function useApi(path, deps = []) {
   const [state, setState] = useState({ loading: true, error: null, data: null });
   const seq = useRef(0);
   const load = useCallback(async () => {
     const n = ++seq.current;
+    // No path: nothing to ask yet (e.g. an agent that does not exist).
+    if (!path) return setState({ loading: false, error: null, data: null });
     setState((s) => ({ ...s, loading: true, error: null }));
     try {
       const data = await api(path);

@@ -1,6 +1,6 @@
 // Hangar's web UI: hash routes, the signed-in shell, and the first-boot wizard.
 import { html, render, useEffect, useState } from '/ui/vendor/preact-htm.js';
-import { api, ErrorBox, Loading, setCsrf } from './lib.js';
+import { api, ErrorBox, Loading, setCsrf, useApi } from './lib.js';
 import { LoginPage } from './pages/login.js';
 import { OnboardingPage } from './pages/onboarding.js';
 import { AgentPage } from './pages/agent.js';
@@ -8,11 +8,14 @@ import { ChatPage } from './pages/chat.js';
 import { SettingsPage } from './pages/settings.js';
 import { AdminAgentsPage, AdminUsersPage } from './pages/admin.js';
 import { FleetEventsPage, FleetSettingsPage, RolloutPage, RolloutsPage } from './pages/fleet.js';
+import { WorkspacePage } from './pages/workspace.js';
+import { InvitePage, WorkspacesPage } from './pages/workspaces.js';
 
 const ROUTES = [
   { path: '/agent', title: 'My agent', page: AgentPage },
   { path: '/chat', title: 'Chat', page: ChatPage },
   { path: '/settings', title: 'Settings', page: SettingsPage },
+  { path: '/workspaces', title: 'Workspaces', page: WorkspacesPage },
   { path: '/admin/users', title: 'Users', page: AdminUsersPage, admin: true },
   { path: '/admin/agents', title: 'Agents', page: AdminAgentsPage, admin: true },
   { path: '/admin/fleet', title: 'Fleet settings', page: FleetSettingsPage, admin: true },
@@ -31,18 +34,33 @@ function useHash() {
   return hash;
 }
 
+/** Which workspace the page is in: a shared one's agent, or (anything else) the personal side. */
+function WorkspaceSwitcher({ workspaces, current }) {
+  const shared = (workspaces ?? []).filter((w) => !w.personal && !w.archivedAt);
+  return html`<label class="inline switcher"><span class="sr">Workspace</span>
+    <select aria-label="Workspace" value=${current ?? ''} onChange=${(e) => (location.hash = e.target.value ? `#/w/${e.target.value}` : '#/agent')}>
+      <option value="">Personal</option>
+      ${shared.map((w) => html`<option value=${w.slug}>${w.name}</option>`)}
+    </select></label>`;
+}
+
 function Shell({ me, config, onSignOut }) {
   const hash = useHash();
   const isAdmin = me.user.role === 'admin';
   const routes = ROUTES.filter((r) => !r.admin || isAdmin);
+  const workspaces = useApi('/api/workspaces');
   const rollout = /^\/admin\/rollouts\/([A-Za-z0-9-]+)$/.exec(hash);
+  const workspace = /^\/w\/([a-z0-9-]+)(?:\/(members|settings))?$/.exec(hash);
+  const invite = /^\/invite\/([A-Za-z0-9_-]+)$/.exec(hash);
   const route = routes.find((r) => r.path === hash);
   useEffect(() => {
-    document.title = `${route?.title ?? (rollout ? 'Rollout' : 'Not found')} · Hangar`;
+    document.title = `${route?.title ?? (rollout ? 'Rollout' : workspace ? 'Workspace' : invite ? 'Invitation' : 'Not found')} · Hangar`;
   }, [hash]);
   let body;
   if (rollout && isAdmin) body = html`<${RolloutPage} id=${rollout[1]} config=${config} />`;
-  else if (route) body = html`<${route.page} me=${me} config=${config} />`;
+  else if (workspace) body = html`<${WorkspacePage} key=${workspace[1]} me=${me} config=${config} slug=${workspace[1]} tab=${workspace[2] ?? 'agent'} onChanged=${workspaces.reload} />`;
+  else if (invite) body = html`<${InvitePage} token=${invite[1]} me=${me} onChanged=${workspaces.reload} />`;
+  else if (route) body = html`<${route.page} me=${me} config=${config} onChanged=${workspaces.reload} />`;
   else body = html`<h1>Not found</h1><p>No page at <code>${hash}</code>. <a href="#/agent">Go to your agent</a>.</p>`;
   return html`
     <header class="top">
@@ -50,6 +68,7 @@ function Shell({ me, config, onSignOut }) {
       <nav aria-label="Main">
         ${routes.map((r) => html`<a href=${`#${r.path}`} aria-current=${hash === r.path || (r.path === '/admin/rollouts' && rollout) ? 'page' : undefined}>${r.title}</a>`)}
       </nav>
+      <${WorkspaceSwitcher} workspaces=${workspaces.data} current=${workspace?.[1]} />
       <span class="who">${me.user.displayName} (${me.user.role})</span>
       <button class="secondary" onClick=${onSignOut}>Sign out</button>
     </header>

@@ -2,25 +2,45 @@ import { useEffect, useRef, useState } from '/ui/vendor/preact-htm.js';
 import { ApiError, csrfHeaders, ErrorBox, html, Loading, readSse, useApi } from '../lib.js';
 import { renderMarkdown } from '../markdown.js';
 
-// Chat with my agent: answers stream in as the agent sends them; the history
-// is the one the agent keeps in its own volume.
+// Chat with my agent, or (agentId) a workspace's shared agent: answers stream
+// in as the agent sends them; the history is the one the agent keeps in its
+// own volume. A workspace agent's history is shared: a viewer reads every
+// member's conversation and cannot write.
 
-/** The conversation this page continues: the agent's "default" session (the page sends no session id). */
-function historyOf(data) {
-  const own = data?.sessions?.find((s) => s.id === 'default');
+const textOf = (list) => list.filter((m) => m && (m.role === 'user' || m.role === 'assistant')).map((m) => ({ role: m.role, content: String(m.content ?? '') }));
+
+/** The conversation this page continues: the caller's "default" session (the page sends no session id). */
+function historyOf(data, meId) {
+  const own = data?.sessions?.find((s) => s.id === 'default' && (!s.userId || s.userId === meId));
   const list = Array.isArray(data) ? data : (data?.messages ?? own?.messages ?? []);
-  return list.filter((m) => m && (m.role === 'user' || m.role === 'assistant')).map((m) => ({ role: m.role, content: String(m.content ?? '') }));
+  return textOf(list);
 }
 
-export function ChatPage() {
-  const history = useApi('/api/chat/sessions');
+const Bubble = ({ m }) => (m.role === 'assistant'
+  // Answers are markdown, rendered sanitised (web/app/markdown.js); what the user typed stays text.
+  ? html`<div class="msg assistant md" data-role="assistant" dangerouslySetInnerHTML=${{ __html: renderMarkdown(m.content) }}></div>`
+  : html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`);
+
+/** A workspace agent's history as a viewer reads it: every member's conversation, named. */
+function SharedHistory({ data, names }) {
+  const sessions = data?.sessions ?? [];
+  if (data?.agentRunning === false) return html`<p class="empty">The workspace agent is stopped, so its history is not shown.</p>`;
+  if (sessions.length === 0) return html`<p class="empty">Nobody has talked to the workspace agent yet.</p>`;
+  return html`<div class="chat" data-testid="chat-log">${sessions.map((s) => html`<section aria-label=${`Conversation of ${names?.[s.userId] ?? s.userId}`}>
+    <h3>${names?.[s.userId] ?? s.userId ?? 'Someone'} <span class="muted">(${s.id})</span></h3>
+    ${textOf(s.messages).map((m) => html`<${Bubble} m=${m} />`)}
+  </section>`)}</div>`;
+}
+
+export function ChatPage({ me, agentId = null, readOnly = false, names = null, title = 'Chat' }) {
+  const history = useApi(agentId ? `/api/chat/sessions?agentId=${encodeURIComponent(agentId)}` : '/api/chat/sessions');
   const [messages, setMessages] = useState(null);
   const [text, setText] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const end = useRef(null);
   useEffect(() => {
-    if (history.data && messages === null) setMessages(historyOf(history.data));
+    if (history.data && messages === null) setMessages(historyOf(history.data, me?.user?.id));
   }, [history.data]);
   useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [messages]);
 
@@ -43,7 +63,7 @@ export function ChatPage() {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...csrfHeaders() },
         credentials: 'same-origin',
-        body: JSON.stringify({ messages: [{ role: 'user', content }], stream: true }),
+        body: JSON.stringify({ messages: [{ role: 'user', content }], stream: true, ...(agentId ? { agentId } : {}) }),
       });
       if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
       await readSse(res, (_event, data) => {
@@ -62,7 +82,16 @@ export function ChatPage() {
     }
   }
 
-  return html`<h1>Chat</h1>
+  if (readOnly) {
+    return html`<h2>${title}</h2><div class="card">
+      ${history.loading && !history.data ? html`<${Loading} what="Loading the history" />` : null}
+      <${ErrorBox} error=${history.error} />
+      ${history.data ? html`<${SharedHistory} data=${history.data} names=${names} />` : null}
+      <p class="muted">Viewers read the workspace agent's history; members and above chat with it.</p>
+    </div>`;
+  }
+  const Heading = agentId ? 'h2' : 'h1';
+  return html`<${Heading}>${title}</${Heading}>
     <div class="card">
       ${history.loading && messages === null ? html`<${Loading} what="Loading your history" />` : null}
       ${history.error && history.error.status !== 404 ? html`<${ErrorBox} error=${history.error} />` : null}
@@ -70,10 +99,7 @@ export function ChatPage() {
         ${(messages ?? []).length === 0 ? html`<p class="empty">${history.data?.agentRunning === false
           ? 'Your agent is stopped, so its history is not shown. Say hello: it starts, and the history comes back with it.'
           : 'No messages yet. Say hello: your agent starts if it is stopped.'}</p>` : null}
-        ${(messages ?? []).map((m) => (m.role === 'assistant'
-          // Answers are markdown, rendered sanitised (web/app/markdown.js); what the user typed stays text.
-          ? html`<div class="msg assistant md" data-role="assistant" dangerouslySetInnerHTML=${{ __html: renderMarkdown(m.content) }}></div>`
-          : html`<div class=${`msg ${m.role}`} data-role=${m.role}>${m.content}</div>`))}
+        ${(messages ?? []).map((m) => html`<${Bubble} m=${m} />`)}
         <div ref=${end}></div>
       </div>` : null}
     </div>
