@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import Docker from 'dockerode';
+import { AGENT_PORT } from '../../core/contracts/agent.contract.ts';
 import type { StackInfo } from '../support/global-setup.ts';
 import { freePort } from '../support/ports.ts';
 
@@ -163,3 +166,45 @@ export function formatTable(rows: BenchRow[]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
+
+// The bare Docker peer of Hangar's starts (start and storm modules).
+
+/** The least a bare container needs to boot: a static config answer. */
+export async function staticConfigServer() {
+  const body = JSON.stringify({ gateway: { auth: { mode: 'token', token: 'bench-gateway-token' } }, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
+  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+  await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
+}
+
+export const bareSpec = (image: string, configPort: number, name: string) => ({
+  name,
+  Image: image,
+  Env: [`HANGAR_CONFIG_URL=http://host.docker.internal:${configPort}/`, 'HANGAR_GATEWAY_TOKEN=bench'],
+  ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
+  HostConfig: {
+    PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+    ExtraHosts: ['host.docker.internal:host-gateway'],
+  },
+});
+
+export async function untilHealthy(port: string): Promise<void> {
+  for (let k = 0; k < 2000; k++) {
+    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) return;
+    await sleep(25);
+  }
+  throw new Error('bare container never became healthy');
+}
+
+export async function bareColdStart(docker: Docker, image: string, configPort: number, i: number): Promise<number> {
+  const t0 = performance.now();
+  const c = await docker.createContainer(bareSpec(image, configPort, `hangar-bench-bare-${process.pid}-${i}`));
+  try {
+    await c.start();
+    await untilHealthy((await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort);
+    return performance.now() - t0;
+  } finally {
+    await c.remove({ force: true });
+  }
+}
+

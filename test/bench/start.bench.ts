@@ -1,55 +1,14 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type Docker from 'dockerode';
 import { AGENT_PORT } from '../../core/contracts/agent.contract.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { createTestUser, removeAgentsFromDocker, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
 import { giveProvider } from '../support/scenario.ts';
-import { atMost, quantile, row, sleep, type BenchContext, type BenchRow } from './bench.harness.ts';
+import { atMost, bareColdStart, bareSpec, quantile, row, staticConfigServer, untilHealthy, type BenchContext, type BenchRow } from './bench.harness.ts';
 
 // Starts: a new user's agent through Hangar's API (→ healthy) against a bare
 // dockerode create+start+health of the same image; a stop → start against a
 // bare `docker start` of a stopped container.
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 10);
-
-/** The least a bare container needs to boot: a static config answer. */
-async function staticConfigServer() {
-  const body = JSON.stringify({ gateway: { auth: { mode: 'token', token: 'bench-gateway-token' } }, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
-  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
-  await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
-  return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
-}
-
-const bareSpec = (image: string, configPort: number, name: string) => ({
-  name,
-  Image: image,
-  Env: [`HANGAR_CONFIG_URL=http://host.docker.internal:${configPort}/`, 'HANGAR_GATEWAY_TOKEN=bench'],
-  ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
-  HostConfig: {
-    PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
-    ExtraHosts: ['host.docker.internal:host-gateway'],
-  },
-});
-
-async function untilHealthy(port: string): Promise<void> {
-  for (let k = 0; k < 2000; k++) {
-    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) return;
-    await sleep(25);
-  }
-  throw new Error('bare container never became healthy');
-}
-
-export async function bareColdStart(docker: Docker, image: string, configPort: number, i: number): Promise<number> {
-  const t0 = performance.now();
-  const c = await docker.createContainer(bareSpec(image, configPort, `hangar-bench-bare-${process.pid}-${i}`));
-  try {
-    await c.start();
-    await untilHealthy((await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort);
-    return performance.now() - t0;
-  } finally {
-    await c.remove({ force: true });
-  }
-}
 
 /** The bare way to bring a stopped agent back: `docker start` of the same container (its env unchanged). */
 async function bareWarmStarts(docker: Docker, image: string, configPort: number, rounds: number): Promise<number[]> {
