@@ -89,21 +89,6 @@ async function readJson(res: http.IncomingMessage, limit = 8 * 1024 * 1024): Pro
   }
 }
 
-/** Plain answers up to this size are read whole and sent in one write. */
-const WHOLE_ANSWER_MAX = 1024 * 1024;
-
-/** The agent's answer as one buffer (its content-length known and checked). */
-async function readWhole(res: http.IncomingMessage, length: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res) {
-    size += (chunk as Buffer).length;
-    if (size > length) throw new UnavailableError('The agent answered more than it announced', 'agent_bad_answer');
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-}
-
 /** At most one lastActiveAt write per agent per window: chat traffic must not hammer the DB. */
 const ACTIVITY_WRITE_MS = 5000;
 
@@ -207,15 +192,8 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       touch(agent.id);
       const type = res.headers['content-type'] ?? 'application/json';
       reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
-      if (type.includes('text/event-stream')) {
-        // Passed through as it arrives: SSE chunks are never buffered here.
-        return reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no').send(res);
-      }
-      // A whole answer of known, modest size goes out in one write (headers
-      // and body together) rather than piped chunk by chunk: fewer syscalls
-      // on every plain chat, the proxy's largest cost once lookups are cached.
-      const length = Number(res.headers['content-length'] ?? -1);
-      if (length >= 0 && length <= WHOLE_ANSWER_MAX) return reply.send(await readWhole(res, length));
+      if (type.includes('text/event-stream')) reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+      // Passed through as it arrives: SSE chunks are never buffered here.
       return reply.send(res);
     } catch (err) {
       handle.release();
