@@ -12,6 +12,8 @@ const SECONDS = Number(process.env.BENCH_PROXY_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONCURRENCY ?? 8);
 /** Rounds of the three paths, alternated so drift on a shared machine hits each alike; the best round counts. */
 const ROUNDS = Number(process.env.BENCH_PROXY_ROUNDS ?? 1);
+/** A directory: the API process under load runs with --cpu-prof and writes its profile there. */
+const CPU_PROF = process.env.BENCH_PROXY_CPU_PROF;
 
 export default async function proxyBench({ stack, docker, log }: BenchContext): Promise<BenchRow[]> {
   const fake = await startFakeOpenAI({ chunkDelayMs: 0 });
@@ -28,8 +30,8 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
     const agent = (await h.core.agents.findOwned('user', user.id))!;
     agentIds.push(agent.id);
     const gatewayToken = h.core.agents.gatewayToken(agent);
-    const api = await spawnApi(h.env, await freePort());
-    stops.push(api.kill);
+    const api = await spawnApi(h.env, await freePort(), 60_000, CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []);
+    stops.push(CPU_PROF ? api.stop : api.kill);
     const agentUrl = `http://127.0.0.1:${agent.gatewayPort}`;
     const chp = await startConfigurableHttpProxy(agentUrl);
     stops.push(chp.stop);
