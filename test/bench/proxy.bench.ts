@@ -2,7 +2,7 @@ import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { createTestUser, removeAgentsFromDocker, spawnApi, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
 import { freePort } from '../support/ports.ts';
 import { giveProvider } from '../support/scenario.ts';
-import { atLeast, atMost, autocannon, row, startConfigurableHttpProxy, type BenchContext, type BenchRow, type LoadResult } from './bench.harness.ts';
+import { atLeast, atMost, autocannon, cpuMs, row, startConfigurableHttpProxy, type BenchContext, type BenchRow, type LoadResult } from './bench.harness.ts';
 
 // Chat through Hangar's proxy (its own API process, as in production: auth,
 // ownership, rate limit, activity, identity headers on every request) against
@@ -63,10 +63,20 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
       // Warm-up: JIT, kept-alive sockets and caches for every path.
       for (const run of Object.values(paths)) await run(2);
       const best: Partial<Record<keyof typeof paths, LoadResult>> = {};
+      /** The proxies' own CPU time per request (µs), the lowest round: what each costs, whatever the machine's load. */
+      const cpu: Partial<Record<'chp' | 'hangar', number>> = {};
+      const pids = { chp: chp.pid, hangar: api.pid };
       for (let r = 0; r < ROUNDS; r++) {
         for (const [name, run] of Object.entries(paths) as Array<[keyof typeof paths, (s: number) => Promise<LoadResult>]>) {
+          const pid = name === 'direct' ? null : pids[name];
+          const before = pid ? await cpuMs(pid) : 0;
           const got = await run(SECONDS);
-          log(`${kind} ${name}: ${got.rps.toFixed(0)} req/s, p50 ${got.p50} ms, p99 ${got.p99} ms (${got.requests} requests)`);
+          if (pid && got.requests > 0) {
+            const perRequest = ((await cpuMs(pid)) - before) * 1000 / got.requests;
+            const key = name as 'chp' | 'hangar';
+            cpu[key] = Math.min(cpu[key] ?? Infinity, perRequest);
+          }
+          log(`${kind} ${name}: ${got.rps.toFixed(0)} req/s, p50 ${got.p50} ms, p99 ${got.p99} ms (${got.requests} requests)${pid ? `, ${((await cpuMs(pid)) - before).toFixed(0)} ms CPU` : ''}`);
           if (!best[name] || got.rps > best[name]!.rps) best[name] = got;
         }
       }
@@ -77,6 +87,7 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
         row(`chat ${kind} req/s: Hangar / configurable-http-proxy`, hangar.rps, peer.rps, 'req/s', atLeast(1.0), n),
         row(`chat ${kind} p50: Hangar − direct`, hangar.p50, direct.p50, 'ms', atMost(3, 'delta'), n),
         row(`chat ${kind} p50: Hangar / configurable-http-proxy`, hangar.p50, peer.p50, 'ms', null, n),
+        row(`chat ${kind} proxy CPU per request: Hangar / configurable-http-proxy`, cpu.hangar!, cpu.chp!, 'µs', null, n),
       );
     }
     return rows;

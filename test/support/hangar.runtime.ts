@@ -215,6 +215,7 @@ export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs =
   }
   return {
     url,
+    pid: child.pid!,
     async kill() {
       child.kill('SIGKILL');
       await exited;
