@@ -123,6 +123,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
+  // The chat path's lookups come from memory from here on, kept right by the
+  // database's change notifications; a user deactivated by any process has
+  // what this one holds open for them ended too.
+  core.listenForChanges((err) => app.log.warn({ err: err.message }, 'change notifications lost; lookups go to the database until they are back'));
+  const unsubscribe = core.cache.onUserDeactivated((userId) => deps.live.closeUser(userId));
+  app.addHook('onClose', async () => unsubscribe());
   for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);
   }

@@ -40,6 +40,13 @@ export function installErrorHandler(app: FastifyInstance): void {
   });
 
   app.setErrorHandler((err: FastifyError & { cause?: unknown }, request, reply) => {
+    if (reply.raw.headersSent) {
+      // Mid-answer (typically a client gone during a streamed chat): the status
+      // is long sent, so there is nothing to say; end the connection.
+      if ((err as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') request.log.warn({ err }, 'answer failed mid-way');
+      reply.raw.destroy();
+      return;
+    }
     if (err instanceof AppError) {
       if (err.headers) void reply.headers(err.headers);
       return reply.code(err.status).send(errorBody(err.code, err.message, err.details));

@@ -47,6 +47,8 @@ export const ConfigSchema = Type.Object({
   agentTmpfsMb: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   idleTimeoutMin: Int(1, 1440, 30),
   maxConcurrentStarts: Int(1, 1000, 8),
+  /** Starts that wait (FIFO, per API process) once maxConcurrentStarts run; past it, 429. */
+  startQueueMax: Int(0, 100_000, 1000),
   /** Live event streams one user may hold open per API process (the process holds at most 500). */
   maxStreamsPerUser: Int(1, 500, 5),
   reconcileIntervalSec: Int(10, 3600, 60),
@@ -118,6 +120,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   agentTmpfsMb: 'HANGAR_AGENT_TMPFS_MB',
   idleTimeoutMin: 'HANGAR_IDLE_TIMEOUT_MIN',
   maxConcurrentStarts: 'HANGAR_MAX_CONCURRENT_STARTS',
+  startQueueMax: 'HANGAR_START_QUEUE_MAX',
   maxStreamsPerUser: 'HANGAR_MAX_STREAMS_PER_USER',
   reconcileIntervalSec: 'HANGAR_RECONCILE_INTERVAL_SEC',
   restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',

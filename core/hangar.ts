@@ -8,6 +8,7 @@ import { createRolloutControl } from './control/rollout-control.ts';
 import { createTemporalPort, type TemporalPort } from './control/temporal.port.ts';
 import { createKeyring, type Keyring } from './crypto.ts';
 import { createDb, type Db } from './db.ts';
+import { listenForDbChanges, type DbChanges } from './runtime/db-changes.runtime.ts';
 import { resolveSecretKey } from './runtime/secret-key.runtime.ts';
 import { createAgentConfigService } from './services/agent-config.service.ts';
 import { createAuditService } from './services/audit.service.ts';
@@ -19,6 +20,7 @@ import { createNotificationService } from './services/notifications.service.ts';
 import { createOidcService } from './services/oidc.service.ts';
 import { createRolloutService } from './services/rollouts.service.ts';
 import { createProviderService } from './services/providers.service.ts';
+import { createLookupCache } from './services/lookup-cache.service.ts';
 import { closePasswordPool } from './services/passwords.service.ts';
 import { createSettingsService } from './services/settings.service.ts';
 import { createSetupCodeService } from './services/setup-code.service.ts';
@@ -43,11 +45,14 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const notifications = createNotificationService({ db, config });
   const rollouts = createRolloutService({ db, fleet });
   const temporal: TemporalPort = createTemporalPort({ config, address: opts.temporalAddress ?? config.temporalAddress ?? '127.0.0.1:7233' });
-  const users = createUserService({ db, sessionTtlHours: config.sessionTtlHours });
+  // Off (every lookup from the database) until listenForChanges: only the API turns it on.
+  const cache = createLookupCache();
+  let changes: DbChanges | null = null;
+  const users = createUserService({ db, sessionTtlHours: config.sessionTtlHours, cache });
   const setupCodes = createSetupCodeService({ settings, dataDir: path.resolve(config.dataDir) });
   const breakglass = createBreakglassService({ db, settings });
   const egress = createEgressSettingsService({ settings, config });
-  const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort });
+  const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort, cache });
   const audit = createAuditService({ db });
   const agentConfigs = createAgentConfigService({ db, keyring });
   const workspaces = createWorkspaceService({ db, fleet, audit });
@@ -77,7 +82,18 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     egressControl: createEgressControl({ temporal, agents }),
     rolloutControl: createRolloutControl({ temporal, config, fleet, rollouts }),
     onboarding: createOnboardingControl({ temporal, settings, setupCodes, breakglass, users, keyring }),
+    cache,
+    /**
+     * Turns on the in-memory lookups of the chat path, kept right by the
+     * database's change notifications (the API process; idempotent).
+     */
+    listenForChanges(onError?: (err: Error) => void): void {
+      if (changes) return;
+      changes = listenForDbChanges(databaseUrl, { onChange: cache.apply, onReset: cache.reset, onError });
+      cache.attach(changes);
+    },
     async close() {
+      await changes?.close();
       await temporal.close();
       await closePasswordPool();
       await notifications.close();

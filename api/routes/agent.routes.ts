@@ -32,14 +32,14 @@ export async function agentRoutes(fastify: FastifyInstance, { core, auth, contro
     return streamStart(reply, agent);
   });
 
-  /** Start progress as server-sent events: creating, starting, waiting_for_health, ready. */
+  /** Start progress as server-sent events: queued (with its position, while starts are capped), creating, starting, waiting_for_health, ready. */
   async function streamStart(reply: FastifyReply, agent: Agent) {
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (event: string, data: unknown) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     try {
-      await control.ensureRunningWithProgress(agent, (phase) => send('progress', { phase }));
+      await control.ensureRunningWithProgress(agent, (phase, position) => send('progress', position === undefined ? { phase } : { phase, position }));
       send('ready', view(await core.agents.get(agent.id)));
     } catch (err) {
       const e = err instanceof AppError ? err : null;

@@ -113,10 +113,14 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
     void core.agents.touch(agentId).catch(() => lastWrite.delete(agentId));
   }
 
-  /** Your own agent, or (by id) a workspace agent of a workspace you belong to with at least `need`. */
+  /**
+   * Your own agent (from the lookup cache), or by id a workspace agent of a
+   * workspace you belong to with at least `need`.
+   */
   async function callerAgent(user: User, agentId: string | undefined, need: WorkspaceRole): Promise<{ agent: Agent; role: WorkspaceRole | null }> {
-    if (agentId) return core.workspaceAgents.forSpeaker(user.id, agentId, need);
-    return { agent: await core.agents.getOrCreate('user', user.id), role: null };
+    const own = await core.agents.findOwnedForRouting('user', user.id);
+    if (agentId && (!own || own.id !== agentId)) return core.workspaceAgents.forSpeaker(user.id, agentId, need);
+    return { agent: own ?? (await core.agents.getOrCreate('user', user.id)), role: null };
   }
 
   /**
@@ -199,6 +203,7 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       return reply.send(res);
     } catch (err) {
       handle.release();
+      if (handle.signal.aborted) throw deactivatedMidway();
       throw err;
     }
   });

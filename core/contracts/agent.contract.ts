@@ -23,6 +23,8 @@ export type OwnerKind = 'user' | 'workspace' | 'system';
 /** Where a start is, for progress streams (API.md: creating, starting, waiting for health, ready). */
 export type StartPhase =
   | 'idle'
+  /** Waiting in the API's start queue (not yet a workflow step). */
+  | 'queued'
   | 'creating'
   | 'starting'
   | 'waiting_for_health'

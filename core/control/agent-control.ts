@@ -4,36 +4,106 @@ import type { Agent } from '../db.ts';
 import { RateLimitedError } from '../errors.ts';
 import type { TemporalPort } from './temporal.port.ts';
 
+/** How a caller hears about its place in the start queue. */
+export interface StartWatch {
+  /** Queued behind `position - 1` others (called again as it moves up). */
+  onQueued?(position: number): void;
+  /** Its start is under way (a slot is free or was handed over). */
+  onStarted?(): void;
+}
+
 /**
  * The only way the API changes an agent: updates to its lifecycle workflow,
  * started on first use (update-with-start). Concurrent starts of one agent
- * share one call; too many distinct starts at once get 429, not a pile-up.
+ * share one call. At most `maxConcurrentStarts` distinct starts run at once
+ * (the engine's protection); more wait in a FIFO queue, per API process,
+ * of at most `startQueueMax`, and only a full queue answers 429. A start storm
+ * (fifty first chats at once) is served in arrival order instead of bouncing
+ * users to retry and race each other.
  */
-export function createAgentControl({ temporal, config }: { temporal: TemporalPort; config: Pick<HangarConfig, 'maxConcurrentStarts'> }) {
-  const starting = new Map<string, Promise<LifecycleState>>();
+export function createAgentControl({ temporal, config }: { temporal: TemporalPort; config: Pick<HangarConfig, 'maxConcurrentStarts' | 'startQueueMax'> }) {
+  /** Every start queued or running, by agent: a second caller joins it. */
+  const starts = new Map<string, { promise: Promise<LifecycleState>; watchers: Set<StartWatch> }>();
+  /** Waiting starts in arrival order; `go` hands one a slot. */
+  const waiting: Array<{ agentId: string; go: () => void }> = [];
+  let running = 0;
+
+  const tellPositions = () => {
+    waiting.forEach((w, i) => {
+      for (const watch of starts.get(w.agentId)?.watchers ?? []) watch.onQueued?.(i + 1);
+    });
+  };
+
+  /** A finished start's slot goes straight to the next in line. */
+  const releaseSlot = () => {
+    const next = waiting.shift();
+    if (!next) {
+      running--;
+      return;
+    }
+    next.go();
+    tellPositions();
+  };
+
+  function join(agentId: string, watch?: StartWatch): Promise<LifecycleState> | null {
+    const entry = starts.get(agentId);
+    if (!entry) return null;
+    if (watch) {
+      entry.watchers.add(watch);
+      const at = waiting.findIndex((w) => w.agentId === agentId);
+      if (at >= 0) watch.onQueued?.(at + 1);
+      else watch.onStarted?.();
+    }
+    return entry.promise;
+  }
 
   return {
     workflowUrl(agent: Pick<Agent, 'id'>): string {
       return temporal.workflowUrl(agentWorkflowId(agent.id));
     },
 
-    ensureRunning(agent: Agent): Promise<LifecycleState> {
-      const joined = starting.get(agent.id);
+    ensureRunning(agent: Agent, watch?: StartWatch): Promise<LifecycleState> {
+      const joined = join(agent.id, watch);
       if (joined) return joined;
-      if (starting.size >= config.maxConcurrentStarts) {
-        throw new RateLimitedError('Too many agents are starting right now; try again in a few seconds', 5);
+      const mustWait = running >= config.maxConcurrentStarts;
+      if (mustWait && waiting.length >= config.startQueueMax) {
+        throw new RateLimitedError(`${waiting.length} agent starts are already queued; try again in a few seconds`, 5, 'start_queue_full');
       }
-      const p = temporal.agents.ensureRunning(agent).finally(() => starting.delete(agent.id));
-      starting.set(agent.id, p);
-      return p;
+      const entry = { promise: null as unknown as Promise<LifecycleState>, watchers: new Set<StartWatch>(watch ? [watch] : []) };
+      entry.promise = (async () => {
+        if (mustWait) {
+          await new Promise<void>((go) => {
+            waiting.push({ agentId: agent.id, go });
+            watch?.onQueued?.(waiting.length);
+          });
+        } else {
+          running++;
+        }
+        for (const w of entry.watchers) w.onStarted?.();
+        try {
+          return await temporal.agents.ensureRunning(agent);
+        } finally {
+          releaseSlot();
+        }
+      })().finally(() => starts.delete(agent.id));
+      starts.set(agent.id, entry);
+      return entry.promise;
     },
 
-    /** Like ensureRunning, reporting each phase as the workflow reaches it. */
-    async ensureRunningWithProgress(agent: Agent, onPhase: (phase: StartPhase) => void): Promise<LifecycleState> {
-      const result = this.ensureRunning(agent);
+    /** Starts running and queued in this process (metrics, tests). */
+    startLoad(): { running: number; queued: number } {
+      return { running, queued: waiting.length };
+    },
+
+    /** Like ensureRunning, reporting the queue position while it waits, then each phase as the workflow reaches it. */
+    async ensureRunningWithProgress(agent: Agent, onPhase: (phase: StartPhase, position?: number) => void): Promise<LifecycleState> {
       let done = false;
+      let startedWatch: () => void = () => undefined;
+      const started = new Promise<void>((r) => (startedWatch = r));
+      const result = this.ensureRunning(agent, { onQueued: (position) => onPhase('queued', position), onStarted: startedWatch });
       let last: StartPhase | null = null;
       const watch = (async () => {
+        await Promise.race([started, result.catch(() => undefined)]);
         for (let i = 0; !done && i < 2000; i++) {
           // Progress is best effort: a query that fails now is asked again in 250 ms.
           const state = await temporal.agents.state(agent.id).catch(() => null);

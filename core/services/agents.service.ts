@@ -11,6 +11,7 @@ import {
 import { randomToken, safeEqual, sha256, type Keyring } from '../crypto.ts';
 import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import type { LookupCache } from './lookup-cache.service.ts';
 import type { SettingsService } from './settings.service.ts';
 
 export interface AgentServiceDeps {
@@ -20,6 +21,8 @@ export interface AgentServiceDeps {
   settings: SettingsService;
   /** The port the API really listens on (tests use an ephemeral one). */
   apiPort?: () => number;
+  /** The API's in-memory lookups (absent in the worker and CLI). */
+  cache?: LookupCache;
 }
 
 const MB = 1024 * 1024;
@@ -53,7 +56,7 @@ export function toPublicAgent(a: Agent) {
   };
 }
 
-export function createAgentService({ db, keyring, config, settings, apiPort }: AgentServiceDeps) {
+export function createAgentService({ db, keyring, config, settings, apiPort, cache }: AgentServiceDeps) {
   const tokenCache = new Map<string, { sealed: string; plain: string }>();
   // Row-level security: a user's own agent is read as that user; work on an
   // agent by id (worker, reaper, reconciler, proxy after its own check) is
@@ -65,6 +68,20 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
   return {
     async findOwned(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
       return asOwner(ownerKind, ownerId, (tx) => tx.agent.findUnique({ where: { ownerKind_ownerId_name: { ownerKind, ownerId, name } } }));
+    },
+
+    /**
+     * findOwned for the chat path: from memory while the row is unchanged
+     * (lookup-cache.service.ts says how a change reaches every API process).
+     * Fields that change without notice (activity, storage) may be stale.
+     */
+    async findOwnedForRouting(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
+      const hit = cache?.getAgent(ownerKind, ownerId, name);
+      if (hit) return hit;
+      const mark = cache?.mark() ?? 0;
+      const row = await this.findOwned(ownerKind, ownerId, name);
+      if (row) cache?.setAgent(row, mark);
+      return row;
     },
 
     /** Idempotent: concurrent first calls converge on one row via the unique key. */
@@ -343,6 +360,7 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
         data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
       }));
       if (spent.count !== 1) return null;
+      cache?.apply({ t: 'agents', id: agentId });
       const agent = await this.get(agentId);
       tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain: gatewayToken });
       return { agent, gatewayToken };

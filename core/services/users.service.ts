@@ -1,6 +1,7 @@
 import { randomToken, sha256 } from '../crypto.ts';
 import { asSystem, asUser, pageMeta, type Db, type User } from '../db.ts';
 import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
+import type { LookupCache } from './lookup-cache.service.ts';
 import { hashPassword, verifyPassword } from './passwords.service.ts';
 /** What an API token may be limited to; '*' is everything its owner may do. */
 export const TOKEN_SCOPES = ['*', 'agent', 'providers', 'tokens', 'workspaces', 'admin'] as const;
@@ -43,7 +44,14 @@ export interface CreateUserInput {
   passwordHash?: string;
 }
 
-export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlHours: number }) {
+export function createUserService({ db, sessionTtlHours, cache }: { db: Db; sessionTtlHours: number; cache?: LookupCache }) {
+  /** lastUsedAt is advisory: at most one write a minute per token, off the request path. */
+  const noteUse = (t: { tokenId: string; userId: string; lastUsedAt: Date | null }) => {
+    if (t.lastUsedAt && Date.now() - t.lastUsedAt.getTime() <= 60_000) return false;
+    void asUser(db, t.userId, (tx) => tx.apiToken.update({ where: { id: t.tokenId }, data: { lastUsedAt: new Date() } })).catch(() => undefined);
+    return true;
+  };
+
   return {
     async create(input: CreateUserInput): Promise<User> {
       if (!input.username && !input.email) throw new ValidationError('username or email is required');
@@ -96,14 +104,22 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
     },
 
     async resolveSession(token: string): Promise<{ user: User; csrfToken: string } | null> {
+      const hash = sha256(token);
+      const hit = cache?.getSession(hash);
+      if (hit) return hit.expiresAt < new Date() ? null : { user: hit.user, csrfToken: hit.csrfToken };
+      const mark = cache?.mark() ?? 0;
       // By hash, before anyone is known: declared system work.
-      const s = await asSystem(db, (tx) => tx.session.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } }));
+      const s = await asSystem(db, (tx) => tx.session.findUnique({ where: { tokenHash: hash }, include: { user: true } }));
       if (!s || s.revokedAt || s.expiresAt < new Date() || s.user.status !== 'active') return null;
+      cache?.setSession(hash, { user: s.user, csrfToken: s.csrfToken, expiresAt: s.expiresAt }, mark);
       return { user: s.user, csrfToken: s.csrfToken };
     },
 
     async revokeSession(token: string): Promise<void> {
-      await asSystem(db, (tx) => tx.session.updateMany({ where: { tokenHash: sha256(token), revokedAt: null }, data: { revokedAt: new Date() } }));
+      const tokenHash = sha256(token);
+      await asSystem(db, (tx) => tx.session.updateMany({ where: { tokenHash, revokedAt: null }, data: { revokedAt: new Date() } }));
+      // This process at once; the others when the trigger's notification lands.
+      cache?.apply({ t: 'sessions', tokenHash });
     },
 
     async createToken(userId: string, name: string, expiresInDays?: number, scopes: TokenScope[] = ['*']) {
@@ -130,12 +146,18 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
 
     async resolveToken(token: string): Promise<{ user: User; scopes: string[] } | null> {
       if (!token.startsWith(TOKEN_PREFIX)) return null;
-      const t = await asSystem(db, (tx) => tx.apiToken.findUnique({ where: { tokenHash: sha256(token) }, include: { user: true } }));
-      if (!t || t.revokedAt || (t.expiresAt && t.expiresAt < new Date()) || t.user.status !== 'active') return null;
-      // lastUsedAt is advisory: at most one write a minute per token, off the request path.
-      if (!t.lastUsedAt || Date.now() - t.lastUsedAt.getTime() > 60_000) {
-        void asUser(db, t.userId, (tx) => tx.apiToken.update({ where: { id: t.id }, data: { lastUsedAt: new Date() } })).catch(() => undefined);
+      const hash = sha256(token);
+      const hit = cache?.getToken(hash);
+      if (hit) {
+        if (hit.expiresAt && hit.expiresAt < new Date()) return null;
+        if (noteUse({ tokenId: hit.tokenId, userId: hit.user.id, lastUsedAt: hit.lastUsedAt })) hit.lastUsedAt = new Date();
+        return { user: hit.user, scopes: hit.scopes };
       }
+      const mark = cache?.mark() ?? 0;
+      const t = await asSystem(db, (tx) => tx.apiToken.findUnique({ where: { tokenHash: hash }, include: { user: true } }));
+      if (!t || t.revokedAt || (t.expiresAt && t.expiresAt < new Date()) || t.user.status !== 'active') return null;
+      const used = noteUse({ tokenId: t.id, userId: t.userId, lastUsedAt: t.lastUsedAt });
+      cache?.setToken(hash, { tokenId: t.id, user: t.user, scopes: t.scopes, expiresAt: t.expiresAt, lastUsedAt: used ? new Date() : t.lastUsedAt }, mark);
       return { user: t.user, scopes: t.scopes };
     },
 
@@ -165,7 +187,10 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
         if (before.role === 'admin' && patch.role === 'member') await assertAnotherAdmin(tx, id);
         const after = await tx.user.update({ where: { id }, data: patch });
         return { before, after };
-      }, { isolationLevel: 'Serializable' });
+      }, { isolationLevel: 'Serializable' }).then((r) => {
+        cache?.apply({ t: 'users', id });
+        return r;
+      });
     },
 
     /** Deactivation ends every session and token at once. */
@@ -182,13 +207,18 @@ export function createUserService({ db, sessionTtlHours }: { db: Db; sessionTtlH
         await tx.session.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
         await tx.apiToken.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
         return { before, after };
-      }, { isolationLevel: 'Serializable' });
+      }, { isolationLevel: 'Serializable' }).then((r) => {
+        // This process at once (after the commit); the others when the triggers' notifications land.
+        cache?.apply({ t: 'users', id, status: r.after.status });
+        return r;
+      });
     },
 
     async revokeToken(userId: string, id: string): Promise<void> {
       const { count } = await asUser(db, userId, (tx) =>
         tx.apiToken.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: new Date() } }),
       );
+      cache?.apply({ t: 'api_tokens', id });
       if (count === 0) throw new NotFoundError('Token');
     },
   };

@@ -98,22 +98,37 @@ describe('agent control', () => {
     expect(metrics).toContain('hangar_http_request_duration_seconds_bucket');
   });
 
-  it('sheds load: more distinct starts than allowed get 429 with Retry-After', async () => {
-    const tight = await startHangar({ HANGAR_MAX_CONCURRENT_STARTS: '1' }, { worker: false });
+  it('queues starts past the cap in arrival order, shows the position, and answers 429 only when the queue is full', async () => {
+    const tight = await startHangar({ HANGAR_MAX_CONCURRENT_STARTS: '1', HANGAR_START_QUEUE_MAX: '2' }, { worker: false });
+    const load = () => tight.core.agentControl.startLoad();
     try {
-      const users = await Promise.all([createTestUser(tight), createTestUser(tight), createTestUser(tight)]);
+      const users = await Promise.all([0, 1, 2, 3].map(() => createTestUser(tight)));
       for (const u of users) await giveProvider(u, scene.fake);
-      const results = await Promise.all(users.map((u) => u.api('/api/me/agent/start', { method: 'POST' })));
-      const statuses = results.map((r) => r.status).sort();
-      expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
-      const limited = results.filter((r) => r.status === 429);
-      expect(limited.length).toBeGreaterThanOrEqual(1);
-      expect(limited[0].headers.get('retry-after')).toBe('5');
-      expect((await limited[0].json()).error.code).toBe('rate_limited');
-      for (const u of users) {
-        const a = await tight.core.agents.findOwned('user', u.id);
-        if (a) scene.agentIds.push(a.id);
+      // One at a time into the queue, so arrival order is known.
+      const first = users[0].api('/api/me/agent/start', { method: 'POST' });
+      await eventually(async () => load().running === 1, 'the first start running', 20_000);
+      const second = users[1].api('/api/me/agent/start', { method: 'POST', headers: { accept: 'text/event-stream' } });
+      await eventually(async () => load().queued === 1, 'the second start queued', 20_000);
+      const third = users[2].api('/api/me/agent/start', { method: 'POST' });
+      await eventually(async () => load().queued === 2, 'the third start queued', 20_000);
+      // The engine is still protected: past the queue's bound a start is refused at once.
+      const refused = await users[3].api('/api/me/agent/start', { method: 'POST' });
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect((await refused.json()).error.code).toBe('start_queue_full');
+
+      const [a, b, c] = await Promise.all([first, second, third]);
+      expect(a.status).toBe(200);
+      expect(c.status).toBe(200);
+      const events = await b.text();
+      expect(events).toContain('"phase":"queued","position":1');
+      expect(events.indexOf('"phase":"queued"')).toBeLessThan(events.indexOf('event: ready'));
+      for (const u of users.slice(0, 3)) {
+        const agent = await tight.core.agents.findOwned('user', u.id);
+        scene.agentIds.push(agent!.id);
+        expect(agent!.status).toBe('running');
       }
+      expect(load()).toEqual({ running: 0, queued: 0 });
     } finally {
       await tight.stop();
     }

@@ -196,8 +196,8 @@ export async function removeAgentsFromDocker(docker: Docker, agentIds: string[])
 }
 
 /** The API as its own process (api/server.ts), so a test can SIGKILL it. */
-export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs = 60_000) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs = 60_000, nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'api/server.ts'], {
     cwd: repoRoot,
     env: { ...env, PORT: String(port), HOST: '0.0.0.0', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -215,9 +215,17 @@ export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs =
   }
   return {
     url,
+    pid: child.pid!,
     async kill() {
       child.kill('SIGKILL');
       await exited;
+    },
+    /** A clean exit (SIGTERM), so `--cpu-prof` and the like write their files. */
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

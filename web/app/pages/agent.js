@@ -4,7 +4,7 @@ import { api, ApiError, Badge, csrfHeaders, ErrorBox, html, Loading, readSse, sh
 // My agent, live: the status comes from GET /api/me/agent/events (server-sent
 // events), so a start, a reap or a rollout shows up without a reload.
 
-const PHASES = { creating: 'Creating the container', starting: 'Starting', waiting_for_health: 'Waiting for it to answer', ready: 'Ready' };
+const PHASES = { queued: 'Queued behind other starts', creating: 'Creating the container', starting: 'Starting', waiting_for_health: 'Waiting for it to answer', ready: 'Ready' };
 
 function useLiveAgent() {
   const [agent, setAgent] = useState(undefined);
@@ -41,7 +41,7 @@ export function AgentPage() {
     let failure = null;
     await readSse(res, (event, data) => {
       const body = JSON.parse(data);
-      if (event === 'progress') setPhase(body.phase);
+      if (event === 'progress') setPhase(body.phase === 'queued' ? `queued:${body.position}` : body.phase);
       else if (event === 'ready') setAgent(body);
       else if (event === 'error') failure = new ApiError(503, body);
     });
@@ -57,7 +57,7 @@ export function AgentPage() {
     <div class="card stack">
       <div class="row"><strong>Status:</strong> <span data-testid="agent-status" aria-live="polite">${agent ? html`<${Badge} status=${status} />` : 'not created yet'}</span>
         ${agent?.statusReason ? html`<span class="muted">(${agent.statusReason})</span>` : null}</div>
-      ${phase ? html`<p class="notice" role="status" data-testid="start-progress">${PHASES[phase] ?? phase}…</p>` : null}
+      ${phase ? html`<p class="notice" role="status" data-testid="start-progress">${phase.startsWith('queued:') ? `${PHASES.queued} (number ${phase.slice(7)} in line)` : (PHASES[phase] ?? phase)}…</p>` : null}
       ${agent ? html`<p class="muted">Image <code>${agent.image}</code> · digest <code>${short(agent.imageDigest)}</code> · last active ${when(agent.lastActiveAt)}</p>` : html`<p class="muted">Your agent is created the first time you start it or chat.</p>`}
       <div class="row">
         <button disabled=${busy || status === 'running'} onClick=${start}>Start</button>
