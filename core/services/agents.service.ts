@@ -24,6 +24,15 @@ export interface AgentServiceDeps {
 
 const MB = 1024 * 1024;
 
+/** What the lifecycle writes on its agent's row at each step. */
+export interface StatePatch {
+  status: AgentStatus;
+  containerId: string | null;
+  gatewayPort: number | null;
+  statusReason: string | null;
+  imageDigest?: string;
+}
+
 /**
  * What a container spec is for. `start` and `update` mint a new bootstrap
  * token (each container Hangar creates gets its own); `start` also refuses an
@@ -61,6 +70,45 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
   const sys = <T>(fn: (tx: Tx) => Promise<T>) => asSystem(db, fn);
   const asOwner = <T>(ownerKind: OwnerKind, ownerId: string, fn: (tx: Tx) => Promise<T>) =>
     ownerKind === 'user' ? asUser(db, ownerId, fn) : asSystem(db, fn);
+
+  /**
+   * A fresh single-use token for the container about to be created: only its
+   * hash is kept, and it is spent by the container's one config fetch.
+   */
+  function mintBootstrap() {
+    const token = randomToken(32);
+    return {
+      startId: crypto.randomUUID(),
+      // HANGAR_GATEWAY_TOKEN keeps its name for images built against it; it now holds the bootstrap token.
+      secretEnv: { HANGAR_GATEWAY_TOKEN: keyring.encrypt(token) },
+      data: { bootstrapTokenHash: sha256(token), bootstrapExpiresAt: new Date(Date.now() + config.bootstrapTokenTtlSec * 1000) },
+    };
+  }
+
+  async function specOf(a: Agent, bootstrap: { startId: string; secretEnv: Record<string, string> } | null): Promise<ContainerSpec> {
+    return {
+      agentId: a.id,
+      instanceId: await settings.instanceId(),
+      ownerKind: a.ownerKind as OwnerKind,
+      ownerId: a.ownerId,
+      containerName: a.containerName,
+      volumeName: a.volumeName,
+      // Pinned to the digest it runs: moving a tag never changes an agent behind a rollout's back.
+      image: a.imageDigest ?? a.image,
+      network: config.agentNetwork,
+      env: {
+        HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
+        HANGAR_AGENT_ID: a.id,
+      },
+      secretEnv: bootstrap?.secretEnv ?? {},
+      startId: bootstrap?.startId ?? '',
+      memoryMb: config.agentMemoryMb,
+      tmpfsMb: config.agentTmpfsMb,
+      cpus: config.agentCpus,
+      pids: config.agentPids,
+      healthTimeoutSec: config.agentStartTimeoutSec,
+    };
+  }
 
   return {
     async findOwned(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
@@ -105,42 +153,27 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
     async containerSpec(agentId: string, purpose: SpecPurpose = 'describe'): Promise<ContainerSpec> {
       const a = await this.get(agentId);
       if (purpose === 'start') this.assertWithinStorageQuota(a);
-      const secretEnv: Record<string, string> = {};
-      let startId = '';
-      if (purpose !== 'describe') {
-        // A fresh single-use token for the container about to be created: only
-        // its hash is kept, and it is spent by the container's one config fetch.
-        const bootstrap = randomToken(32);
-        startId = crypto.randomUUID();
-        await sys((tx) => tx.agent.update({
-          where: { id: a.id },
-          data: { bootstrapTokenHash: sha256(bootstrap), bootstrapExpiresAt: new Date(Date.now() + config.bootstrapTokenTtlSec * 1000) },
-        }));
-        // HANGAR_GATEWAY_TOKEN keeps its name for images built against it; it now holds the bootstrap token.
-        secretEnv.HANGAR_GATEWAY_TOKEN = keyring.encrypt(bootstrap);
-      }
-      return {
-        agentId: a.id,
-        instanceId: await settings.instanceId(),
-        ownerKind: a.ownerKind as OwnerKind,
-        ownerId: a.ownerId,
-        containerName: a.containerName,
-        volumeName: a.volumeName,
-        // Pinned to the digest it runs: moving a tag never changes an agent behind a rollout's back.
-        image: a.imageDigest ?? a.image,
-        network: config.agentNetwork,
-        env: {
-          HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
-          HANGAR_AGENT_ID: a.id,
-        },
-        secretEnv,
-        startId,
-        memoryMb: config.agentMemoryMb,
-        tmpfsMb: config.agentTmpfsMb,
-        cpus: config.agentCpus,
-        pids: config.agentPids,
-        healthTimeoutSec: config.agentStartTimeoutSec,
-      };
+      if (purpose === 'describe') return specOf(a, null);
+      const bootstrap = mintBootstrap();
+      await sys((tx) => tx.agent.update({ where: { id: a.id }, data: bootstrap.data }));
+      return specOf(a, bootstrap);
+    },
+
+    /**
+     * A start's whole database side in one transaction: the storage cap
+     * checked, the row marked as the lifecycle says (`starting`) and this
+     * start's bootstrap token minted. One step of the lifecycle instead of two
+     * (recordState, then containerSpec).
+     */
+    async beginStart(agentId: string, patch: StatePatch): Promise<ContainerSpec> {
+      const bootstrap = mintBootstrap();
+      const row = await sys(async (tx) => {
+        const a = await tx.agent.findUnique({ where: { id: agentId } });
+        if (!a) throw new NotFoundError('Agent');
+        this.assertWithinStorageQuota(a);
+        return tx.agent.update({ where: { id: agentId }, data: { ...patch, ...bootstrap.data } });
+      });
+      return specOf(row, bootstrap);
     },
 
     /** Refuses a start while the last measurement says the volume is over the cap. */
@@ -182,16 +215,7 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       });
     },
 
-    async recordState(
-      agentId: string,
-      patch: {
-        status: AgentStatus;
-        containerId: string | null;
-        gatewayPort: number | null;
-        statusReason: string | null;
-        imageDigest?: string;
-      },
-    ): Promise<void> {
+    async recordState(agentId: string, patch: StatePatch): Promise<void> {
       await sys(async (tx) => {
         const row = await tx.agent.update({
           where: { id: agentId },
@@ -333,17 +357,23 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
     async exchangeBootstrapToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<{ agent: Agent; gatewayToken: string } | null> {
       if (!bearer || !['user', 'workspace', 'system'].includes(ownerKind)) return null;
       const gatewayToken = randomToken(32);
-      const spent = await sys((tx) => tx.agent.updateMany({
-        where: {
-          id: agentId,
-          ownerKind: ownerKind as OwnerKind,
-          bootstrapTokenHash: sha256(bearer),
-          bootstrapExpiresAt: { gt: new Date() },
-        },
-        data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
-      }));
-      if (spent.count !== 1) return null;
-      const agent = await this.get(agentId);
+      let agent: Agent;
+      try {
+        // One statement that also answers the row (it is on every start's path).
+        agent = await sys((tx) => tx.agent.update({
+          where: {
+            id: agentId,
+            ownerKind: ownerKind as OwnerKind,
+            bootstrapTokenHash: sha256(bearer),
+            bootstrapExpiresAt: { gt: new Date() },
+          },
+          data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
+        }));
+      } catch (err) {
+        // P2025: no row matched (wrong, spent or expired token, or another agent's).
+        if ((err as { code?: string }).code === 'P2025') return null;
+        throw err;
+      }
       tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain: gatewayToken });
       return { agent, gatewayToken };
     },

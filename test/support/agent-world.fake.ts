@@ -23,7 +23,7 @@ export const STOP = ['record stopping', 'stop', 'record stopped'];
 export interface Call {
   agentId: string;
   op: string;
-  /** The test server's clock when the activity was scheduled: virtual time. */
+  /** The test server's clock when the activity was scheduled: virtual time (a local activity's is the worker's real clock). */
   at: number;
 }
 
@@ -134,6 +134,12 @@ export class AgentWorld {
       await this.step(agentId, purpose === 'update' ? 'mint' : 'spec');
       return this.spec(agentId);
     },
+    // One local activity of the lifecycle: the row marked, then the spec minted (logged as the two steps it replaces).
+    beginAgentStart: async (agentId, patch) => {
+      await this.step(agentId, `record ${patch.status}`);
+      await this.step(agentId, 'spec');
+      return this.spec(agentId);
+    },
     recordAgentState: async (agentId, patch) => {
       await this.step(agentId, `record ${patch.status}${patch.statusReason ? ` (${patch.statusReason})` : ''}`);
     },
@@ -158,25 +164,15 @@ export class AgentWorld {
   };
 
   readonly host: Partial<HostActivities> = {
-    ensureContainer: async (spec) => {
-      await this.step(spec.agentId, spec.image === NEW ? 'ensure new' : 'ensure');
-      const c = this.containers.get(spec.containerName) ?? { id: `c-${spec.agentId.slice(0, 6)}-${spec.image.slice(7, 10)}`, running: false, image: spec.image, exitCode: null };
-      this.containers.set(spec.containerName, c);
-      return { containerId: c.id, created: true, imageId: c.image };
-    },
-    startContainer: async (name) => {
-      await this.step(agentOf(name), 'start');
-      const c = this.containers.get(name);
-      if (!c) throw ApplicationFailure.nonRetryable(`no container ${name}`, 'container_missing');
-      c.running = true;
-      return { hostPort: 40000 };
-    },
-    waitHealthy: async ({ containerName }) => {
-      const agentId = agentOf(containerName);
-      const image = this.containers.get(containerName)?.image;
-      await this.step(agentId, image === NEW ? 'health new' : 'health');
-      if (this.unhealthy.delete(agentId)) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
-      if (image === NEW && !this.scenario.newImageHealthy) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+    ensureContainer: (spec) => this.ensure(spec),
+    startContainer: (name) => this.start(name),
+    waitHealthy: ({ containerName }) => this.health(containerName),
+    // The three steps in one activity (logged as the steps it replaces).
+    launchContainer: async ({ spec }) => {
+      const { containerId, imageId } = await this.ensure(spec);
+      const { hostPort } = await this.start(spec.containerName);
+      await this.health(spec.containerName);
+      return { containerId, imageId, hostPort };
     },
     stopContainer: async ({ containerName }) => {
       await this.step(agentOf(containerName), 'stop');
@@ -225,6 +221,29 @@ export class AgentWorld {
       await this.step(path.replace(/^\/snapshots\/|\.tar$/g, ''), 'delete snapshot');
     },
   };
+
+  private async ensure(spec: ContainerSpec) {
+    await this.step(spec.agentId, spec.image === NEW ? 'ensure new' : 'ensure');
+    const c = this.containers.get(spec.containerName) ?? { id: `c-${spec.agentId.slice(0, 6)}-${spec.image.slice(7, 10)}`, running: false, image: spec.image, exitCode: null };
+    this.containers.set(spec.containerName, c);
+    return { containerId: c.id, created: true, imageId: c.image };
+  }
+
+  private async start(name: string) {
+    await this.step(agentOf(name), 'start');
+    const c = this.containers.get(name);
+    if (!c) throw ApplicationFailure.nonRetryable(`no container ${name}`, 'container_missing');
+    c.running = true;
+    return { hostPort: 40000 };
+  }
+
+  private async health(containerName: string) {
+    const agentId = agentOf(containerName);
+    const image = this.containers.get(containerName)?.image;
+    await this.step(agentId, image === NEW ? 'health new' : 'health');
+    if (this.unhealthy.delete(agentId)) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+    if (image === NEW && !this.scenario.newImageHealthy) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+  }
 
   /** A container as if Docker ran it (for reconcile and ensureRunning checks). */
   putContainer(agentId: string, c: Partial<FakeContainer> = {}): void {
