@@ -10,10 +10,10 @@ import tar from 'tar-stream';
 import { createImageUpdateActivities, type Snapshot } from '../../activities/image-update.activities.ts';
 import { agentContainerName, agentVolumeName, type ContainerSpec } from '../../core/contracts/agent.contract.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
-import { startTestStack } from '../support/global-setup.ts';
 import { createTestUser, removeAgentsFromDocker, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
 import { giveProvider } from '../support/scenario.ts';
 import { buildVersion } from '../support/test-images.ts';
+import { atLeast, atMost, row, type BenchContext, type BenchRow } from './bench.harness.ts';
 
 // Fleet-update benchmarks, as ratios against a baseline measured in this run:
 // 1. a rolling update's wall time vs the sum of its waves' critical paths
@@ -25,7 +25,7 @@ const SNAPSHOT_ROUNDS = Number(process.env.BENCH_SNAPSHOT_ROUNDS ?? 3);
 const run = promisify(execFile);
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-async function rollingUpdate(h: Hangar, image: string, base: string) {
+async function rollingUpdate(h: Hangar, image: string, base: string, log: (m: string) => void): Promise<BenchRow[]> {
   const fake = await startFakeOpenAI({ chunkDelayMs: 0 });
   const admin = await createTestUser(h, 'admin');
   const agentIds: string[] = [];
@@ -58,8 +58,8 @@ async function rollingUpdate(h: Hangar, image: string, base: string) {
     const byId = new Map(r.agents.map((a) => [a.agentId, Date.parse(a.finishedAt) - Date.parse(a.startedAt)]));
     const critical = r.waves.map((w) => Math.max(...w.agentIds.map((a) => byId.get(a)!)));
     const sum = critical.reduce((a, b) => a + b, 0);
-    console.log(`rolling update of ${AGENTS} agents in ${r.waves.length} waves of 25%: wall ${secs(wall)}; sum of waves' critical paths ${secs(sum)} (${critical.map(secs).join(' + ')})`);
-    console.log(`  ratio wall / critical paths = ${(wall / sum).toFixed(2)}x`);
+    log(`rolling update of ${AGENTS} agents in ${r.waves.length} waves of 25%: wall ${secs(wall)}; sum of waves' critical paths ${secs(sum)} (${critical.map(secs).join(' + ')})`);
+    return [row(`rolling update of ${AGENTS}: wall / sum of waves' critical paths`, wall, sum, 'ms', atMost(1.05), `${r.waves.length} waves of 25 %`)];
   } finally {
     await removeAgentsFromDocker(h.docker, agentIds);
     await fake.close();
@@ -80,7 +80,7 @@ async function filledVolume(docker: Docker, image: string) {
   return { id, name, volume, container: c };
 }
 
-async function snapshotThroughput(docker: Docker, image: string) {
+async function snapshotThroughput(docker: Docker, image: string, log: (m: string) => void): Promise<BenchRow[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hangar-bench-snap-'));
   const v = await filledVolume(docker, image);
   const env = new MockActivityEnvironment();
@@ -112,8 +112,14 @@ async function snapshotThroughput(docker: Docker, image: string) {
     const mb = snap.bytes / 1024 / 1024;
     const rate = (t: number) => `${(mb / (t / 1000)).toFixed(0)} MB/s`;
     const [s1, o1, r1, i1] = [snapT, outT, restoreT, inT].map(median);
-    console.log(`snapshot of ${mb.toFixed(0)} MB (median of ${SNAPSHOT_ROUNDS}): Hangar ${rate(s1)} (tar to file, sha256, fsync) vs docker cp out ${rate(o1)}; throughput ratio Hangar / docker cp = ${(o1 / s1).toFixed(2)}x`);
-    console.log(`restore of ${mb.toFixed(0)} MB (median of ${SNAPSHOT_ROUNDS}): Hangar ${rate(r1)} (fresh volume + untar) vs docker cp in ${rate(i1)}; throughput ratio Hangar / docker cp = ${(i1 / r1).toFixed(2)}x`);
+    log(`snapshot of ${mb.toFixed(0)} MB (median of ${SNAPSHOT_ROUNDS}): Hangar ${rate(s1)} (tar to file, sha256, fsync) vs docker cp out ${rate(o1)}`);
+    log(`restore of ${mb.toFixed(0)} MB (median of ${SNAPSHOT_ROUNDS}): Hangar ${rate(r1)} (fresh volume + untar) vs docker cp in ${rate(i1)}`);
+    const mbps = (t: number) => mb / (t / 1000);
+    const n = `${mb.toFixed(0)} MB, median of ${SNAPSHOT_ROUNDS}`;
+    return [
+      row('snapshot MB/s: Hangar (tar, sha256, fsync) / docker cp out', mbps(s1), mbps(o1), 'MB/s', atLeast(0.9), n),
+      row('restore MB/s: Hangar (fresh volume, untar) / docker cp in', mbps(r1), mbps(i1), 'MB/s', null, n),
+    ];
   } finally {
     await docker.getContainer(v.name).remove({ force: true }).catch(() => undefined);
     await docker.getVolume(v.volume).remove().catch(() => undefined);
@@ -121,21 +127,16 @@ async function snapshotThroughput(docker: Docker, image: string) {
   }
 }
 
-async function main() {
-  const stack = await startTestStack(() => undefined);
+export default async function rolloutBench({ stack, docker, log }: BenchContext): Promise<BenchRow[]> {
   const image = `hangar-bench/agent-${randomUUID().slice(0, 8)}:stable`;
-  const docker = new Docker();
-  await buildVersion(docker, stack.info.agentImage, image, '1.0.0', 'bench v1');
+  await buildVersion(docker, stack.agentImage, image, '1.0.0', 'bench v1');
   let h: Hangar | null = null;
   try {
-    await snapshotThroughput(docker, image);
-    h = await startHangarOn(stack.info, { LOG_LEVEL: 'error', HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200' });
-    await rollingUpdate(h, image, image);
+    const rows = await snapshotThroughput(docker, image, log);
+    h = await startHangarOn(stack, { LOG_LEVEL: 'error', HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200' });
+    return [...(await rollingUpdate(h, image, image, log)), ...rows];
   } finally {
     await h?.stop();
     await docker.getImage(image).remove({ force: true }).catch(() => undefined);
-    await stack.stop();
   }
 }
-
-await main();

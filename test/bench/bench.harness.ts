@@ -1,0 +1,165 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import Docker from 'dockerode';
+import type { StackInfo } from '../support/global-setup.ts';
+import { freePort } from '../support/ports.ts';
+
+// The contract between `test/bench/run.bench.ts` and the bench modules. A
+// module is any `test/bench/*.bench.ts` but run.bench.ts itself; its default
+// export takes a BenchContext and returns rows. The runner starts the stack
+// once, runs the modules in file-name order (BENCH_ONLY / BENCH_SKIP pick them
+// by name: `proxy`, `start` …), prints one table and writes it as JSON to
+// bench-results/. A module owns everything it creates and removes it before it
+// returns, so the next one measures a quiet machine.
+
+/** How a row's ratio (value / baseline) or delta (value − baseline) is judged. */
+export interface BenchGoal {
+  on: 'ratio' | 'delta';
+  op: '<=' | '>=';
+  target: number;
+}
+
+export interface BenchRow {
+  /** What is compared, e.g. "chat plain req/s: Hangar / direct". */
+  name: string;
+  /** Hangar's figure. */
+  value: number;
+  /** The peer's figure, measured in the same run (or a fixed budget, said in `name`). */
+  baseline: number;
+  /** value / baseline. */
+  ratio: number;
+  /** null: informational, nothing to meet. */
+  goal: BenchGoal | null;
+  unit: string;
+  /** Whether the goal was met (null without a goal). */
+  pass: boolean | null;
+  /** Which module made it (set by the runner). */
+  module?: string;
+  /** Sample sizes, spread, anything the figure needs to be read right. */
+  note?: string;
+}
+
+export interface BenchContext {
+  stack: StackInfo;
+  docker: Docker;
+  /** Progress lines: to stderr, so stdout ends with the one table. */
+  log(message: string): void;
+}
+
+export type BenchModule = (ctx: BenchContext) => Promise<BenchRow[]>;
+
+/** A row with its ratio and verdict computed. */
+export function row(name: string, value: number, baseline: number, unit: string, goal: BenchGoal | null, note?: string): BenchRow {
+  const ratio = baseline === 0 ? Number.NaN : value / baseline;
+  let pass: boolean | null = null;
+  if (goal) {
+    const x = goal.on === 'ratio' ? ratio : value - baseline;
+    pass = goal.op === '<=' ? x <= goal.target : x >= goal.target;
+  }
+  return { name, value, baseline, ratio, goal, unit, pass, ...(note ? { note } : {}) };
+}
+
+export const atMost = (target: number, on: BenchGoal['on'] = 'ratio'): BenchGoal => ({ on, op: '<=', target });
+export const atLeast = (target: number, on: BenchGoal['on'] = 'ratio'): BenchGoal => ({ on, op: '>=', target });
+
+export function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const require = createRequire(import.meta.url);
+
+export interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+}
+
+/**
+ * autocannon (npm) in a process of its own, so the load generator never
+ * shares an event loop with what it measures. Throws when any request
+ * failed: a ratio over failed requests would flatter whoever failed fastest.
+ */
+export async function autocannon(opts: { url: string; method?: string; headers?: Record<string, string>; body?: string; connections: number; seconds: number }): Promise<LoadResult> {
+  const bin = require.resolve('autocannon/autocannon.js');
+  const args = [bin, '-j', '-c', String(opts.connections), '-d', String(opts.seconds), '-m', opts.method ?? 'GET'];
+  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}=${v}`);
+  if (opts.body !== undefined) args.push('-b', opts.body);
+  args.push(opts.url);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`autocannon exited ${code}: ${err}`);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number };
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+  };
+  const result = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+  if (result.non2xx || result.errors) throw new Error(`load against ${opts.url}: ${result.non2xx} non-2xx answers, ${result.errors} errors of ${result.requests}`);
+  return result;
+}
+
+/** configurable-http-proxy (JupyterHub's proxy, npm) in its own process, routing everything to `target`. */
+export async function startConfigurableHttpProxy(target: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const bin = require.resolve('configurable-http-proxy/bin/configurable-http-proxy');
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const child: ChildProcess = spawn(process.execPath, [bin, '--ip', '127.0.0.1', '--port', String(port), '--api-ip', '127.0.0.1', '--api-port', String(apiPort), '--default-target', target, '--log-level', 'error'], {
+    env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: `bench-${process.pid}` },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`configurable-http-proxy exited: ${stderr}`);
+    // Any HTTP answer means it listens (the target may well answer 401 to a bare GET).
+    if (await fetch(`${url}/health`).then(() => true, () => false)) break;
+    if (i > 200) throw new Error(`configurable-http-proxy not up: ${stderr}`);
+    await sleep(50);
+  }
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const fmt = (n: number) => (Number.isNaN(n) ? '–' : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2));
+
+export function goalText(g: BenchGoal | null): string {
+  if (!g) return '';
+  const op = g.op === '<=' ? '≤' : '≥';
+  return g.on === 'ratio' ? `${op} ${g.target.toFixed(2)}×` : `Δ ${op} ${g.target}`;
+}
+
+/** The one table: fixed-width columns, a verdict per row. */
+export function formatTable(rows: BenchRow[]): string {
+  const head = ['module', 'comparison', 'Hangar', 'peer', 'unit', 'ratio', 'goal', ''];
+  const body = rows.map((r) => [
+    r.module ?? '',
+    r.name,
+    fmt(r.value),
+    fmt(r.baseline),
+    r.unit,
+    `${fmt(r.ratio)}×`,
+    goalText(r.goal),
+    r.pass === null ? '' : r.pass ? 'ok' : 'MISSED',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}

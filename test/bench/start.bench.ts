@@ -1,0 +1,123 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Docker from 'dockerode';
+import { AGENT_PORT } from '../../core/contracts/agent.contract.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import { createTestUser, removeAgentsFromDocker, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
+import { giveProvider } from '../support/scenario.ts';
+import { atMost, quantile, row, sleep, type BenchContext, type BenchRow } from './bench.harness.ts';
+
+// Starts: a new user's agent through Hangar's API (→ healthy) against a bare
+// dockerode create+start+health of the same image; a stop → start against a
+// bare `docker start` of a stopped container.
+const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 10);
+
+/** The least a bare container needs to boot: a static config answer. */
+async function staticConfigServer() {
+  const body = JSON.stringify({ gateway: { auth: { mode: 'token', token: 'bench-gateway-token' } }, agents: { defaults: { model: { primary: null, fallbacks: [] } } }, models: { providers: {} } });
+  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+  await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
+}
+
+const bareSpec = (image: string, configPort: number, name: string) => ({
+  name,
+  Image: image,
+  Env: [`HANGAR_CONFIG_URL=http://host.docker.internal:${configPort}/`, 'HANGAR_GATEWAY_TOKEN=bench'],
+  ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
+  HostConfig: {
+    PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+    ExtraHosts: ['host.docker.internal:host-gateway'],
+  },
+});
+
+async function untilHealthy(port: string): Promise<void> {
+  for (let k = 0; k < 2000; k++) {
+    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) return;
+    await sleep(25);
+  }
+  throw new Error('bare container never became healthy');
+}
+
+export async function bareColdStart(docker: Docker, image: string, configPort: number, i: number): Promise<number> {
+  const t0 = performance.now();
+  const c = await docker.createContainer(bareSpec(image, configPort, `hangar-bench-bare-${process.pid}-${i}`));
+  try {
+    await c.start();
+    await untilHealthy((await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort);
+    return performance.now() - t0;
+  } finally {
+    await c.remove({ force: true });
+  }
+}
+
+/** The bare way to bring a stopped agent back: `docker start` of the same container (its env unchanged). */
+async function bareWarmStarts(docker: Docker, image: string, configPort: number, rounds: number): Promise<number[]> {
+  const c = await docker.createContainer(bareSpec(image, configPort, `hangar-bench-warm-${process.pid}`));
+  const times: number[] = [];
+  try {
+    for (let i = 0; i <= rounds; i++) {
+      const t0 = performance.now();
+      await c.start();
+      await untilHealthy((await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort);
+      if (i > 0) times.push(performance.now() - t0); // the first start is a cold one
+      await c.stop({ t: 10 });
+    }
+    return times;
+  } finally {
+    await c.remove({ force: true });
+  }
+}
+
+export default async function startBench({ stack, docker, log }: BenchContext): Promise<BenchRow[]> {
+  const fake = await startFakeOpenAI({ chunkDelayMs: 0 });
+  const config = await staticConfigServer();
+  let h: Hangar | null = null;
+  const agentIds: string[] = [];
+  try {
+    h = await startHangarOn(stack, { LOG_LEVEL: 'error', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
+    // Warm both paths once so neither pays first-use costs in the figures.
+    await bareColdStart(docker, stack.agentImage, config.port, -1);
+    const hangarTimes: number[] = [];
+    const bareTimes: number[] = [];
+    const users: Awaited<ReturnType<typeof createTestUser>>[] = [];
+    for (let i = 0; i < COLD_STARTS; i++) {
+      const user = await createTestUser(h);
+      users.push(user);
+      await giveProvider(user, fake);
+      const t0 = performance.now();
+      const res = await user.api('/api/me/agent/start', { method: 'POST' });
+      if (res.status !== 200) throw new Error(`start failed: ${await res.text()}`);
+      hangarTimes.push(performance.now() - t0);
+      agentIds.push((await res.json()).id);
+      bareTimes.push(await bareColdStart(docker, stack.agentImage, config.port, i));
+    }
+    log(`cold: Hangar ${hangarTimes.map((t) => t.toFixed(0)).join(' ')} ms; bare ${bareTimes.map((t) => t.toFixed(0)).join(' ')} ms`);
+
+    // Warm start of a stopped agent. Hangar recreates the container (its env
+    // must carry a new bootstrap token); the bare path restarts the same one.
+    const hangarWarm: number[] = [];
+    for (const user of users) {
+      const stopped = await user.api('/api/me/agent/stop', { method: 'POST' });
+      if (stopped.status !== 200) throw new Error(`stop failed: ${await stopped.text()}`);
+      const t0 = performance.now();
+      const res = await user.api('/api/me/agent/start', { method: 'POST' });
+      if (res.status !== 200) throw new Error(`start failed: ${await res.text()}`);
+      hangarWarm.push(performance.now() - t0);
+    }
+    const bareWarm = await bareWarmStarts(docker, stack.agentImage, config.port, COLD_STARTS);
+    const n = `${COLD_STARTS} starts`;
+    return [
+      row('cold start p50: API → healthy / bare create+start+health', quantile(hangarTimes, 0.5), quantile(bareTimes, 0.5), 'ms', atMost(1.1), n),
+      row('cold start p95: API → healthy / bare create+start+health', quantile(hangarTimes, 0.95), quantile(bareTimes, 0.95), 'ms', atMost(1.1), n),
+      row('warm start p50: stop → start (recreated) / bare docker start', quantile(hangarWarm, 0.5), quantile(bareWarm, 0.5), 'ms', null, n),
+    ];
+  } finally {
+    if (h) {
+      await removeAgentsFromDocker(docker, agentIds);
+      await h.stop();
+    }
+    await fake.close();
+    await config.close();
+  }
+}
