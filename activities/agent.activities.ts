@@ -49,5 +49,9 @@ export function createAgentActivities({ agents, settings, rollouts }: { agents: 
     async recordFleetEvent(event: { type: string; agentId?: string; payload: Record<string, unknown> }): Promise<void> {
       await rollouts.recordEvent(event);
     },
+
+    async recordFleetEvents(events: Array<{ type: string; agentId?: string; payload: Record<string, unknown> }>): Promise<void> {
+      await rollouts.recordEvents(events);
+    },
   };
 }

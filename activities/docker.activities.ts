@@ -394,6 +394,18 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
       }
     },
 
+    /** Several at once (the reconciler's orphans): gone already is fine. */
+    async removeContainers(req: { containerNames: string[] }): Promise<void> {
+      for (const name of req.containerNames) {
+        Context.current().heartbeat({ name });
+        try {
+          await docker.getContainer(name).remove({ force: true });
+        } catch (err) {
+          if (!isStatus(err, 404) && !isStatus(err, 409)) throw err;
+        }
+      }
+    },
+
     async inspectContainer(containerName: string): Promise<ContainerObservation | null> {
       const info = await inspect(containerName);
       if (!info) return null;

@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createAgentNetworks, createDockerActivities } from '../activities/docker.activities.ts';
 import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
+import { createFleetActivities } from '../activities/fleet.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createQuotaActivities } from '../activities/quota.activities.ts';
@@ -91,6 +92,7 @@ export async function startWorkers(opts: {
       ...createOnboardingActivities(core),
       ...createRolloutActivities({ core }),
       ...createQuotaActivities({ core }),
+      ...createFleetActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });

@@ -19,6 +19,8 @@ import {
   configChangedSignal,
   CONTROL_TASK_QUEUE,
   ensureRunningUpdate,
+  reapIfIdleSignal,
+  reconcileSignal,
   restartUpdate,
   SEARCH_ATTRIBUTES,
   stateQuery,
@@ -26,6 +28,7 @@ import {
   type AgentLifecycleWorkflow,
   type LifecycleState,
   type OwnerKind,
+  type ReconcileRequest,
 } from '../contracts/agent.contract.ts';
 import {
   ONBOARDING_WORKFLOW,
@@ -192,6 +195,18 @@ export function createTemporalPort(opts: {
       async configChanged(agentId: string): Promise<boolean> {
         const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
           h.signal(configChangedSignal).then(() => true));
+        return sent ?? false;
+      },
+      /** The reaper's question to one lifecycle (it decides under its lock); false: no lifecycle to ask. */
+      async reapIfIdle(agentId: string): Promise<boolean> {
+        const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
+          h.signal(reapIfIdleSignal).then(() => true));
+        return sent ?? false;
+      },
+      /** What the reconciler saw in Docker, for the lifecycle to act on; false: no lifecycle to tell. */
+      async reconcile(agentId: string, request: ReconcileRequest): Promise<boolean> {
+        const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
+          h.signal(reconcileSignal, request).then(() => true));
         return sent ?? false;
       },
       state(agentId: string): Promise<LifecycleState | null> {

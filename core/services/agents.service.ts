@@ -238,21 +238,39 @@ export function createAgentService({ db, keyring, config, settings, apiPort }: A
       return now.getTime() - last >= a.idleTimeoutMin * 60_000;
     },
 
-    async findIdleAgentIds(now = new Date(), limit = 500): Promise<string[]> {
-      const running = await sys((tx) => tx.agent.findMany({
-        where: { status: 'running', ownerKind: { not: 'system' } },
-        select: { id: true, lastActiveAt: true, idleTimeoutMin: true },
-        take: limit,
-      }));
-      return running
-        .filter((a) => now.getTime() - (a.lastActiveAt?.getTime() ?? 0) >= a.idleTimeoutMin * 60_000)
-        .map((a) => a.id);
+    /**
+     * Running agents idle past their own timeout, oldest activity first. The
+     * filter is SQL's (one indexed query, whatever the fleet's size), so no
+     * idle agent hides behind a page of busy ones.
+     */
+    async findIdleAgentIds(now = new Date(), limit = 50_000): Promise<string[]> {
+      const rows = await sys((tx) => tx.$queryRaw<{ id: string }[]>`
+        SELECT id FROM agents
+        WHERE status = 'running' AND "ownerKind" <> 'system'
+          AND COALESCE("lastActiveAt", 'epoch'::timestamp) <= ${now}::timestamp - make_interval(mins => "idleTimeoutMin")
+        ORDER BY "lastActiveAt" ASC NULLS FIRST
+        LIMIT ${limit}`);
+      return rows.map((r) => r.id);
     },
 
     async listForReconcile(dockerHostId: string) {
       return sys((tx) => tx.agent.findMany({
         where: { dockerHostId },
         select: { id: true, status: true, containerName: true },
+      }));
+    },
+
+    /** The rows of one host that say their container runs (all the reconciler compares). */
+    listRunningOnHost(dockerHostId: string): Promise<Array<{ id: string; containerName: string }>> {
+      return sys((tx) => tx.agent.findMany({ where: { dockerHostId, status: 'running' }, select: { id: true, containerName: true } }));
+    },
+
+    /** Rows whose lifecycle is gone, marked stopped in one statement (the reconciler). */
+    async markStopped(agentIds: string[], reason: string): Promise<void> {
+      if (agentIds.length === 0) return;
+      await sys((tx) => tx.agent.updateMany({
+        where: { id: { in: agentIds } },
+        data: { status: 'stopped', containerId: null, gatewayPort: null, statusReason: reason },
       }));
     },
 
