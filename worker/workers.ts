@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
@@ -17,10 +16,10 @@ import { checkDatabaseRole } from '../core/db.ts';
 import { registerFleetSchedules, syncImagePollers } from '../core/control/schedules.ts';
 import { createCore } from '../core/hangar.ts';
 import { createEgressFirewall } from '../core/runtime/egress-firewall.runtime.ts';
+import { repoRoot } from '../core/runtime/paths.runtime.ts';
 
-const require = createRequire(import.meta.url);
-
-export const workflowsPath = () => require.resolve('../workflows/index.ts');
+// From the checkout's sources, also when this file runs compiled (dist/worker/).
+export const workflowsPath = () => path.join(repoRoot, 'workflows/index.ts');
 
 export async function buildWorkflowBundle(): Promise<{ code: string }> {
   // Quiet: webpack's report is noise in `npm start` and test output.
@@ -87,6 +86,7 @@ export async function startWorkers(opts: {
     namespace: config.temporalNamespace,
     taskQueue: CONTROL_TASK_QUEUE,
     workflowBundle,
+    maxCachedWorkflows: config.workerMaxCachedWorkflows,
     activities: {
       ...createAgentActivities(core),
       ...createOnboardingActivities(core),

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { repoRoot } from '../../core/runtime/stack.runtime.ts';
 import { freePort } from './ports.ts';
 
@@ -46,6 +46,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 export async function startProductionProcesses(env: NodeJS.ProcessEnv): Promise<ProductionProcesses> {
   const tsx = process.env.HANGAR_BENCH_RUNTIME === 'tsx';
+  if (!tsx) {
+    // Built from this checkout's sources, so what is measured is what is here.
+    const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (build.status !== 0) throw new Error(`npm run build failed (${build.status})`);
+  }
   const entry = (ts: string) => (tsx ? ['--import', 'tsx', ts] : [`dist/${ts.replace(/\.ts$/, '.js')}`]);
   const port = await freePort();
   const worker = await launch(entry('worker/main.ts'), env, (o) => o.includes('[worker] ready'), 'worker');
