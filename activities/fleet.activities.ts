@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { disagreements, type ContainerObservation } from '../core/contracts/agent.contract.ts';
@@ -36,6 +37,15 @@ export function createFleetActivities({ core }: { core: FleetCore }) {
      */
     async askIdleAgentsToStop(): Promise<{ asked: number }> {
       const ids = await core.agents.findIdleAgentIds();
+      // Many at once: one batch operation, so the tick takes one round trip
+      // however many are idle, and the server signals them at its own pace
+      // (asked = handed over; the ids without a lifecycle are skipped there).
+      // A job id per activity, not per attempt: a retry finds its batch begun.
+      const { workflowExecution, activityId } = Context.current().info;
+      const jobId = `idle-reaper-${workflowExecution?.runId ?? randomUUID()}-${activityId}`;
+      if (ids.length > SIGNALS_IN_FLIGHT && (await core.temporal.agents.reapIfIdleBatch(ids, jobId))) {
+        return { asked: ids.length };
+      }
       const untold = await tellEach(ids, (id) => core.temporal.agents.reapIfIdle(id));
       return { asked: ids.length - untold.length };
     },
