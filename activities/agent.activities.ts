@@ -1,6 +1,6 @@
 import type { ContainerSpec } from '../core/contracts/agent.contract.ts';
 import { businessErrorsFinal } from '../core/control/failures.ts';
-import type { AgentService, SpecPurpose } from '../core/services/agents.service.ts';
+import type { AgentService, SpecPurpose, StatePatch } from '../core/services/agents.service.ts';
 import type { RolloutService } from '../core/services/rollouts.service.ts';
 import type { SettingsService } from '../core/services/settings.service.ts';
 
@@ -13,7 +13,12 @@ export function createAgentActivities({ agents, settings, rollouts }: { agents: 
       return businessErrorsFinal(() => agents.containerSpec(agentId, purpose));
     },
 
-    recordAgentState(agentId: string, patch: Parameters<AgentService['recordState']>[1]): Promise<void> {
+    /** Marks the row and mints this start's spec in one transaction (a local activity of the lifecycle). */
+    beginAgentStart(agentId: string, patch: StatePatch): Promise<ContainerSpec> {
+      return businessErrorsFinal(() => agents.beginStart(agentId, patch));
+    },
+
+    recordAgentState(agentId: string, patch: StatePatch): Promise<void> {
       return businessErrorsFinal(() => agents.recordState(agentId, patch));
     },
 
@@ -43,6 +48,10 @@ export function createAgentActivities({ agents, settings, rollouts }: { agents: 
 
     async recordFleetEvent(event: { type: string; agentId?: string; payload: Record<string, unknown> }): Promise<void> {
       await rollouts.recordEvent(event);
+    },
+
+    async recordFleetEvents(events: Array<{ type: string; agentId?: string; payload: Record<string, unknown> }>): Promise<void> {
+      await rollouts.recordEvents(events);
     },
   };
 }

@@ -60,6 +60,12 @@ export const ConfigSchema = Type.Object({
   agentStorageMb: Int(1, 10_485_760, 1024),
   /** How long a start's bootstrap token may wait for its one config fetch. */
   bootstrapTokenTtlSec: Int(10, 3600, 300),
+  /**
+   * Workflows the control worker keeps in memory between tasks. One per alive
+   * lifecycle would grow the worker with the fleet; an evicted one replays its
+   * (short) history on its next task instead.
+   */
+  workerMaxCachedWorkflows: Int(0, 100_000, 250),
   /** Where Docker-host workers keep volume snapshots; defaults to <dataDir>/snapshots. */
   snapshotDir: Type.Optional(Type.String({ minLength: 1 })),
   /** Free space a snapshot must leave on the snapshot disk (it may be Postgres's disk too). */
@@ -128,6 +134,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   chatRatePerMin: 'HANGAR_CHAT_RATE_PER_MIN',
   agentStorageMb: 'HANGAR_AGENT_STORAGE_MB',
   bootstrapTokenTtlSec: 'HANGAR_BOOTSTRAP_TOKEN_TTL_SEC',
+  workerMaxCachedWorkflows: 'HANGAR_WORKER_MAX_CACHED_WORKFLOWS',
   snapshotDir: 'HANGAR_SNAPSHOT_DIR',
   snapshotMinFreeMb: 'HANGAR_SNAPSHOT_MIN_FREE_MB',
   updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',

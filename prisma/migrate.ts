@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum } from '@prisma/driver-adapter-utils';
 import pg from 'pg';
+import { repoRoot } from '../core/runtime/paths.runtime.ts';
 
 // Migrations with Prisma's own schema engine compiled to WebAssembly
 // (@prisma/schema-engine-wasm), driven through the pg driver adapter: the
@@ -14,7 +15,8 @@ import pg from 'pg';
 // deploy` does (same `_prisma_migrations` table, same advisory lock);
 // `diffMigration` does what `prisma migrate dev --create-only` does.
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+// From the checkout, also when this runs compiled (dist/prisma/).
+const here = path.join(repoRoot, 'prisma');
 export const MIGRATIONS_DIR = path.join(here, 'migrations');
 export const SCHEMA_PATH = path.join(here, 'schema.prisma');
 const LOCKFILE = 'migration_lock.toml';

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { resolveSecretKey } from '../core/runtime/secret-key.runtime.ts';
+import { runsCompiled } from '../core/runtime/paths.runtime.ts';
 import { repoRoot, startStack, type RunningStack } from '../core/runtime/stack.runtime.ts';
 
 // The whole of Hangar on one machine: embedded Postgres and the Temporal dev
@@ -51,7 +52,9 @@ const env = {
 
 function launch(name: string, entry: string, restarts = 0): void {
   if (stopping) return;
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: repoRoot, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // Compiled (`npm run start:prod`), the children run the compiled build too: no tsx in any process.
+  const args = runsCompiled ? [path.join('dist', entry.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', entry];
+  const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'inherit', 'inherit'] });
   children.set(name, child);
   child.on('exit', (code, signal) => {
     if (stopping) return;

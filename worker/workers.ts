@@ -1,10 +1,10 @@
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createAgentNetworks, createDockerActivities } from '../activities/docker.activities.ts';
 import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
+import { createFleetActivities } from '../activities/fleet.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createMemberActivities } from '../activities/member.activities.ts';
 import { createMemberPushActivities } from '../activities/member-push.activities.ts';
@@ -18,10 +18,10 @@ import { checkDatabaseRole } from '../core/db.ts';
 import { registerFleetSchedules, syncImagePollers } from '../core/control/schedules.ts';
 import { createCore } from '../core/hangar.ts';
 import { createEgressFirewall } from '../core/runtime/egress-firewall.runtime.ts';
+import { repoRoot } from '../core/runtime/paths.runtime.ts';
 
-const require = createRequire(import.meta.url);
-
-export const workflowsPath = () => require.resolve('../workflows/index.ts');
+// From the checkout's sources, also when this file runs compiled (dist/worker/).
+export const workflowsPath = () => path.join(repoRoot, 'workflows/index.ts');
 
 export async function buildWorkflowBundle(): Promise<{ code: string }> {
   // Quiet: webpack's report is noise in `npm start` and test output.
@@ -88,12 +88,14 @@ export async function startWorkers(opts: {
     namespace: config.temporalNamespace,
     taskQueue: CONTROL_TASK_QUEUE,
     workflowBundle,
+    maxCachedWorkflows: config.workerMaxCachedWorkflows,
     activities: {
       ...createAgentActivities(core),
       ...createOnboardingActivities(core),
       ...createRolloutActivities({ core }),
       ...createQuotaActivities({ core }),
       ...createMemberActivities({ core }),
+      ...createFleetActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });

@@ -4,7 +4,9 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
@@ -39,6 +41,21 @@ const control = proxyActivities<AgentActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
+
+/**
+ * Short database steps (a row write, the start's spec) run as local
+ * activities: inside the workflow task, with no task-queue round trip of
+ * their own. Same retries; a worker that dies mid-way runs them again (they
+ * are idempotent writes, as before).
+ */
+const local = proxyLocalActivities<AgentActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 ms', maximumInterval: '10 seconds', maximumAttempts: 10 },
+});
+
+/** Patch ids (README, "Changing a workflow"): runs begun before each change replay their old steps. */
+const LOCAL_DB_STEPS = 'local-db-steps';
+const ONE_STEP_START = 'one-step-start';
 
 const DEFAULT_SETTINGS: LifecycleSettings = { restartDebounceMs: 3000, healthTimeoutSec: 120 };
 
@@ -81,37 +98,62 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
     return run;
   }
 
+  const rowOf = (reason?: string | null, imageDigest?: string) => ({
+    status: state.status,
+    containerId: state.containerId,
+    gatewayPort: state.hostPort,
+    statusReason: reason ?? null,
+    ...(imageDigest ? { imageDigest } : {}),
+  });
+
   async function record(patch: Partial<LifecycleState>, reason?: string | null, imageDigest?: string): Promise<void> {
     Object.assign(state, patch);
-    await control.recordAgentState(state.agentId, {
-      status: state.status,
-      containerId: state.containerId,
-      gatewayPort: state.hostPort,
-      statusReason: reason ?? null,
-      ...(imageDigest ? { imageDigest } : {}),
-    });
+    await (patched(LOCAL_DB_STEPS) ? local : control).recordAgentState(state.agentId, rowOf(reason, imageDigest));
+  }
+
+  // Its own timeout: OpenClaw's first boot can outlast the other Docker steps' two minutes.
+  const health = proxyActivities<DockerActivities>({
+    taskQueue: dockerTaskQueue(state.dockerHostId),
+    startToCloseTimeout: `${settings.healthTimeoutSec + 60} seconds`,
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '15 seconds', maximumAttempts: 8 },
+  });
+
+  /**
+   * Three round trips through Temporal where there were six: the row and the
+   * spec in one local activity, the container made, started and answering in
+   * one Docker activity, the row again (local).
+   */
+  async function launch(): Promise<string> {
+    state.phase = 'creating';
+    Object.assign(state, { status: 'starting', lastError: null });
+    // Refuses an agent over its storage cap; mints this start's bootstrap token.
+    const spec = await local.beginAgentStart(state.agentId, rowOf());
+    state.phase = 'starting';
+    const { containerId, imageId, hostPort } = await health.launchContainer({ spec, timeoutSec: settings.healthTimeoutSec });
+    Object.assign(state, { containerId, hostPort, imageDigest: imageId });
+    return imageId;
+  }
+
+  /** The start as runs begun before ONE_STEP_START issued it, one activity per step. */
+  async function launchStepByStep(): Promise<string> {
+    state.phase = 'creating';
+    await record({ status: 'starting', lastError: null });
+    // Refuses an agent over its storage cap; mints this start's bootstrap token.
+    const spec = await control.getContainerSpec(state.agentId, 'start');
+    const { containerId, imageId } = await docker.ensureContainer(spec);
+    state.imageDigest = imageId;
+    state.phase = 'starting';
+    const { hostPort } = await docker.startContainer(spec.containerName);
+    state.phase = 'waiting_for_health';
+    Object.assign(state, { containerId, hostPort });
+    await health.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: settings.healthTimeoutSec });
+    return imageId;
   }
 
   async function start(): Promise<void> {
     try {
-      state.phase = 'creating';
-      await record({ status: 'starting', lastError: null });
-      // Refuses an agent over its storage cap; mints this start's bootstrap token.
-      const spec = await control.getContainerSpec(state.agentId, 'start');
-      const { containerId, imageId } = await docker.ensureContainer(spec);
-      state.imageDigest = imageId;
-      state.phase = 'starting';
-      const { hostPort } = await docker.startContainer(spec.containerName);
-      state.phase = 'waiting_for_health';
-      Object.assign(state, { containerId, hostPort });
-      // Its own timeout: OpenClaw's first boot can outlast the other Docker steps' two minutes.
-      const health = proxyActivities<DockerActivities>({
-        taskQueue: dockerTaskQueue(state.dockerHostId),
-        startToCloseTimeout: `${settings.healthTimeoutSec + 60} seconds`,
-        heartbeatTimeout: '20 seconds',
-        retry: { initialInterval: '1 second', maximumInterval: '15 seconds', maximumAttempts: 8 },
-      });
-      await health.waitHealthy({ containerName: spec.containerName, hostPort, timeoutSec: settings.healthTimeoutSec });
+      const imageId = patched(ONE_STEP_START) ? await launch() : await launchStepByStep();
       state.phase = 'ready';
       state.generation++;
       await record({ status: 'running' }, null, imageId);
@@ -197,7 +239,7 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
   setHandler(reapIfIdleSignal, () => {
     void exclusive(async () => {
       if (state.status !== 'running') return;
-      if (await control.isAgentIdle(state.agentId)) await stop('idle');
+      if (await (patched(LOCAL_DB_STEPS) ? local : control).isAgentIdle(state.agentId)) await stop('idle');
     }).catch((err) => log.warn('reap failed', { message: rootMessage(err) }));
   });
   setHandler(reconcileSignal, (req) => {

@@ -1,6 +1,7 @@
 import { getExternalWorkflowHandle, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
+import type { createFleetActivities } from '../activities/fleet.activities.ts';
 import type { createQuotaActivities } from '../activities/quota.activities.ts';
 import type { createStorageActivities } from '../activities/storage.activities.ts';
 import { agentWorkflowId, reconcileSignal, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
@@ -14,6 +15,12 @@ const quota = proxyActivities<ReturnType<typeof createQuotaActivities>>({
   // A stop waits behind whatever the agent's lifecycle is doing (a start's health wait, an update).
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '30 seconds',
+  retry: { maximumAttempts: 5 },
+});
+
+const fleet = proxyActivities<ReturnType<typeof createFleetActivities>>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
 });
 
@@ -49,6 +56,20 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
     if (patched('storage-cap')) await enforceStorageCap(hostId, instanceId, docker, report);
 
     const containers = await docker.listManagedContainers(instanceId);
+    // The rows compared in one activity (only running ones leave the database; lifecycles told
+    // concurrently), orphans removed in one: a few history events however large the fleet.
+    // Patched: a reconcile begun before replays its per-row steps.
+    if (patched('reconcile-in-activities')) {
+      const found = await fleet.reconcileHostRows({ hostId, containers });
+      report.fixed.push(...found.fixed);
+      report.missingLifecycle.push(...found.missingLifecycle);
+      if (found.orphans.length > 0) {
+        await docker.removeContainers({ containerNames: found.orphans.map((o) => o.name) });
+        report.orphansRemoved.push(...found.orphans.map((o) => o.name));
+        await control.recordFleetEvents(found.orphans.map((o) => ({ type: 'orphan_removed', payload: { container: o.name, agentId: o.agentId, hostId } })));
+      }
+      continue;
+    }
     const rows = await control.listAgentsOnHost(hostId);
     const byName = new Map(containers.map((c) => [c.name, c]));
 

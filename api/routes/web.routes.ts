@@ -1,18 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { repoRoot } from '../../core/runtime/paths.runtime.ts';
 import { errors } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
 // The web UI: plain ES modules (Preact + htm, no build step) served from web/,
 // and the little the UI needs to know before anyone signs in.
 
-const webRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
+const webRoot = path.join(repoRoot, 'web');
 const require = createRequire(import.meta.url);
 /** Preact, its hooks and htm in one module (~13 kB, ~5.5 kB gzipped): the only third-party script. */
 const VENDOR = path.join(path.dirname(require.resolve('htm/preact')), 'standalone.module.js');

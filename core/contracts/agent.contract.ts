@@ -106,6 +106,24 @@ export interface ContainerObservation {
   exitCode: number | null;
 }
 
+/**
+ * Rows that say their container runs, against what Docker shows: each row
+ * whose container is gone (`missing`) or not running (`exited`). Pure, so the
+ * reconciler's activity and the workflow tier's fake share the rule.
+ */
+export function disagreements(
+  runningRows: Array<{ id: string; containerName: string }>,
+  containers: ContainerObservation[],
+): Array<{ agentId: string; request: ReconcileRequest }> {
+  const byName = new Map(containers.map((c) => [c.name, c]));
+  const out: Array<{ agentId: string; request: ReconcileRequest }> = [];
+  for (const row of runningRows) {
+    const seen = byName.get(row.containerName);
+    if (!seen?.running) out.push({ agentId: row.id, request: { observed: seen ? 'exited' : 'missing' } });
+  }
+  return out;
+}
+
 /** Deterministic names make every Docker step "create if absent". */
 export const agentContainerName = (agentId: string) => `hangar-agent-${agentId}`;
 export const agentVolumeName = (agentId: string) => `hangar-agent-${agentId}-data`;

@@ -4,6 +4,7 @@ import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
+  isGrpcServiceError,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -19,6 +20,8 @@ import {
   configChangedSignal,
   CONTROL_TASK_QUEUE,
   ensureRunningUpdate,
+  reapIfIdleSignal,
+  reconcileSignal,
   restartUpdate,
   SEARCH_ATTRIBUTES,
   stateQuery,
@@ -26,6 +29,7 @@ import {
   type AgentLifecycleWorkflow,
   type LifecycleState,
   type OwnerKind,
+  type ReconcileRequest,
 } from '../contracts/agent.contract.ts';
 import {
   ONBOARDING_WORKFLOW,
@@ -83,6 +87,12 @@ export interface IntervalSchedule {
 
 type UpdateDef = Parameters<Client['workflow']['executeUpdateWithStart']>[0];
 type SignalDef = Parameters<WorkflowHandle['signal']>[0];
+
+// gRPC status codes a batch operation is refused with (@grpc/grpc-js's `status`, not a dependency of ours).
+const GRPC_ALREADY_EXISTS = 6;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+const GRPC_FAILED_PRECONDITION = 9;
+const GRPC_UNIMPLEMENTED = 12;
 
 const AGENT_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.agentId, SearchAttributeType.KEYWORD);
 const OWNER_ID = defineSearchAttributeKey(SEARCH_ATTRIBUTES.ownerId, SearchAttributeType.KEYWORD);
@@ -200,6 +210,45 @@ export function createTemporalPort(opts: {
       async configChanged(agentId: string): Promise<boolean> {
         const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
           h.signal(configChangedSignal).then(() => true));
+        return sent ?? false;
+      },
+      /** The reaper's question to one lifecycle (it decides under its lock); false: no lifecycle to ask. */
+      async reapIfIdle(agentId: string): Promise<boolean> {
+        const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
+          h.signal(reapIfIdleSignal).then(() => true));
+        return sent ?? false;
+      },
+      /**
+       * The reaper's question to many lifecycles in one call: a Temporal batch
+       * operation, which the server carries out at its own pace (an id without
+       * a lifecycle is skipped there). `jobId` makes a retried call a no-op.
+       * false: the server would not take the batch (another batch still runs:
+       * the dev server takes one at a time per namespace; or batches are
+       * disabled), and the caller asks one lifecycle at a time instead.
+       */
+      async reapIfIdleBatch(agentIds: string[], jobId: string): Promise<boolean> {
+        return call({ code: 'agent_signal_failed', message: 'The agents could not be told' }, async (c) => {
+          try {
+            await c.workflowService.startBatchOperation({
+              namespace: config.temporalNamespace,
+              jobId,
+              reason: 'idle reaper',
+              executions: agentIds.map((id) => ({ workflowId: agentWorkflowId(id) })),
+              signalOperation: { signal: reapIfIdleSignal.name, identity: 'hangar-idle-reaper' },
+            });
+            return true;
+          } catch (err) {
+            if (!isGrpcServiceError(err)) throw err;
+            if (err.code === GRPC_ALREADY_EXISTS) return true;
+            if (err.code === GRPC_RESOURCE_EXHAUSTED || err.code === GRPC_FAILED_PRECONDITION || err.code === GRPC_UNIMPLEMENTED) return false;
+            throw err;
+          }
+        });
+      },
+      /** What the reconciler saw in Docker, for the lifecycle to act on; false: no lifecycle to tell. */
+      async reconcile(agentId: string, request: ReconcileRequest): Promise<boolean> {
+        const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
+          h.signal(reconcileSignal, request).then(() => true));
         return sent ?? false;
       },
       state(agentId: string): Promise<LifecycleState | null> {

@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { applyMigrations } from '../../prisma/migrate.ts';
 import type { AgentRuntime } from '../config.ts';
 import { ensureAppLogin, startEmbeddedPostgres, type RunningPostgres } from './postgres.runtime.ts';
 import { startTemporalDevServer, type RunningTemporal } from './temporal-dev.runtime.ts';
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { repoRoot } from './paths.runtime.ts';
+
+export { repoRoot };
 
 export interface StackOptions {
   dataDir: string;

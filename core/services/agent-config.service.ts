@@ -52,19 +52,23 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
      * left it, so gateway.auth.token is the token minted for this start.
      */
     async runtimeConfig(agent: Agent): Promise<OpenClawConfig> {
-      const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
-      // A user's agent sees that user's providers, a workspace's agent the
-      // workspace's; a system agent only the admin provider it was given.
-      const providers =
-        agent.ownerKind === 'user'
-          ? await asUser(db, agent.ownerId, (tx) =>
-              tx.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } }),
-            )
-          : agent.ownerKind === 'workspace'
-            ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { workspaceId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } }))
-            : cfg.providerId
-              ? await asSystem(db, (tx) => tx.llmProvider.findMany({ where: { id: cfg.providerId!, isActive: true } }))
-              : [];
+      const ownerKind = agent.ownerKind as OwnerKind;
+      // One transaction for both reads: this is on every start's path.
+      const read = async (tx: Tx) => {
+        const c = await tx.agentConfig.findUnique({ where: { ownerKind_ownerId: { ownerKind, ownerId: agent.ownerId } } });
+        // A user's agent sees that user's providers, a workspace's agent the
+        // workspace's; a system agent only the admin provider it was given.
+        const providers =
+          ownerKind === 'user'
+            ? await tx.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } })
+            : ownerKind === 'workspace'
+              ? await tx.llmProvider.findMany({ where: { workspaceId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } })
+              : c?.providerId
+                ? await tx.llmProvider.findMany({ where: { id: c.providerId, isActive: true } })
+                : [];
+        return { cfg: { primaryModel: c?.primaryModel ?? null, fallbackModels: c?.fallbackModels ?? [], providerId: c?.providerId ?? null }, providers };
+      };
+      const { cfg, providers } = ownerKind === 'user' ? await asUser(db, agent.ownerId, read) : await asSystem(db, read);
       return buildOpenClawConfig({
         gatewayToken: keyring.decrypt(agent.gatewayToken),
         providers: providers.map((p) => ({

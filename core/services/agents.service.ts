@@ -27,6 +27,15 @@ export interface AgentServiceDeps {
 
 const MB = 1024 * 1024;
 
+/** What the lifecycle writes on its agent's row at each step. */
+export interface StatePatch {
+  status: AgentStatus;
+  containerId: string | null;
+  gatewayPort: number | null;
+  statusReason: string | null;
+  imageDigest?: string;
+}
+
 /**
  * What a container spec is for. `start` and `update` mint a new bootstrap
  * token (each container Hangar creates gets its own); `start` also refuses an
@@ -64,6 +73,45 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
   const sys = <T>(fn: (tx: Tx) => Promise<T>) => asSystem(db, fn);
   const asOwner = <T>(ownerKind: OwnerKind, ownerId: string, fn: (tx: Tx) => Promise<T>) =>
     ownerKind === 'user' ? asUser(db, ownerId, fn) : asSystem(db, fn);
+
+  /**
+   * A fresh single-use token for the container about to be created: only its
+   * hash is kept, and it is spent by the container's one config fetch.
+   */
+  function mintBootstrap() {
+    const token = randomToken(32);
+    return {
+      startId: crypto.randomUUID(),
+      // HANGAR_GATEWAY_TOKEN keeps its name for images built against it; it now holds the bootstrap token.
+      secretEnv: { HANGAR_GATEWAY_TOKEN: keyring.encrypt(token) },
+      data: { bootstrapTokenHash: sha256(token), bootstrapExpiresAt: new Date(Date.now() + config.bootstrapTokenTtlSec * 1000) },
+    };
+  }
+
+  async function specOf(a: Agent, bootstrap: { startId: string; secretEnv: Record<string, string> } | null): Promise<ContainerSpec> {
+    return {
+      agentId: a.id,
+      instanceId: await settings.instanceId(),
+      ownerKind: a.ownerKind as OwnerKind,
+      ownerId: a.ownerId,
+      containerName: a.containerName,
+      volumeName: a.volumeName,
+      // Pinned to the digest it runs: moving a tag never changes an agent behind a rollout's back.
+      image: a.imageDigest ?? a.image,
+      network: config.agentNetwork,
+      env: {
+        HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
+        HANGAR_AGENT_ID: a.id,
+      },
+      secretEnv: bootstrap?.secretEnv ?? {},
+      startId: bootstrap?.startId ?? '',
+      memoryMb: config.agentMemoryMb,
+      tmpfsMb: config.agentTmpfsMb,
+      cpus: config.agentCpus,
+      pids: config.agentPids,
+      healthTimeoutSec: config.agentStartTimeoutSec,
+    };
+  }
 
   return {
     async findOwned(ownerKind: OwnerKind, ownerId: string, name = 'default'): Promise<Agent | null> {
@@ -122,42 +170,27 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
     async containerSpec(agentId: string, purpose: SpecPurpose = 'describe'): Promise<ContainerSpec> {
       const a = await this.get(agentId);
       if (purpose === 'start') this.assertWithinStorageQuota(a);
-      const secretEnv: Record<string, string> = {};
-      let startId = '';
-      if (purpose !== 'describe') {
-        // A fresh single-use token for the container about to be created: only
-        // its hash is kept, and it is spent by the container's one config fetch.
-        const bootstrap = randomToken(32);
-        startId = crypto.randomUUID();
-        await sys((tx) => tx.agent.update({
-          where: { id: a.id },
-          data: { bootstrapTokenHash: sha256(bootstrap), bootstrapExpiresAt: new Date(Date.now() + config.bootstrapTokenTtlSec * 1000) },
-        }));
-        // HANGAR_GATEWAY_TOKEN keeps its name for images built against it; it now holds the bootstrap token.
-        secretEnv.HANGAR_GATEWAY_TOKEN = keyring.encrypt(bootstrap);
-      }
-      return {
-        agentId: a.id,
-        instanceId: await settings.instanceId(),
-        ownerKind: a.ownerKind as OwnerKind,
-        ownerId: a.ownerId,
-        containerName: a.containerName,
-        volumeName: a.volumeName,
-        // Pinned to the digest it runs: moving a tag never changes an agent behind a rollout's back.
-        image: a.imageDigest ?? a.image,
-        network: config.agentNetwork,
-        env: {
-          HANGAR_CONFIG_URL: `${agentApiBase(config, apiPort?.())}/api/internal/agent-config/${a.ownerKind}/${a.id}`,
-          HANGAR_AGENT_ID: a.id,
-        },
-        secretEnv,
-        startId,
-        memoryMb: config.agentMemoryMb,
-        tmpfsMb: config.agentTmpfsMb,
-        cpus: config.agentCpus,
-        pids: config.agentPids,
-        healthTimeoutSec: config.agentStartTimeoutSec,
-      };
+      if (purpose === 'describe') return specOf(a, null);
+      const bootstrap = mintBootstrap();
+      await sys((tx) => tx.agent.update({ where: { id: a.id }, data: bootstrap.data }));
+      return specOf(a, bootstrap);
+    },
+
+    /**
+     * A start's whole database side in one transaction: the storage cap
+     * checked, the row marked as the lifecycle says (`starting`) and this
+     * start's bootstrap token minted. One step of the lifecycle instead of two
+     * (recordState, then containerSpec).
+     */
+    async beginStart(agentId: string, patch: StatePatch): Promise<ContainerSpec> {
+      const bootstrap = mintBootstrap();
+      const row = await sys(async (tx) => {
+        const a = await tx.agent.findUnique({ where: { id: agentId } });
+        if (!a) throw new NotFoundError('Agent');
+        this.assertWithinStorageQuota(a);
+        return tx.agent.update({ where: { id: agentId }, data: { ...patch, ...bootstrap.data } });
+      });
+      return specOf(row, bootstrap);
     },
 
     /** Refuses a start while the last measurement says the volume is over the cap. */
@@ -199,16 +232,7 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
       });
     },
 
-    async recordState(
-      agentId: string,
-      patch: {
-        status: AgentStatus;
-        containerId: string | null;
-        gatewayPort: number | null;
-        statusReason: string | null;
-        imageDigest?: string;
-      },
-    ): Promise<void> {
+    async recordState(agentId: string, patch: StatePatch): Promise<void> {
       await sys(async (tx) => {
         const row = await tx.agent.update({
           where: { id: agentId },
@@ -231,21 +255,39 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
       return now.getTime() - last >= a.idleTimeoutMin * 60_000;
     },
 
-    async findIdleAgentIds(now = new Date(), limit = 500): Promise<string[]> {
-      const running = await sys((tx) => tx.agent.findMany({
-        where: { status: 'running', ownerKind: { not: 'system' } },
-        select: { id: true, lastActiveAt: true, idleTimeoutMin: true },
-        take: limit,
-      }));
-      return running
-        .filter((a) => now.getTime() - (a.lastActiveAt?.getTime() ?? 0) >= a.idleTimeoutMin * 60_000)
-        .map((a) => a.id);
+    /**
+     * Running agents idle past their own timeout, oldest activity first. The
+     * filter is SQL's (one indexed query, whatever the fleet's size), so no
+     * idle agent hides behind a page of busy ones.
+     */
+    async findIdleAgentIds(now = new Date(), limit = 50_000): Promise<string[]> {
+      const rows = await sys((tx) => tx.$queryRaw<{ id: string }[]>`
+        SELECT id FROM agents
+        WHERE status = 'running' AND "ownerKind" <> 'system'
+          AND COALESCE("lastActiveAt", 'epoch'::timestamp) <= ${now}::timestamp - make_interval(mins => "idleTimeoutMin")
+        ORDER BY "lastActiveAt" ASC NULLS FIRST
+        LIMIT ${limit}`);
+      return rows.map((r) => r.id);
     },
 
     async listForReconcile(dockerHostId: string) {
       return sys((tx) => tx.agent.findMany({
         where: { dockerHostId },
         select: { id: true, status: true, containerName: true },
+      }));
+    },
+
+    /** The rows of one host that say their container runs (all the reconciler compares). */
+    listRunningOnHost(dockerHostId: string): Promise<Array<{ id: string; containerName: string }>> {
+      return sys((tx) => tx.agent.findMany({ where: { dockerHostId, status: 'running' }, select: { id: true, containerName: true } }));
+    },
+
+    /** Rows whose lifecycle is gone, marked stopped in one statement (the reconciler). */
+    async markStopped(agentIds: string[], reason: string): Promise<void> {
+      if (agentIds.length === 0) return;
+      await sys((tx) => tx.agent.updateMany({
+        where: { id: { in: agentIds } },
+        data: { status: 'stopped', containerId: null, gatewayPort: null, statusReason: reason },
       }));
     },
 
@@ -350,18 +392,24 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
     async exchangeBootstrapToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<{ agent: Agent; gatewayToken: string } | null> {
       if (!bearer || !['user', 'workspace', 'system'].includes(ownerKind)) return null;
       const gatewayToken = randomToken(32);
-      const spent = await sys((tx) => tx.agent.updateMany({
-        where: {
-          id: agentId,
-          ownerKind: ownerKind as OwnerKind,
-          bootstrapTokenHash: sha256(bearer),
-          bootstrapExpiresAt: { gt: new Date() },
-        },
-        data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
-      }));
-      if (spent.count !== 1) return null;
+      let agent: Agent;
+      try {
+        // One statement that also answers the row (it is on every start's path).
+        agent = await sys((tx) => tx.agent.update({
+          where: {
+            id: agentId,
+            ownerKind: ownerKind as OwnerKind,
+            bootstrapTokenHash: sha256(bearer),
+            bootstrapExpiresAt: { gt: new Date() },
+          },
+          data: { bootstrapTokenHash: null, bootstrapExpiresAt: null, gatewayToken: keyring.encrypt(gatewayToken) },
+        }));
+      } catch (err) {
+        // P2025: no row matched (wrong, spent or expired token, or another agent's).
+        if ((err as { code?: string }).code === 'P2025') return null;
+        throw err;
+      }
       cache?.apply({ t: 'agents', id: agentId });
-      const agent = await this.get(agentId);
       tokenCache.set(agent.id, { sealed: agent.gatewayToken, plain: gatewayToken });
       return { agent, gatewayToken };
     },

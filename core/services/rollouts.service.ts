@@ -128,6 +128,12 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
       await db.fleetEvent.create({ data: { type: e.type, agentId: e.agentId ?? null, rolloutId: e.rolloutId ?? null, payload: e.payload ?? {} } });
     },
 
+    /** Many events in one statement. */
+    async recordEvents(events: Array<{ type: string; agentId?: string | null; rolloutId?: string | null; payload?: object }>): Promise<void> {
+      if (events.length === 0) return;
+      await db.fleetEvent.createMany({ data: events.map((e) => ({ type: e.type, agentId: e.agentId ?? null, rolloutId: e.rolloutId ?? null, payload: e.payload ?? {} })) });
+    },
+
     async listEvents(q: { page: number; limit: number; rolloutId?: string; agentId?: string; type?: string }) {
       const where = { rolloutId: q.rolloutId, agentId: q.agentId, type: q.type };
       const [total, rows] = await Promise.all([

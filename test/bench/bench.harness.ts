@@ -192,34 +192,63 @@ export async function staticConfigServer() {
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(r)) };
 }
 
-export const bareSpec = (image: string, configPort: number, name: string) => ({
-  name,
-  Image: image,
-  Env: [`HANGAR_CONFIG_URL=http://host.docker.internal:${configPort}/`, 'HANGAR_GATEWAY_TOKEN=bench'],
-  ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
-  HostConfig: {
+/**
+ * What the bare path creates. `full`: the container exactly as Hangar makes
+ * an agent's (user, read-only root, tmpfs, limits, a fresh named volume, a
+ * bridge with inter-container traffic off), so the ratio is Hangar's own
+ * overhead; otherwise the least that boots the image (informational).
+ */
+export function bareSpec(image: string, configPort: number, name: string, network: string | null): Docker.ContainerCreateOptions {
+  const base = {
+    name,
+    Image: image,
+    Env: [`HANGAR_CONFIG_URL=http://host.docker.internal:${configPort}/`, 'HANGAR_GATEWAY_TOKEN=bench'],
+    ExposedPorts: { [`${AGENT_PORT}/tcp`]: {} },
+  };
+  const hostConfig = {
     PortBindings: { [`${AGENT_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
     ExtraHosts: ['host.docker.internal:host-gateway'],
-  },
-});
+  };
+  if (!network) return { ...base, HostConfig: hostConfig };
+  return {
+    ...base,
+    User: '10001:10001',
+    HostConfig: {
+      ...hostConfig,
+      Mounts: [{ Type: 'volume', Source: `${name}-data`, Target: '/data' }],
+      NetworkMode: network,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+      Memory: 512 * 1024 * 1024,
+      NanoCpus: 1e9,
+      PidsLimit: 256,
+      RestartPolicy: { Name: 'no' },
+    },
+  };
+}
 
+/** Polled as often as Hangar polls a starting agent (every 5 ms), so neither side loses time to its poll. */
 export async function untilHealthy(port: string): Promise<void> {
-  for (let k = 0; k < 2000; k++) {
+  for (let k = 0; k < 20_000; k++) {
     if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) return;
-    await sleep(25);
+    await sleep(5);
   }
   throw new Error('bare container never became healthy');
 }
 
-export async function bareColdStart(docker: Docker, image: string, configPort: number, i: number): Promise<number> {
+export async function bareColdStart(docker: Docker, image: string, configPort: number, i: number, network: string | null = null): Promise<number> {
+  const name = `hangar-bench-bare-${process.pid}-${i}${network ? '-full' : ''}`;
   const t0 = performance.now();
-  const c = await docker.createContainer(bareSpec(image, configPort, `hangar-bench-bare-${process.pid}-${i}`));
+  const c = await docker.createContainer(bareSpec(image, configPort, name, network));
   try {
     await c.start();
     await untilHealthy((await c.inspect()).NetworkSettings.Ports[`${AGENT_PORT}/tcp`]![0].HostPort);
     return performance.now() - t0;
   } finally {
     await c.remove({ force: true });
+    if (network) await docker.getVolume(`${name}-data`).remove().catch(() => undefined);
   }
 }
 

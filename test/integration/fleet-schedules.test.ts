@@ -68,6 +68,23 @@ describe('idle reaper and fleet reconcile', () => {
     expect(sessions).toContain('back again');
   });
 
+  it('asks many idle lifecycles in one batch operation: each stops its agent; a retried call with the same job id is a no-op', async () => {
+    // What the reaper's activity does when more than a handful are idle (the
+    // one-by-one path is the test above): one call, the server signals each.
+    const agents = [await runningAgent(), await runningAgent()];
+    for (const { user, agentId } of agents) {
+      expect((await user.api('/api/me/agent', { method: 'PATCH', body: { idleTimeoutMin: 1 } })).status).toBe(200);
+      await scene.h.core.agents.touch(agentId, new Date(Date.now() - 5 * 60_000));
+    }
+    const ids = [...agents.map((a) => a.agentId), randomUUID()]; // the last has no lifecycle: skipped, not an error
+    const jobId = `test-idle-reaper-${randomUUID()}`;
+    expect(await scene.h.core.temporal.agents.reapIfIdleBatch(ids, jobId)).toBe(true);
+    for (const { agentId } of agents) {
+      await eventually(async () => (await scene.h.core.agents.get(agentId)).status === 'stopped', `the batch to stop agent ${agentId}`, 60_000);
+    }
+    expect(await scene.h.core.temporal.agents.reapIfIdleBatch(ids, jobId)).toBe(true);
+  });
+
   it('notices a container removed behind its back and fixes the row; restarts a crashed one', async () => {
     const gone = await runningAgent();
     const crashed = await runningAgent();

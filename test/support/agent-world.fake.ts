@@ -1,7 +1,12 @@
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   agentContainerName,
+  agentWorkflowId,
+  disagreements,
+  reapIfIdleSignal,
+  reconcileSignal,
   type ContainerObservation,
   type ContainerSpec,
 } from '../../core/contracts/agent.contract.ts';
@@ -23,7 +28,7 @@ export const STOP = ['record stopping', 'stop', 'record stopped'];
 export interface Call {
   agentId: string;
   op: string;
-  /** The test server's clock when the activity was scheduled: virtual time. */
+  /** The test server's clock when the activity was scheduled: virtual time (a local activity's is the worker's real clock). */
   at: number;
 }
 
@@ -68,6 +73,8 @@ export class AgentWorld {
   specEnv: Record<string, string> = {};
   /** The new image is unhealthy; restoring the volume fails. */
   scenario: { newImageHealthy: boolean; restoreFails: boolean; noSpace?: 'check' | 'snapshot' } = { newImageHealthy: true, restoreFails: false };
+  /** The fleet activities tell lifecycles through it (set by the test once its tier runs). */
+  client: Client | null = null;
   private holds = new Map<string, { opened: Promise<void>; open: () => void }>();
 
   private log(agentId: string, op: string): void {
@@ -134,6 +141,12 @@ export class AgentWorld {
       await this.step(agentId, purpose === 'update' ? 'mint' : 'spec');
       return this.spec(agentId);
     },
+    // One local activity of the lifecycle: the row marked, then the spec minted (logged as the two steps it replaces).
+    beginAgentStart: async (agentId, patch) => {
+      await this.step(agentId, `record ${patch.status}`);
+      await this.step(agentId, 'spec');
+      return this.spec(agentId);
+    },
     recordAgentState: async (agentId, patch) => {
       await this.step(agentId, `record ${patch.status}${patch.statusReason ? ` (${patch.statusReason})` : ''}`);
     },
@@ -147,6 +160,27 @@ export class AgentWorld {
     listAgentsOnHost: async () => this.rows as Awaited<ReturnType<ControlActivities['listAgentsOnHost']>>,
     existingAgentIds: async (ids) => ids.filter((id) => this.existing.has(id)),
     recordFleetEvent: async (e) => void this.fleetEvents.push(e),
+    recordFleetEvents: async (events) => void this.fleetEvents.push(...events),
+    // The fleet activities: the same rule as the real ones (disagreements), rows from `rows`, lifecycles told through `client`.
+    askIdleAgentsToStop: async () => {
+      let asked = 0;
+      for (const id of this.idleCandidates) if (await this.tell(id, (h) => h.signal(reapIfIdleSignal))) asked++;
+      return { asked };
+    },
+    reconcileHostRows: async ({ containers }) => {
+      const tell = disagreements(this.rows.filter((r) => r.status === 'running'), containers);
+      const fixed: string[] = [];
+      const missingLifecycle: string[] = [];
+      for (const t of tell) {
+        if (await this.tell(t.agentId, (h) => h.signal(reconcileSignal, t.request))) fixed.push(t.agentId);
+        else {
+          missingLifecycle.push(t.agentId);
+          this.log(t.agentId, 'record stopped (lifecycle_missing)');
+        }
+      }
+      const orphans = containers.filter((c) => c.agentId && !this.existing.has(c.agentId)).map((c) => ({ name: c.name, agentId: c.agentId as string }));
+      return { fixed, missingLifecycle, orphans };
+    },
     recordAgentStorage: async ({ sizes }) => {
       const over = Object.entries(sizes).filter(([, b]) => b > this.storageCapBytes).map(([volume, b]) => ({ id: volume.replace(/^hangar-agent-|-data$/g, ''), status: 'running' as const, storageBytes: b }));
       return { measured: Object.keys(sizes).length, capBytes: this.storageCapBytes, over };
@@ -158,25 +192,15 @@ export class AgentWorld {
   };
 
   readonly host: Partial<HostActivities> = {
-    ensureContainer: async (spec) => {
-      await this.step(spec.agentId, spec.image === NEW ? 'ensure new' : 'ensure');
-      const c = this.containers.get(spec.containerName) ?? { id: `c-${spec.agentId.slice(0, 6)}-${spec.image.slice(7, 10)}`, running: false, image: spec.image, exitCode: null };
-      this.containers.set(spec.containerName, c);
-      return { containerId: c.id, created: true, imageId: c.image };
-    },
-    startContainer: async (name) => {
-      await this.step(agentOf(name), 'start');
-      const c = this.containers.get(name);
-      if (!c) throw ApplicationFailure.nonRetryable(`no container ${name}`, 'container_missing');
-      c.running = true;
-      return { hostPort: 40000 };
-    },
-    waitHealthy: async ({ containerName }) => {
-      const agentId = agentOf(containerName);
-      const image = this.containers.get(containerName)?.image;
-      await this.step(agentId, image === NEW ? 'health new' : 'health');
-      if (this.unhealthy.delete(agentId)) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
-      if (image === NEW && !this.scenario.newImageHealthy) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+    ensureContainer: (spec) => this.ensure(spec),
+    startContainer: (name) => this.start(name),
+    waitHealthy: ({ containerName }) => this.health(containerName),
+    // The three steps in one activity (logged as the steps it replaces).
+    launchContainer: async ({ spec }) => {
+      const { containerId, imageId } = await this.ensure(spec);
+      const { hostPort } = await this.start(spec.containerName);
+      await this.health(spec.containerName);
+      return { containerId, imageId, hostPort };
     },
     stopContainer: async ({ containerName }) => {
       await this.step(agentOf(containerName), 'stop');
@@ -187,6 +211,12 @@ export class AgentWorld {
     removeContainer: async ({ containerName }) => {
       await this.step(agentOf(containerName), 'remove');
       this.containers.delete(containerName);
+    },
+    removeContainers: async ({ containerNames }) => {
+      for (const name of containerNames) {
+        await this.step(agentOf(name), 'remove');
+        this.containers.delete(name);
+      }
     },
     inspectContainer: async (name) => {
       await this.step(agentOf(name), 'inspect');
@@ -225,6 +255,41 @@ export class AgentWorld {
       await this.step(path.replace(/^\/snapshots\/|\.tar$/g, ''), 'delete snapshot');
     },
   };
+
+  /** false: the agent has no lifecycle. */
+  private async tell(agentId: string, fn: (h: WorkflowHandle) => Promise<void>): Promise<boolean> {
+    if (!this.client) throw new Error('AgentWorld.client is not set');
+    try {
+      await fn(this.client.workflow.getHandle(agentWorkflowId(agentId)));
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
+  private async ensure(spec: ContainerSpec) {
+    await this.step(spec.agentId, spec.image === NEW ? 'ensure new' : 'ensure');
+    const c = this.containers.get(spec.containerName) ?? { id: `c-${spec.agentId.slice(0, 6)}-${spec.image.slice(7, 10)}`, running: false, image: spec.image, exitCode: null };
+    this.containers.set(spec.containerName, c);
+    return { containerId: c.id, created: true, imageId: c.image };
+  }
+
+  private async start(name: string) {
+    await this.step(agentOf(name), 'start');
+    const c = this.containers.get(name);
+    if (!c) throw ApplicationFailure.nonRetryable(`no container ${name}`, 'container_missing');
+    c.running = true;
+    return { hostPort: 40000 };
+  }
+
+  private async health(containerName: string) {
+    const agentId = agentOf(containerName);
+    const image = this.containers.get(containerName)?.image;
+    await this.step(agentId, image === NEW ? 'health new' : 'health');
+    if (this.unhealthy.delete(agentId)) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+    if (image === NEW && !this.scenario.newImageHealthy) throw ApplicationFailure.nonRetryable('health answered 500', 'health_timeout');
+  }
 
   /** A container as if Docker ran it (for reconcile and ensureRunning checks). */
   putContainer(agentId: string, c: Partial<FakeContainer> = {}): void {

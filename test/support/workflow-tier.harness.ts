@@ -8,6 +8,7 @@ import { Runtime, Worker, makeTelemetryFilterString, DefaultLogger } from '@temp
 import { inject } from 'vitest';
 import type { createAgentActivities } from '../../activities/agent.activities.ts';
 import type { createDockerActivities } from '../../activities/docker.activities.ts';
+import type { createFleetActivities } from '../../activities/fleet.activities.ts';
 import type { createImageUpdateActivities } from '../../activities/image-update.activities.ts';
 import type { createQuotaActivities } from '../../activities/quota.activities.ts';
 import type { createStorageActivities } from '../../activities/storage.activities.ts';
@@ -26,7 +27,8 @@ export type ControlActivities = ReturnType<typeof createAgentActivities> &
   ReturnType<typeof createRolloutActivities> &
   ReturnType<typeof createOnboardingActivities> &
   ReturnType<typeof createQuotaActivities> &
-  ReturnType<typeof createMemberActivities>;
+  ReturnType<typeof createMemberActivities> &
+  ReturnType<typeof createFleetActivities>;
 export type HostActivities = ReturnType<typeof createDockerActivities> &
   ReturnType<typeof createImageUpdateActivities> &
   ReturnType<typeof createStorageActivities> &

@@ -148,7 +148,8 @@ describe('agentLifecycle (time-skipping)', () => {
     // Past any debounce window: the clock cannot pass a pending workflow task or activity, so the restart has run.
     await t.env.sleep(30_000);
     expect(world.ops(id).slice(before)).toEqual([...stopBy('config_changed'), ...START]);
-    const restartAt = world.calls.filter((c) => c.agentId === id)[before].at;
+    // The restart's Docker stop (its row write before it is a local activity, timed by the worker's own clock, not the server's).
+    const restartAt = world.calls.filter((c) => c.agentId === id)[before + 1].at;
     expect(restartAt - last).toBeGreaterThanOrEqual(3000);
     expect(restartAt - last).toBeLessThanOrEqual(6000);
     expect(await handle.query(stateQuery)).toMatchObject({ status: 'running', generation: 2, restartPending: false });

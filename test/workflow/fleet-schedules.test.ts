@@ -26,6 +26,7 @@ describe('idleReaper and fleetReconcile (time-skipping)', () => {
   beforeAll(async () => {
     t = await startTier({ name: 'fleet', control: world.control, host: world.host });
     world.hosts = [t.hostId];
+    world.client = t.client;
   });
   afterAll(async () => {
     await t?.shutdown();
