@@ -64,6 +64,14 @@ export const ConfigSchema = Type.Object({
   snapshotMinFreeMb: Int(0, 10_485_760, 1024),
   /** How often a rollout polls an updated agent's health (the timeout is a fleet setting). */
   updateHealthPollMs: Int(50, 60_000, 5000),
+  /** What this instance calls itself to federation peers (its identity's `name`); defaults to the host name. */
+  instanceName: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]+$' })),
+  /** How often the hub refreshes the status of an agent it runs on a peer. */
+  federationStatusIntervalSec: Int(5, 86_400, 60),
+  /** After `hangar federation rotate-key`: how long peers keep accepting the previous key. */
+  federationKeyGraceHours: Int(1, 24 * 30, 24),
+  /** Signed command requests one address may send per minute (more get 429, no fleet event). */
+  federationRatePerMin: Int(1, 100_000, 600),
   /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
   smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   mailFrom: Type.String({ minLength: 3, default: 'Hangar <hangar@localhost>' }),
@@ -124,6 +132,10 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   snapshotDir: 'HANGAR_SNAPSHOT_DIR',
   snapshotMinFreeMb: 'HANGAR_SNAPSHOT_MIN_FREE_MB',
   updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',
+  instanceName: 'HANGAR_INSTANCE_NAME',
+  federationStatusIntervalSec: 'HANGAR_FEDERATION_STATUS_INTERVAL_SEC',
+  federationKeyGraceHours: 'HANGAR_FEDERATION_KEY_GRACE_HOURS',
+  federationRatePerMin: 'HANGAR_FEDERATION_RATE_PER_MIN',
   smtpUrl: 'SMTP_URL',
   mailFrom: 'HANGAR_MAIL_FROM',
   logLevel: 'LOG_LEVEL',

@@ -181,7 +181,7 @@ async function verifyWith(
           },
         };
       },
-    }, message as SignedRequest, request as SignedRequest);
+    }, message as SignedResponse, request);
   } catch (err) {
     const params = paramsOf(seen);
     if (unknown) throw new SignatureRefused('unknown_key', `No peer with key id ${JSON.stringify(params.keyid ?? '')}`, params);

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { HangarConfig } from './config.ts';
 import { createAgentControl } from './control/agent-control.ts';
 import { createEgressControl } from './control/egress-control.ts';
+import { createFederationControl } from './control/federation-control.ts';
 import { createOnboardingControl } from './control/onboarding-control.ts';
 import { createRolloutControl } from './control/rollout-control.ts';
 import { createTemporalPort, type TemporalPort } from './control/temporal.port.ts';
@@ -13,6 +14,9 @@ import { createAuditService } from './services/audit.service.ts';
 import { createBreakglassService } from './services/breakglass.service.ts';
 import { createAgentService } from './services/agents.service.ts';
 import { createEgressSettingsService } from './services/egress-settings.service.ts';
+import { createFederationClient } from './services/federation-client.service.ts';
+import { createFederationIdentityService } from './services/federation-identity.service.ts';
+import { createFederationService } from './services/federation.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createOidcService } from './services/oidc.service.ts';
@@ -44,6 +48,10 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const breakglass = createBreakglassService({ db, settings });
   const egress = createEgressSettingsService({ settings, config });
   const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort });
+  const agentConfigs = createAgentConfigService({ db, keyring });
+  const federationIdentity = createFederationIdentityService({ settings, config });
+  const federationClient = createFederationClient();
+  const federation = createFederationService({ db, client: federationClient, identity: federationIdentity });
   return {
     config,
     db,
@@ -55,7 +63,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     breakglass,
     agents,
     providers: createProviderService({ db, keyring, egress }),
-    agentConfigs: createAgentConfigService({ db, keyring }),
+    agentConfigs,
+    federationIdentity,
+    federation,
     audit: createAuditService({ db }),
     oidc: createOidcService({ db, settings }),
     fleet,
@@ -65,6 +75,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     agentControl: createAgentControl({ temporal, config }),
     egressControl: createEgressControl({ temporal, agents }),
     rolloutControl: createRolloutControl({ temporal, config, fleet, rollouts }),
+    federationControl: createFederationControl({ temporal, config, federation, identity: federationIdentity, client: federationClient, agents, agentConfigs, rollouts }),
     onboarding: createOnboardingControl({ temporal, settings, setupCodes, breakglass, users, keyring }),
     async close() {
       await temporal.close();

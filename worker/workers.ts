@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createAgentNetworks, createDockerActivities } from '../activities/docker.activities.ts';
 import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
+import { createFederationActivities } from '../activities/federation.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createQuotaActivities } from '../activities/quota.activities.ts';
@@ -55,6 +56,8 @@ export async function startWorkers(opts: {
   await core.agents.registerDockerHost(config.dockerHostId, process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
 
   await core.temporal.registerSearchAttributes();
+  // The federation identity is made at first boot, by whichever process gets there first.
+  await core.federationIdentity.ensure();
   if (opts.registerSchedules !== false) {
     await registerFleetSchedules(core.temporal, config);
     await syncImagePollers(core.temporal, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
@@ -91,6 +94,7 @@ export async function startWorkers(opts: {
       ...createOnboardingActivities(core),
       ...createRolloutActivities({ core }),
       ...createQuotaActivities({ core }),
+      ...createFederationActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });

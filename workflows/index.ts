@@ -6,3 +6,5 @@ export { onboarding } from './onboarding.workflow.ts';
 export { rollout } from './rollout.workflow.ts';
 export { imagePoller, describeImage } from './image-poller.workflow.ts';
 export { egressPolicy } from './egress-policy.workflow.ts';
+export { federationCommand } from './federation-command.workflow.ts';
+export { retireAgent } from './retire-agent.workflow.ts';

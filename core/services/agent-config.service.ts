@@ -12,6 +12,12 @@ export interface AgentConfigInput {
   providerId: string | null;
 }
 
+/**
+ * Whose config row an agent reads. A federated agent's is its own (keyed by
+ * the agent's id): one peer runs many agents, each with the model its hub asked for.
+ */
+export const configOwnerOf = (agent: Pick<Agent, 'ownerKind' | 'ownerId' | 'id'>): string => (agent.ownerKind === 'federated' ? agent.id : agent.ownerId);
+
 export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {
     async get(ownerKind: OwnerKind, ownerId: string): Promise<AgentConfigInput> {
@@ -52,8 +58,8 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
      * left it, so gateway.auth.token is the token minted for this start.
      */
     async runtimeConfig(agent: Agent): Promise<OpenClawConfig> {
-      const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
-      // A user's agent sees that user's providers; a system agent only the admin provider it was given.
+      const cfg = await this.get(agent.ownerKind as OwnerKind, configOwnerOf(agent));
+      // A user's agent sees that user's providers; a system or federated agent only the admin provider it was given.
       const providers =
         agent.ownerKind === 'user'
           ? await asUser(db, agent.ownerId, (tx) =>
@@ -80,7 +86,7 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
 
     /** Workspace files the agent writes before its gateway starts (the personality as SOUL.md). */
     async workspace(agent: Agent): Promise<{ files: Record<string, string | null> }> {
-      const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
+      const cfg = await this.get(agent.ownerKind as OwnerKind, configOwnerOf(agent));
       return { files: workspaceFiles(cfg.personality) };
     },
   };
