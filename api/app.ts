@@ -21,6 +21,8 @@ import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { oidcRoutes } from './routes/oidc.routes.ts';
 import type { OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
+import { adminFederationRoutes } from './routes/admin-federation.routes.ts';
+import { federationRoutes } from './routes/federation.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { agentEventRoutes } from './routes/agent-events.routes.ts';
 import { egressRoutes } from './routes/egress.routes.ts';
@@ -120,7 +122,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   return app;

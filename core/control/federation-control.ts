@@ -11,7 +11,7 @@ import {
   type SpawnPayload,
 } from '../contracts/federation.contract.ts';
 import type { Agent, FederatedAgent, FederationPeer } from '../db.ts';
-import { ConflictError } from '../errors.ts';
+import { ConflictError, ForbiddenError } from '../errors.ts';
 import type { AgentConfigService } from '../services/agent-config.service.ts';
 import type { AgentService } from '../services/agents.service.ts';
 import { COMMANDS_PATH, type FederationClient } from '../services/federation-client.service.ts';
@@ -80,7 +80,17 @@ export function createFederationControl(deps: {
     async killRemote(id: string, reason: string, waitMs = 0): Promise<FederatedAgent> {
       const row = await federation.getRemoteAgent(id);
       if (['removed', 'refused'].includes(row.status)) return row;
-      await temporal.federation.kill(row.workflowId, reason);
+      if (!(await temporal.federation.kill(row.workflowId, reason))) {
+        // Its workflow has ended (the spawn failed, or an earlier kill was not confirmed): a new run of the same id only kills.
+        await temporal.federation.start(row.workflowId, {
+          federatedAgentId: row.id,
+          peerId: row.peerId,
+          name: row.name,
+          primaryModel: row.primaryModel,
+          settings: { ...DEFAULT_FEDERATION_SETTINGS, statusIntervalSec: deps.config.federationStatusIntervalSec },
+          state: { federatedAgentId: row.id, phase: 'killing', report: null, killReason: reason, lastError: null },
+        }, `Kill agent "${row.name}" on its peer`);
+      }
       const deadline = Date.now() + waitMs;
       for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
         await new Promise((r) => setTimeout(r, 250));
@@ -121,7 +131,7 @@ export function createFederationControl(deps: {
 
     /** Runs a verified peer's command. The peer is known, accepted inbound, and its nonce fresh. */
     async handle(peer: FederationPeer, env: CommandEnvelope): Promise<{ status: 200 | 202; answer: CommandAnswer }> {
-      if (!acceptsFrom(peer)) throw new ConflictError(`Peer "${peer.name}" may not send commands here`, 'peer_not_inbound');
+      if (!acceptsFrom(peer)) throw new ForbiddenError(`Peer "${peer.name}" may not send commands here (its direction is ${peer.direction})`, 'peer_not_inbound');
       const answer = (agent: RemoteAgentReport) => ({ id: env.id, type: env.type, agent });
       const { ref } = env.payload;
       if (env.type === 'agent.spawn') {
