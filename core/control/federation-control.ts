@@ -124,6 +124,8 @@ export function createFederationControl(deps: {
         peerKeys: federation.keysOf(peer),
       });
       if (!peer.removedAt) await federation.touchPeer(peer.id);
+      // Heard from: the hub's row says when, whether or not the status changed.
+      await federation.touchRemoteAgent(payload.ref);
       return answer.agent;
     },
 

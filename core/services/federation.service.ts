@@ -224,6 +224,10 @@ export function createFederationService({ db, client, identity }: { db: Db; clie
       return db.federatedAgent.findMany({ where: { peerId, status: { notIn: ['removed', 'refused'] } } });
     },
 
+    async touchRemoteAgent(id: string): Promise<void> {
+      await db.federatedAgent.updateMany({ where: { id }, data: { lastSeenAt: new Date() } });
+    },
+
     /** The workflow's record of where a remote agent is (its only writer). */
     async recordRemoteAgent(id: string, patch: { status: FederatedAgentStatus; statusReason?: string | null; report?: RemoteAgentReport | null }): Promise<void> {
       await db.federatedAgent.update({
