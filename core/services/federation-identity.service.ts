@@ -50,10 +50,10 @@ export function createFederationIdentityService({ settings, config }: { settings
     return JSON.parse(await settings.initFederationKeysJson(JSON.stringify(fresh))) as StoredKeys;
   }
 
-  // Cached for a minute: a rotation by the CLI (another process) is picked up without a restart.
+  // Cached for a few seconds: a rotation by the CLI (another process) is picked up without a restart.
   let loadedAt = 0;
   const keys = (): Promise<StoredKeys> => {
-    if (!cached || Date.now() - loadedAt > 60_000) {
+    if (!cached || Date.now() - loadedAt > 5_000) {
       loadedAt = Date.now();
       cached = load().catch((err) => {
         cached = null;
@@ -71,8 +71,9 @@ export function createFederationIdentityService({ settings, config }: { settings
       return publishKey((await keys()).current.publicKey);
     },
 
+    /** Read fresh (not the signer's cache): a peer checking after a rotation must see the new key at once. */
     async identity(): Promise<Identity> {
-      const k = await keys();
+      const k = await load();
       const now = Date.now();
       return {
         instanceId: await settings.instanceId(),

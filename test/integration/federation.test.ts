@@ -1,9 +1,13 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair, privateKeyFrom, signRequest } from '../../core/federation-signatures.ts';
+import { parseConfig } from '../../core/config.ts';
 import { asSystem } from '../../core/db.ts';
+import { createCore } from '../../core/hangar.ts';
+import { repoRoot } from '../../core/runtime/stack.runtime.ts';
 import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime/temporal-dev.runtime.ts';
 import { createTestUser, eventually, freshDatabase, removeAgentsFromDocker, spawnWorker, startHangar, type Hangar, type TestUser } from '../support/hangar.harness.ts';
 import { freePort } from '../support/ports.ts';
@@ -228,6 +232,41 @@ describe('federation: a hub runs agents on a spoke with signed commands', () => 
     expect((await spokeAgents()).length).toBe(2);
     const events = await (await spokeAdmin.api('/api/admin/fleet/events?type=federation.command_refused&limit=50')).json();
     expect(events.data.some((e: { payload: { code: string; status: number } }) => e.payload.code === 'peer_agent_limit' && e.payload.status === 429)).toBe(true);
+  });
+
+  it('a rotated hub key: the spoke learns it from the endorsement its commands carry, and accepts the old one for the grace period', async () => {
+    const old = await hub.core.federationIdentity.signer();
+    const rotated = spawnSync(process.execPath, ['bin/hangar.mjs', 'federation', 'rotate-key', '--grace-hours', '2'], { cwd: repoRoot, env: hub.env, encoding: 'utf8' });
+    expect(rotated.status, rotated.stderr).toBe(0);
+    const identity = await (await fetch(`${hub.url}/api/federation/identity`)).json();
+    expect(identity.previousKeys).toEqual([expect.objectContaining({ publicKey: old.publicKey })]);
+    expect(identity.endorsement).toBeTruthy();
+    // A fresh core reads the new key at once (the running processes do within seconds).
+    const fresh = createCore(parseConfig(hub.env));
+    try {
+      const signer = await fresh.federationIdentity.signer();
+      expect(signer.publicKey).toBe(identity.publicKey);
+      const target = `${spoke.url}/api/federation/commands`;
+      const status = async (s: typeof signer, endorsement = s.endorsement) => {
+        const ref = randomUUID();
+        const body = JSON.stringify({ id: `${ref}/agent.status`, from: s.keyid, type: 'agent.status', payload: { ref } });
+        const { headers } = await signRequest({ url: target, method: 'POST', body, keyid: s.keyid, privateKey: s.privateKey, endorsement });
+        const res = await fetch(target, { method: 'POST', headers, body });
+        return res.status === 200 ? 200 : `${res.status} ${(await res.json()).error.code}`;
+      };
+      // The new key without its endorsement is not the hub's as far as the spoke knows.
+      expect(await status(signer, null)).toBe('401 bad_signature');
+      expect(await status(signer)).toBe(200);
+      const peer = (await (await spokeAdmin.api('/api/admin/federation/peers')).json()).data.find((p: { id: string }) => p.id === hubPeerOnSpoke.id);
+      expect(peer.fingerprint).toBe(identity.fingerprint);
+      expect(await status(signer, null)).toBe(200);
+      expect(await status(old)).toBe(200);
+      // An endorsement only the old key could make: a stranger's key with a made-up one is refused.
+      const stranger = generateKeyPair();
+      expect(await status({ ...signer, privateKey: privateKeyFrom(stranger.privateKey), publicKey: stranger.publicKey }, `${stranger.publicKey}.${identity.endorsement}`)).toBe('401 bad_signature');
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('removing the peer on the hub kills what runs there', async () => {
