@@ -96,12 +96,18 @@ export async function signRequest(opts: {
   privateKey: KeyObject;
   nonce?: string;
   created?: Date;
+  /** `<new key>.<endorsement>` while the sender's previous key is in its grace period. */
+  endorsement?: string | null;
 }): Promise<{ headers: Headers; nonce: string }> {
   const nonce = opts.nonce ?? newNonce();
   const message: SignedRequest = {
     method: opts.method,
     url: opts.url,
-    headers: { 'content-type': 'application/json', 'content-digest': contentDigest(opts.body) },
+    headers: {
+      'content-type': 'application/json',
+      'content-digest': contentDigest(opts.body),
+      ...(opts.endorsement ? { [ENDORSEMENT_HEADER]: opts.endorsement } : {}),
+    },
   };
   const signed = await httpbis.signMessage({
     key: { id: opts.keyid, alg: SIGNATURE_ALG, sign: async (data) => sign(null, data, opts.privateKey) },
@@ -127,8 +133,24 @@ export interface VerifiedParams {
   created: Date;
 }
 
-/** Candidate public keys for a keyid (a peer's pinned key, and one it rotated from); null: nobody we know. */
-export type KeyFinder = (keyid: string) => Promise<{ keys: string[]; refresh?: () => Promise<string[]> } | null>;
+/**
+ * After a rotation a sender attaches `<new public key>.<endorsement>`: the
+ * new key signed by the one it replaces. A receiver that pinned the old key
+ * can check that itself, with no round trip and nothing to race.
+ */
+export const ENDORSEMENT_HEADER = 'hangar-key-endorsement';
+
+/**
+ * Candidate public keys for a keyid (a peer's pinned key, and one it rotated
+ * from); null: nobody we know. `learn` pins a new key that one of `keys`
+ * endorsed and that verified the message.
+ */
+export type KeyFinder = (keyid: string) => Promise<{ keys: string[]; learn?: (publicKey: string) => Promise<void> } | null>;
+
+function offeredKey(field: string | undefined): { publicKey: string; endorsement: string } | null {
+  const m = /^([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{40,200})$/.exec((field ?? '').trim());
+  return m ? { publicKey: m[1], endorsement: m[2] } : null;
+}
 
 function firstSignatureParams(input: string | undefined): { labels: number } {
   // One signature per message: a second label would let a sender hide one we do not check.
@@ -175,9 +197,12 @@ async function verifyWith(
               }
             });
             if (tryKeys(found.keys)) return true;
-            // The sender may have rotated its key: its identity, endorsed by the key we pinned, tells us the new one.
-            const fresh = found.refresh ? await found.refresh().catch(() => []) : [];
-            return fresh.length > 0 && tryKeys(fresh);
+            // The sender rotated its key: accepted when a key we pinned endorses the new one and the new one verifies.
+            const offered = offeredKey(String(headers[ENDORSEMENT_HEADER] ?? ""));
+            if (!offered || !found.keys.some((k) => endorsementValid(k, keyid, offered.publicKey, offered.endorsement))) return false;
+            if (!tryKeys([offered.publicKey])) return false;
+            await found.learn?.(offered.publicKey);
+            return true;
           },
         };
       },
@@ -236,13 +261,17 @@ export async function signResponse(opts: {
   keyid: string;
   privateKey: KeyObject;
   nonce: string;
+  endorsement?: string | null;
 }): Promise<Headers> {
   const signed = await httpbis.signMessage({
     key: { id: opts.keyid, alg: SIGNATURE_ALG, sign: async (data) => sign(null, data, opts.privateKey) },
     fields: [...RESPONSE_COMPONENTS],
     params: ['created', 'nonce', 'keyid', 'alg'],
     paramValues: { created: new Date(), nonce: opts.nonce },
-  }, { status: opts.status, headers: { 'content-digest': contentDigest(opts.body) } }, opts.request);
+  }, {
+    status: opts.status,
+    headers: { 'content-digest': contentDigest(opts.body), ...(opts.endorsement ? { [ENDORSEMENT_HEADER]: opts.endorsement } : {}) },
+  }, opts.request);
   return signed.headers as Headers;
 }
 

@@ -130,6 +130,7 @@ export async function federationRoutes(fastify: FastifyInstance, { core }: Route
         keyid: signer.keyid,
         privateKey: signer.privateKey,
         nonce,
+        endorsement: signer.endorsement,
       });
       void reply.headers(headers);
       return payload;

@@ -103,12 +103,12 @@ export function createFederationClient() {
       connectUrl: string;
       targetUri: string;
       envelope: CommandEnvelope;
-      signer: { keyid: string; privateKey: import('node:crypto').KeyObject };
+      signer: { keyid: string; privateKey: import('node:crypto').KeyObject; endorsement: string | null };
       peerInstanceId: string;
       peerKeys: KeyFinder;
     }): Promise<{ status: number; answer: CommandAnswer }> {
       const body = JSON.stringify(opts.envelope);
-      const { headers, nonce } = await signRequest({ url: opts.targetUri, method: 'POST', body, keyid: opts.signer.keyid, privateKey: opts.signer.privateKey });
+      const { headers, nonce } = await signRequest({ url: opts.targetUri, method: 'POST', body, keyid: opts.signer.keyid, privateKey: opts.signer.privateKey, endorsement: opts.signer.endorsement });
       const res = await call(`${opts.connectUrl}${COMMANDS_PATH}`, { method: 'POST', headers, body });
       try {
         await verifyResponse(res, { method: 'POST', url: opts.targetUri, headers }, { nonce, keyid: opts.peerInstanceId }, opts.peerKeys);

@@ -36,6 +36,13 @@ export interface Identity extends PublishedKey {
   endorsement: string | null;
 }
 
+export interface Signer {
+  keyid: string;
+  privateKey: KeyObject;
+  publicKey: string;
+  endorsement: string | null;
+}
+
 export const publishKey = (publicKey: string): PublishedKey => ({ keyId: keyIdOf(publicKey), publicKey, fingerprint: fingerprintOf(publicKey) });
 
 export function createFederationIdentityService({ settings, config }: { settings: SettingsService; config: HangarConfig }) {
@@ -86,11 +93,21 @@ export function createFederationIdentityService({ settings, config }: { settings
       };
     },
 
-    /** What this instance signs with: its instance id as keyid, and its current private key. */
-    async signer(): Promise<{ keyid: string; privateKey: KeyObject }> {
+    /**
+     * What this instance signs with: its instance id as keyid, its current
+     * private key, and while a previous key is in its grace period the
+     * endorsement peers need to trust the new one (`<public key>.<endorsement>`).
+     */
+    async signer(): Promise<Signer> {
       const k = await keys();
       if (privateKey?.pkcs8 !== k.current.privateKey) privateKey = { pkcs8: k.current.privateKey, key: privateKeyFrom(k.current.privateKey) };
-      return { keyid: await settings.instanceId(), privateKey: privateKey.key };
+      const inGrace = k.previous.some((p) => Date.parse(p.acceptedUntil) > Date.now());
+      return {
+        keyid: await settings.instanceId(),
+        privateKey: privateKey.key,
+        publicKey: k.current.publicKey,
+        endorsement: inGrace && k.endorsement ? `${k.current.publicKey}.${k.endorsement}` : null,
+      };
     },
 
     /**

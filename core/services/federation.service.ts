@@ -1,6 +1,6 @@
 import type { FederatedAgentStatus, RemoteAgentReport } from '../contracts/federation.contract.ts';
 import { federationWorkflowId } from '../contracts/federation.contract.ts';
-import { SIGNATURE_WINDOW_SEC, endorsementValid, fingerprintOf, type KeyFinder } from '../federation-signatures.ts';
+import { SIGNATURE_WINDOW_SEC, fingerprintOf, type KeyFinder } from '../federation-signatures.ts';
 import { asSystem, type Db, type FederatedAgent, type FederationPeer } from '../db.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { normalizePeerUrl, type FederationClient } from './federation-client.service.ts';
@@ -17,10 +17,6 @@ export const acceptsFrom = (p: Pick<FederationPeer, 'direction'>) => p.direction
 
 /** Replay cache entries outlive the accepted window on both sides of `created`. */
 const NONCE_TTL_MS = (2 * SIGNATURE_WINDOW_SEC + 60) * 1000;
-/** A peer's identity is fetched again (key rotation) at most this often. */
-const REFRESH_EVERY_MS = 60_000;
-/** At most this long does a peer's rotated-away key stay accepted, whatever it published. */
-const MAX_GRACE_MS = 30 * 24 * 3600_000;
 
 export function peerView(p: FederationPeer) {
   return {
@@ -65,8 +61,7 @@ export interface NewPeer {
   providerId?: string | null;
 }
 
-export function createFederationService({ db, client, identity }: { db: Db; client: FederationClient; identity: FederationIdentityService }) {
-  const lastRefresh = new Map<string, number>();
+export function createFederationService({ db, client, identity, graceHours }: { db: Db; client: FederationClient; identity: FederationIdentityService; graceHours: number }) {
   const sys = <T>(fn: Parameters<typeof asSystem<T>>[1]) => asSystem(db, fn);
 
   async function livePeer(id: string): Promise<FederationPeer> {
@@ -75,27 +70,19 @@ export function createFederationService({ db, client, identity }: { db: Db; clie
     return p;
   }
 
-  /** The peer's identity, when its current key is endorsed by the one we pinned: the new key is pinned, the old kept for its grace. */
-  async function followRotation(p: FederationPeer): Promise<string[]> {
-    const now = Date.now();
-    if (now - (lastRefresh.get(p.id) ?? 0) < REFRESH_EVERY_MS) return [];
-    lastRefresh.set(p.id, now);
-    const id = await client.fetchIdentity(p.url);
-    if (id.instanceId !== p.instanceId || id.publicKey === p.publicKey || !id.endorsement) return [];
-    if (!endorsementValid(p.publicKey, p.instanceId, id.publicKey, id.endorsement)) return [];
-    const published = id.previousKeys.find((k) => k.publicKey === p.publicKey);
-    const until = Math.min(published ? Date.parse(published.acceptedUntil) : now, now + MAX_GRACE_MS);
-    await db.federationPeer.update({
-      where: { id: p.id },
-      data: { publicKey: id.publicKey, fingerprint: fingerprintOf(id.publicKey), previousPublicKey: p.publicKey, previousKeyUntil: new Date(until) },
-    });
-    return [id.publicKey, ...(until > now ? [p.publicKey] : [])];
-  }
-
   function keysOfPeer(p: FederationPeer) {
     const keys = [p.publicKey];
     if (p.previousPublicKey && p.previousKeyUntil && p.previousKeyUntil.getTime() > Date.now()) keys.push(p.previousPublicKey);
-    return { keys, refresh: () => followRotation(p) };
+    return {
+      keys,
+      // A new key endorsed by the pinned one (it verified the message): pinned, the old kept for the grace period.
+      learn: async (publicKey: string) => {
+        await db.federationPeer.update({
+          where: { id: p.id },
+          data: { publicKey, fingerprint: fingerprintOf(publicKey), previousPublicKey: p.publicKey, previousKeyUntil: new Date(Date.now() + graceHours * 3600_000) },
+        });
+      },
+    };
   }
 
   return {

@@ -37,6 +37,8 @@ async function signed(overrides: { created?: Date; nonce?: string; privateKey?: 
   return { headers: lower, nonce };
 }
 
+const lower = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
+
 async function refusal(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -90,11 +92,17 @@ describe('federation signatures', () => {
     expect(endorsementValid(hub.publicKey, 'hub-1', rotated.publicKey, endorsement)).toBe(true);
     expect(endorsementValid(spoke.publicKey, 'hub-1', rotated.publicKey, endorsement)).toBe(false);
     expect(endorsementValid(hub.publicKey, 'hub-2', rotated.publicKey, endorsement)).toBe(false);
-    const req = await signed({ privateKey: rotated.privateKey });
-    let refreshed = 0;
-    const find: KeyFinder = async () => ({ keys: [hub.publicKey], refresh: async () => (refreshed++, [rotated.publicKey, hub.publicKey]) });
-    await verifyRequest({ method: 'POST', url: URL_, headers: req.headers, body }, find);
-    expect(refreshed).toBe(1);
+    const learned: string[] = [];
+    const find: KeyFinder = async () => ({ keys: [hub.publicKey], learn: async (k) => void learned.push(k) });
+    const sign = (privateKey: string, endorsement?: string) => signRequest({ url: URL_, method: 'POST', body, keyid: 'hub-1', privateKey: privateKeyFrom(privateKey), endorsement });
+    // The new key alone is nobody's; with the endorsement the pinned key made, it is the hub's, and is learned.
+    expect(await refusal(verifyRequest({ method: 'POST', url: URL_, headers: lower((await sign(rotated.privateKey)).headers), body }, find))).toBe('bad_signature');
+    await verifyRequest({ method: 'POST', url: URL_, headers: lower((await sign(rotated.privateKey, `${rotated.publicKey}.${endorsement}`)).headers), body }, find);
+    expect(learned).toEqual([rotated.publicKey]);
+    // An endorsement is for one key: someone else's key under it is refused, and nothing is learned.
+    const other = generateKeyPair();
+    expect(await refusal(verifyRequest({ method: 'POST', url: URL_, headers: lower((await sign(other.privateKey, `${other.publicKey}.${endorsement}`)).headers), body }, find))).toBe('bad_signature');
+    expect(learned).toEqual([rotated.publicKey]);
   });
 
   it('binds an answer to the request it answers', async () => {
