@@ -107,7 +107,14 @@ export const rollout: RolloutWorkflow = async (input) => {
 
     /** Paused by signal or by the fleet's mode: hold here, at a wave boundary. */
     async function holdWhilePaused(): Promise<void> {
+      // What the decision below is based on, taken before the reads: a signal
+      // that lands while the pause is being recorded must wake the wait, not be
+      // missed until the next minute. (Patched: runs begun before this took
+      // them after the bookkeeping, and replay as they ran.)
+      const early = patched('pause-watch-from-decision');
       for (let i = 0; i < 100_000; i++) {
+        let seen = settingsVersion;
+        let bySignal = pausedBySignal;
         const mode = (await control.fleetSettings()).mode;
         const paused = pausedBySignal || mode === 'paused';
         if (!paused || abortReason) {
@@ -125,8 +132,10 @@ export const rollout: RolloutWorkflow = async (input) => {
           await save();
           await event('rollout.paused', { reason: progress.reason });
         }
-        const seen = settingsVersion;
-        const bySignal = pausedBySignal;
+        if (!early) {
+          seen = settingsVersion;
+          bySignal = pausedBySignal;
+        }
         await condition(() => abortReason !== null || settingsVersion !== seen || pausedBySignal !== bySignal, '1 minute');
       }
     }
