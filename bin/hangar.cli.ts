@@ -17,8 +17,9 @@ const USAGE = `hangar — Hangar's command line
   hangar secrets rotate --new-key-stdin
   hangar federation identity        this instance's federation identity (give peers its fingerprint)
   hangar federation rotate-key [--grace-hours N]
-                                    a new federation key; peers learn it from the identity and
-                                    accept the old one for N hours (HANGAR_FEDERATION_KEY_GRACE_HOURS)
+                                    a new federation key, endorsed by the old one in every signed
+                                    message; peers accept the old key for N hours
+                                    (HANGAR_FEDERATION_KEY_GRACE_HOURS)
 
 DATABASE_URL defaults to the embedded Postgres of \`npm start\` in development.`;
 
@@ -116,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
         if (hours !== undefined && (!Number.isInteger(hours) || hours < 1 || hours > 720)) throw new Error('--grace-hours must be 1..720');
         const r = await core.federationIdentity.rotate(hours);
         console.log(`federation key rotated: ${r.previous.fingerprint} -> ${r.current.fingerprint}; peers accept the old key until ${r.acceptedUntil}.`);
-        console.log('Peers that pinned the old key learn the new one from this instance\'s identity (it is endorsed by the old key); running processes pick it up within seconds.');
+        console.log('Every signed message carries the new key endorsed by the old one until then: a peer that pinned the old key learns the new one from the first command or answer it gets. Running processes pick the key up within seconds.');
         return 0;
       }
       default:

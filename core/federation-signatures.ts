@@ -141,9 +141,10 @@ export interface VerifiedParams {
 export const ENDORSEMENT_HEADER = 'hangar-key-endorsement';
 
 /**
- * Candidate public keys for a keyid (a peer's pinned key, and one it rotated
- * from); null: nobody we know. `learn` pins a new key that one of `keys`
- * endorsed and that verified the message.
+ * Candidate public keys for a keyid: first the peer's pinned key, then one
+ * it rotated from (still in its grace period); null: nobody we know. `learn`
+ * pins a new key that the pinned key (`keys[0]`) endorsed and that verified
+ * the message.
  */
 export type KeyFinder = (keyid: string) => Promise<{ keys: string[]; learn?: (publicKey: string) => Promise<void> } | null>;
 
@@ -197,9 +198,11 @@ async function verifyWith(
               }
             });
             if (tryKeys(found.keys)) return true;
-            // The sender rotated its key: accepted when a key we pinned endorses the new one and the new one verifies.
-            const offered = offeredKey(String(headers[ENDORSEMENT_HEADER] ?? ""));
-            if (!offered || !found.keys.some((k) => endorsementValid(k, keyid, offered.publicKey, offered.endorsement))) return false;
+            // The sender rotated its key: accepted when the key we pinned (keys[0]) endorses the new one and
+            // the new one verifies. Never a key in its grace period: that may be the key rotated away because
+            // it leaked, and whoever holds it must not get to pin a key of their own.
+            const offered = offeredKey(String(headers[ENDORSEMENT_HEADER] ?? ''));
+            if (!offered || !endorsementValid(found.keys[0], keyid, offered.publicKey, offered.endorsement)) return false;
             if (!tryKeys([offered.publicKey])) return false;
             await found.learn?.(offered.publicKey);
             return true;

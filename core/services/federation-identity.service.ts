@@ -7,9 +7,10 @@ import type { SettingsService } from './settings.service.ts';
 // This instance's federation identity: an Ed25519 key pair made at first
 // boot and kept in `system_config`, sealed like every other secret (the
 // keyring, so `hangar secrets rotate` re-encrypts it). `hangar federation
-// rotate-key` replaces it; the identity then publishes the new key endorsed
-// by the old one, and the old key for the grace period, so peers that pinned
-// the old key learn the new one without an admin.
+// rotate-key` replaces it. For the grace period every signed command and
+// answer carries the new key endorsed by the old one (and the identity
+// publishes both), so a peer that pinned the old key learns the new one from
+// the first message it gets, without an admin and without a round trip.
 
 interface StoredKeys {
   current: KeyPair & { createdAt: string };

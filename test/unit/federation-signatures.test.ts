@@ -86,7 +86,7 @@ describe('federation signatures', () => {
     expect(await check({ headers: partial })).toBe('malformed');
   });
 
-  it('accepts a rotated key once the identity endorses it, and the old one alongside it', async () => {
+  it('accepts a rotated key its pinned key endorses, and the old one alongside it', async () => {
     const rotated = generateKeyPair();
     const endorsement = endorse(privateKeyFrom(hub.privateKey), 'hub-1', rotated.publicKey);
     expect(endorsementValid(hub.publicKey, 'hub-1', rotated.publicKey, endorsement)).toBe(true);
@@ -102,6 +102,13 @@ describe('federation signatures', () => {
     // An endorsement is for one key: someone else's key under it is refused, and nothing is learned.
     const other = generateKeyPair();
     expect(await refusal(verifyRequest({ method: 'POST', url: URL_, headers: lower((await sign(other.privateKey, `${other.publicKey}.${endorsement}`)).headers), body }, find))).toBe('bad_signature');
+    expect(learned).toEqual([rotated.publicKey]);
+    // A key in its grace period (perhaps rotated away because it leaked) may sign, but endorses nothing.
+    const leaked = generateKeyPair();
+    const byOld = endorse(privateKeyFrom(leaked.privateKey), 'hub-1', other.publicKey);
+    const afterRotation: KeyFinder = async () => ({ keys: [rotated.publicKey, leaked.publicKey], learn: async (k) => void learned.push(k) });
+    await verifyRequest({ method: 'POST', url: URL_, headers: lower((await sign(leaked.privateKey)).headers), body }, afterRotation);
+    expect(await refusal(verifyRequest({ method: 'POST', url: URL_, headers: lower((await sign(other.privateKey, `${other.publicKey}.${byOld}`)).headers), body }, afterRotation))).toBe('bad_signature');
     expect(learned).toEqual([rotated.publicKey]);
   });
 
