@@ -8,6 +8,7 @@ import { ChatPage } from './pages/chat.js';
 import { SettingsPage } from './pages/settings.js';
 import { AdminAgentsPage, AdminUsersPage } from './pages/admin.js';
 import { FleetEventsPage, FleetSettingsPage, RolloutPage, RolloutsPage } from './pages/fleet.js';
+import { FederationPage } from './pages/federation.js';
 
 const ROUTES = [
   { path: '/agent', title: 'My agent', page: AgentPage },
@@ -18,6 +19,7 @@ const ROUTES = [
   { path: '/admin/fleet', title: 'Fleet settings', page: FleetSettingsPage, admin: true },
   { path: '/admin/rollouts', title: 'Rollouts', page: RolloutsPage, admin: true },
   { path: '/admin/events', title: 'Fleet events', page: FleetEventsPage, admin: true },
+  { path: '/admin/federation', title: 'Federation', page: FederationPage, admin: true },
 ];
 
 function useHash() {
