@@ -89,7 +89,7 @@ export async function federationRoutes(fastify: FastifyInstance, { core }: Route
         done(new ValidationError('The body is not JSON', undefined, 'invalid_json'), undefined);
       }
     });
-    const ourUrl = async () => (await core.federationIdentity.identity()).url;
+    const ourUrl = async () => core.federationIdentity.url();
     const refused = async (request: FastifyRequest, err: AppError, params: Partial<{ keyid: string; nonce: string }> = {}) => {
       await core.rollouts.recordEvent({
         type: 'federation.command_refused',

@@ -79,6 +79,9 @@ export function createFederationIdentityService({ settings, config }: { settings
       return publishKey((await keys()).current.publicKey);
     },
 
+    /** The URL this instance calls itself (what peers sign as @target-uri); no database read. */
+    url,
+
     /** Read fresh (not the signer's cache): a peer checking after a rotation must see the new key at once. */
     async identity(): Promise<Identity> {
       const k = await load();
