@@ -46,7 +46,7 @@ function AddPeer({ onAdded }) {
     <p class="muted">Hangar fetches the peer's identity and refuses it unless its key has the fingerprint you expect (ask the peer's admin; their Federation page shows it).</p>
     <label>Name <input name="name" required maxlength="100" value=${f.name} onInput=${set('name')} /></label>
     <label>URL <input name="url" type="url" required placeholder="https://hangar.example.org" value=${f.url} onInput=${set('url')} /></label>
-    <label>Expected key fingerprint <input name="fingerprint" required pattern="SHA256:[A-Za-z0-9+/]+" placeholder="SHA256:…" value=${f.fingerprint} onInput=${set('fingerprint')} /></label>
+    <label>Expected key fingerprint <input name="fingerprint" required pattern="SHA256:[A-Za-z0-9+\\/]+" placeholder="SHA256:…" value=${f.fingerprint} onInput=${set('fingerprint')} /></label>
     <label>Direction <select name="direction" value=${f.direction} onChange=${set('direction')}>
       ${Object.entries(DIRECTIONS).map(([v, label]) => html`<option value=${v}>${label}</option>`)}
     </select></label>
@@ -77,7 +77,7 @@ function Spawn({ peers, onSpawned }) {
       ${targets.map((p) => html`<option value=${p.id}>${p.name}</option>`)}
     </select></label>
     <label>Agent name <input name="agentName" required maxlength="100" value=${f.name} onInput=${set('name')} /></label>
-    <label>Primary model (optional) <input name="primaryModel" maxlength="200" pattern="[A-Za-z0-9._:/\\-]+" value=${f.primaryModel} onInput=${set('primaryModel')} /></label>
+    <label>Primary model (optional) <input name="primaryModel" maxlength="200" pattern="[A-Za-z0-9._:\\/\\-]+" value=${f.primaryModel} onInput=${set('primaryModel')} /></label>
     <${ErrorBox} error=${act.error} />
     <div class="row"><button type="submit" disabled=${act.busy}>Spawn</button></div>
   </form>`;
