@@ -406,6 +406,15 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
       }
     },
 
+    /** An agent's volume, for good (a retired agent: its container is removed first). Absent is done. */
+    async removeAgentVolume(req: { volumeName: string }): Promise<void> {
+      try {
+        await docker.getVolume(req.volumeName).remove();
+      } catch (err) {
+        if (!isStatus(err, 404)) throw err;
+      }
+    },
+
     async inspectContainer(containerName: string): Promise<ContainerObservation | null> {
       const info = await inspect(containerName);
       if (!info) return null;

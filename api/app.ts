@@ -21,6 +21,8 @@ import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { oidcRoutes } from './routes/oidc.routes.ts';
 import type { OidcService } from '../core/services/oidc.service.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
+import { adminFederationRoutes } from './routes/admin-federation.routes.ts';
+import { federationRoutes } from './routes/federation.routes.ts';
 import { adminUserRoutes } from './routes/admin-users.routes.ts';
 import { adminWorkspaceRoutes } from './routes/admin-workspaces.routes.ts';
 import { agentEventRoutes } from './routes/agent-events.routes.ts';
@@ -129,7 +131,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   core.listenForChanges((err) => app.log.warn({ err: err.message }, 'change notifications lost; lookups go to the database until they are back'));
   const unsubscribe = core.cache.onUserDeactivated((userId) => deps.live.closeUser(userId));
   app.addHook('onClose', async () => unsubscribe());
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   return app;

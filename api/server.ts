@@ -9,6 +9,8 @@ import { buildApp } from './app.ts';
 const config = parseConfig();
 const core = createCore(config);
 await checkDatabaseRole(core.db, config.mode, (m) => console.warn(`[api] WARNING: ${m}`));
+// The federation identity is made at first boot, by whichever process gets there first.
+await core.federationIdentity.ensure();
 const docker = new Docker();
 const app = await buildApp({
   core,

@@ -15,6 +15,11 @@ const USAGE = `hangar — Hangar's command line
   hangar setup-code                 the one-time code that claims a new instance (until onboarding completes)
   hangar admin create-token --username NAME --name TOKEN_NAME [--expires-in-days N]
   hangar secrets rotate --new-key-stdin
+  hangar federation identity        this instance's federation identity (give peers its fingerprint)
+  hangar federation rotate-key [--grace-hours N]
+                                    a new federation key, endorsed by the old one in every signed
+                                    message; peers accept the old key for N hours
+                                    (HANGAR_FEDERATION_KEY_GRACE_HOURS)
 
 DATABASE_URL defaults to the embedded Postgres of \`npm start\` in development.`;
 
@@ -37,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
       'expires-in-days': { type: 'string' },
       'password-stdin': { type: 'boolean' },
       'new-key-stdin': { type: 'boolean' },
+      'grace-hours': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -100,6 +106,18 @@ async function main(argv: string[]): Promise<number> {
         } else {
           console.log(`re-encrypted ${JSON.stringify(counts)}. Set HANGAR_SECRET_KEY to the new key and restart every Hangar process.`);
         }
+        return 0;
+      }
+      case 'federation identity': {
+        console.log(JSON.stringify(await core.federationIdentity.identity(), null, 2));
+        return 0;
+      }
+      case 'federation rotate-key': {
+        const hours = values['grace-hours'] ? Number(values['grace-hours']) : undefined;
+        if (hours !== undefined && (!Number.isInteger(hours) || hours < 1 || hours > 720)) throw new Error('--grace-hours must be 1..720');
+        const r = await core.federationIdentity.rotate(hours);
+        console.log(`federation key rotated: ${r.previous.fingerprint} -> ${r.current.fingerprint}; peers accept the old key until ${r.acceptedUntil}.`);
+        console.log('Every signed message carries the new key endorsed by the old one until then: a peer that pinned the old key learns the new one from the first command or answer it gets. Running processes pick the key up within seconds.');
         return 0;
       }
       default:

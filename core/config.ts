@@ -76,6 +76,14 @@ export const ConfigSchema = Type.Object({
   inviteTtlHours: Int(1, 24 * 90, 168),
   /** How often the member-drift schedule has each workspace agent's member list compared with the database. */
   memberSyncIntervalSec: Int(10, 86_400, 300),
+  /** What this instance calls itself to federation peers (its identity's `name`); defaults to the host name. */
+  instanceName: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f\\u007f]+$' })),
+  /** How often the hub refreshes the status of an agent it runs on a peer. */
+  federationStatusIntervalSec: Int(5, 86_400, 60),
+  /** After `hangar federation rotate-key`: how long peers keep accepting the previous key. */
+  federationKeyGraceHours: Int(1, 24 * 30, 24),
+  /** Signed command requests one address may send per minute (more get 429, no fleet event). */
+  federationRatePerMin: Int(1, 100_000, 600),
   /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
   smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   mailFrom: Type.String({ minLength: 3, default: 'Hangar <hangar@localhost>' }),
@@ -140,6 +148,10 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',
   inviteTtlHours: 'HANGAR_INVITE_TTL_HOURS',
   memberSyncIntervalSec: 'HANGAR_MEMBER_SYNC_INTERVAL_SEC',
+  instanceName: 'HANGAR_INSTANCE_NAME',
+  federationStatusIntervalSec: 'HANGAR_FEDERATION_STATUS_INTERVAL_SEC',
+  federationKeyGraceHours: 'HANGAR_FEDERATION_KEY_GRACE_HOURS',
+  federationRatePerMin: 'HANGAR_FEDERATION_RATE_PER_MIN',
   smtpUrl: 'SMTP_URL',
   mailFrom: 'HANGAR_MAIL_FROM',
   logLevel: 'LOG_LEVEL',

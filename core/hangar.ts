@@ -3,6 +3,7 @@ import type { HangarConfig } from './config.ts';
 import { createAgentControl } from './control/agent-control.ts';
 import { createEgressControl } from './control/egress-control.ts';
 import { createMemberControl } from './control/member-control.ts';
+import { createFederationControl } from './control/federation-control.ts';
 import { createOnboardingControl } from './control/onboarding-control.ts';
 import { createRolloutControl } from './control/rollout-control.ts';
 import { createTemporalPort, type TemporalPort } from './control/temporal.port.ts';
@@ -15,6 +16,9 @@ import { createAuditService } from './services/audit.service.ts';
 import { createBreakglassService } from './services/breakglass.service.ts';
 import { createAgentService } from './services/agents.service.ts';
 import { createEgressSettingsService } from './services/egress-settings.service.ts';
+import { createFederationClient } from './services/federation-client.service.ts';
+import { createFederationIdentityService } from './services/federation-identity.service.ts';
+import { createFederationService } from './services/federation.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createOidcService } from './services/oidc.service.ts';
@@ -56,6 +60,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const audit = createAuditService({ db });
   const agentConfigs = createAgentConfigService({ db, keyring });
   const workspaces = createWorkspaceService({ db, fleet, audit });
+  const federationIdentity = createFederationIdentityService({ settings, config });
+  const federationClient = createFederationClient();
+  const federation = createFederationService({ db, client: federationClient, identity: federationIdentity, graceHours: config.federationKeyGraceHours });
   return {
     config,
     db,
@@ -73,6 +80,8 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     invites: createInviteService({ db, config, workspaces, notifications, audit }),
     workspaceAgents: createWorkspaceAgentService({ db, keyring, workspaces, agents, agentConfigs, audit }),
     memberControl: createMemberControl({ temporal }),
+    federationIdentity,
+    federation,
     oidc: createOidcService({ db, settings }),
     fleet,
     egress,
@@ -81,6 +90,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     agentControl: createAgentControl({ temporal, config }),
     egressControl: createEgressControl({ temporal, agents }),
     rolloutControl: createRolloutControl({ temporal, config, fleet, rollouts }),
+    federationControl: createFederationControl({ temporal, config, federation, identity: federationIdentity, client: federationClient, agents, agentConfigs, rollouts }),
     onboarding: createOnboardingControl({ temporal, settings, setupCodes, breakglass, users, keyring }),
     cache,
     /**

@@ -5,6 +5,7 @@ import { createAgentActivities } from '../activities/agent.activities.ts';
 import { createAgentNetworks, createDockerActivities } from '../activities/docker.activities.ts';
 import { createEgressActivities, createEgressEnforcer } from '../activities/egress.activities.ts';
 import { createFleetActivities } from '../activities/fleet.activities.ts';
+import { createFederationActivities } from '../activities/federation.activities.ts';
 import { createImageUpdateActivities } from '../activities/image-update.activities.ts';
 import { createMemberActivities } from '../activities/member.activities.ts';
 import { createMemberPushActivities } from '../activities/member-push.activities.ts';
@@ -57,6 +58,8 @@ export async function startWorkers(opts: {
   await core.agents.registerDockerHost(config.dockerHostId, process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
 
   await core.temporal.registerSearchAttributes();
+  // The federation identity is made at first boot, by whichever process gets there first.
+  await core.federationIdentity.ensure();
   if (opts.registerSchedules !== false) {
     await registerFleetSchedules(core.temporal, config);
     await syncImagePollers(core.temporal, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
@@ -96,6 +99,7 @@ export async function startWorkers(opts: {
       ...createQuotaActivities({ core }),
       ...createMemberActivities({ core }),
       ...createFleetActivities({ core }),
+      ...createFederationActivities({ core }),
     },
     shutdownGraceTime: '5 seconds',
   });

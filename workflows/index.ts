@@ -7,3 +7,5 @@ export { rollout } from './rollout.workflow.ts';
 export { imagePoller, describeImage } from './image-poller.workflow.ts';
 export { egressPolicy } from './egress-policy.workflow.ts';
 export { memberProvisioning, memberDrift } from './member-provisioning.workflow.ts';
+export { federationCommand } from './federation-command.workflow.ts';
+export { retireAgent } from './retire-agent.workflow.ts';

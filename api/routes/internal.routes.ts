@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { OWNER_KINDS } from '../../core/contracts/agent.contract.ts';
 import { UnauthorizedError } from '../../core/errors.ts';
 import { errors, Id, Nullable, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 
-const Params = strict({ kind: Type.Union(['user', 'workspace', 'system'].map((k) => Type.Literal(k))), id: Id });
+const Params = strict({ kind: Type.Union(OWNER_KINDS.map((k) => Type.Literal(k))), id: Id });
 
 const bearerOf = (headers: FastifyRequest['headers']) => {
   const header = headers.authorization;

@@ -18,7 +18,9 @@ export const SEARCH_ATTRIBUTES = {
 } as const;
 
 export type AgentStatus = 'stopped' | 'starting' | 'running' | 'stopping' | 'updating' | 'error';
-export type OwnerKind = 'user' | 'workspace' | 'system';
+/** `federated`: run here for a federation peer (ownerId is the peer's id). */
+export type OwnerKind = 'user' | 'workspace' | 'system' | 'federated';
+export const OWNER_KINDS: readonly OwnerKind[] = ['user', 'workspace', 'system', 'federated'];
 
 /** Where a start is, for progress streams (API.md: creating, starting, waiting for health, ready). */
 export type StartPhase =

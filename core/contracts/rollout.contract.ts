@@ -58,7 +58,7 @@ export type AgentUpdateStatus =
 export interface RolloutTarget {
   agentId: string;
   dockerHostId: string;
-  ownerKind: 'user' | 'workspace' | 'system';
+  ownerKind: 'user' | 'workspace' | 'system' | 'federated';
   ownerId: string;
   /** The workspace whose update config applies (a user's personal one for user agents). */
   workspaceId: string | null;

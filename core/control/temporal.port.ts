@@ -8,6 +8,7 @@ import {
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
+  WorkflowUpdateStage,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
@@ -61,6 +62,16 @@ import {
   type MemberProvisioningWorkflow,
   type ProvisioningState,
 } from '../contracts/workspace.contract.ts';
+  FEDERATION_COMMAND_WORKFLOW,
+  federationStateQuery,
+  killRemoteAgentSignal,
+  RETIRE_AGENT_WORKFLOW,
+  retireAgentWorkflowId,
+  type FederationCommandInput,
+  type FederationCommandState,
+  type FederationCommandWorkflow,
+  type RetireAgentWorkflow,
+} from '../contracts/federation.contract.ts';
 import { fromFailure } from './failures.ts';
 
 // The one place Hangar talks to Temporal's client API. The API, the
@@ -206,6 +217,27 @@ export function createTemporalPort(opts: {
         return call({ code: 'agent_update_failed', message: 'The agent could not be updated' }, (c) =>
           c.workflow.executeUpdateWithStart(applyImageUpdate, { args: [request], updateId, startWorkflowOperation: lifecycleStart(agent) }));
       },
+      /**
+       * Starts the agent without waiting for it: answers once the lifecycle
+       * has accepted the `ensureRunning` update (a federation spawn answers its
+       * peer at once; the peer follows the status).
+       */
+      async beginRunning(agent: AgentRef): Promise<void> {
+        await call(startFailed, (c) => c.workflow.startUpdateWithStart(ensureRunningUpdate, {
+          args: [],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+          startWorkflowOperation: lifecycleStart(agent),
+        }), 'ensureRunning');
+      },
+      /** Ends an agent's lifecycle for good (the agent is being removed); false: it had none. */
+      async terminate(agentId: string, reason: string): Promise<boolean> {
+        const done = await existing(agentWorkflowId(agentId), { code: 'agent_stop_failed', message: 'The agent\'s lifecycle could not be ended' }, async (h) => {
+          const d = await h.describe();
+          if (d.status.name === 'RUNNING') await h.terminate(reason);
+          return true;
+        });
+        return done ?? false;
+      },
       /** false: no lifecycle to tell. */
       async configChanged(agentId: string): Promise<boolean> {
         const sent = await existing(agentWorkflowId(agentId), { code: 'agent_signal_failed', message: 'The agent could not be told' }, (h) =>
@@ -296,6 +328,52 @@ export function createTemporalPort(opts: {
             args: [{ image }],
             workflowExecutionTimeout: '1 minute',
           }));
+      },
+    },
+
+    federation: {
+      /** Starts the hub's workflow for one remote agent (its id is the business key: a second start is the same workflow). */
+      async start(workflowId: string, input: FederationCommandInput, summary: string): Promise<void> {
+        await call({ code: 'federation_start_failed', message: 'The federation command could not start' }, (c) =>
+          c.workflow.start<FederationCommandWorkflow>(FEDERATION_COMMAND_WORKFLOW, {
+            taskQueue: CONTROL_TASK_QUEUE,
+            workflowId,
+            workflowIdConflictPolicy: 'USE_EXISTING',
+            args: [input],
+            staticSummary: summary,
+          }));
+      },
+      /** false: the workflow is no longer running (the agent is gone already). */
+      async kill(workflowId: string, reason: string): Promise<boolean> {
+        const sent = await existing(workflowId, { code: 'federation_signal_failed', message: 'The federation command could not be told' }, (h) =>
+          h.signal(killRemoteAgentSignal, { reason }).then(() => true));
+        return sent ?? false;
+      },
+      state(workflowId: string): Promise<FederationCommandState | null> {
+        return existing(workflowId, { code: 'federation_state_failed', message: 'The federation command could not be read' }, (h) => h.query(federationStateQuery));
+      },
+      /**
+       * The spoke's side of a kill: `retireAgent` stops the agent through its
+       * lifecycle and removes its container, volume and row. Waits up to
+       * `waitMs`: true when it finished by then.
+       */
+      async retire(agent: { id: string; dockerHostId: string }, reason: string, waitMs: number): Promise<boolean> {
+        return call({ code: 'agent_retire_failed', message: 'The agent could not be removed' }, async (c) => {
+          const handle = await c.workflow.start<RetireAgentWorkflow>(RETIRE_AGENT_WORKFLOW, {
+            taskQueue: CONTROL_TASK_QUEUE,
+            workflowId: retireAgentWorkflowId(agent.id),
+            workflowIdConflictPolicy: 'USE_EXISTING',
+            args: [{ agentId: agent.id, dockerHostId: agent.dockerHostId, reason }],
+            staticSummary: `Stop and remove agent ${agent.id} (${reason})`,
+          });
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)));
+          try {
+            return await Promise.race([handle.result().then(() => true), timeout]);
+          } finally {
+            clearTimeout(timer);
+          }
+        });
       },
     },
 

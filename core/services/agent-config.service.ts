@@ -12,6 +12,12 @@ export interface AgentConfigInput {
   providerId: string | null;
 }
 
+/**
+ * Whose config row an agent reads. A federated agent's is its own (keyed by
+ * the agent's id): one peer runs many agents, each with the model its hub asked for.
+ */
+export const configOwnerOf = (agent: Pick<Agent, 'ownerKind' | 'ownerId' | 'id'>): string => (agent.ownerKind === 'federated' ? agent.id : agent.ownerId);
+
 export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Keyring }) {
   return {
     async get(ownerKind: OwnerKind, ownerId: string): Promise<AgentConfigInput> {
@@ -55,9 +61,10 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
       const ownerKind = agent.ownerKind as OwnerKind;
       // One transaction for both reads: this is on every start's path.
       const read = async (tx: Tx) => {
-        const c = await tx.agentConfig.findUnique({ where: { ownerKind_ownerId: { ownerKind, ownerId: agent.ownerId } } });
+        const c = await tx.agentConfig.findUnique({ where: { ownerKind_ownerId: { ownerKind, ownerId: configOwnerOf(agent) } } });
         // A user's agent sees that user's providers, a workspace's agent the
-        // workspace's; a system agent only the admin provider it was given.
+        // workspace's; a system or federated agent only the admin
+        // provider it was given.
         const providers =
           ownerKind === 'user'
             ? await tx.llmProvider.findMany({ where: { userId: agent.ownerId, isActive: true }, orderBy: { createdAt: 'asc' } })
@@ -87,7 +94,7 @@ export function createAgentConfigService({ db, keyring }: { db: Db; keyring: Key
 
     /** Workspace files the agent writes before its gateway starts (the personality as SOUL.md). */
     async workspace(agent: Agent): Promise<{ files: Record<string, string | null> }> {
-      const cfg = await this.get(agent.ownerKind as OwnerKind, agent.ownerId);
+      const cfg = await this.get(agent.ownerKind as OwnerKind, configOwnerOf(agent));
       return { files: workspaceFiles(cfg.personality) };
     },
   };

@@ -6,11 +6,12 @@ import {
   agentWorkflowId,
   type AgentStatus,
   type ContainerSpec,
+  OWNER_KINDS,
   type OwnerKind,
 } from '../contracts/agent.contract.ts';
 import { randomToken, safeEqual, sha256, type Keyring } from '../crypto.ts';
 import { asSystem, asUser, type Agent, type Db, type Tx } from '../db.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, RateLimitedError, ValidationError } from '../errors.ts';
 import type { LookupCache } from './lookup-cache.service.ts';
 import type { SettingsService } from './settings.service.ts';
 
@@ -159,6 +160,58 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
         }
         throw err;
       }
+    },
+
+    /**
+     * An owner's agent by name, made if absent, unless the owner runs `cap`
+     * agents already (429 `code`). One advisory lock per owner, so racing
+     * creates cannot both slip under the cap. For federation peers.
+     */
+    async getOrCreateCapped(ownerKind: OwnerKind, ownerId: string, name: string, cap: { max: number; code: string; what: string }, extra: { displayName?: string } = {}): Promise<Agent> {
+      return sys(async (tx) => {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`agents:${ownerKind}:${ownerId}`}))`;
+        const existing = await tx.agent.findUnique({ where: { ownerKind_ownerId_name: { ownerKind, ownerId, name } } });
+        if (existing) return existing;
+        const count = await tx.agent.count({ where: { ownerKind, ownerId } });
+        if (count >= cap.max) {
+          throw new RateLimitedError(`${cap.what} may run at most ${cap.max} agent${cap.max === 1 ? '' : 's'} here, and runs ${count}`, 60, cap.code);
+        }
+        const id = crypto.randomUUID();
+        return tx.agent.create({
+          data: {
+            id,
+            ownerKind,
+            ownerId,
+            name,
+            displayName: extra.displayName ?? null,
+            image: config.agentImage,
+            dockerHostId: config.dockerHostId,
+            containerName: agentContainerName(id),
+            volumeName: agentVolumeName(id),
+            gatewayToken: keyring.encrypt(randomToken(32)),
+            idleTimeoutMin: config.idleTimeoutMin,
+          },
+        });
+      });
+    },
+
+    /** Deletes an agent's row and its own config row (a retired federated agent); its container and volume are gone already. */
+    async remove(agentId: string): Promise<boolean> {
+      return sys(async (tx) => {
+        const row = await tx.agent.findUnique({ where: { id: agentId } });
+        if (!row) return false;
+        await tx.agentConfig.deleteMany({ where: { ownerKind: row.ownerKind, ownerId: row.id } });
+        await tx.agent.delete({ where: { id: agentId } });
+        return true;
+      });
+    },
+
+    async countOwned(ownerKind: OwnerKind, ownerId: string): Promise<number> {
+      return sys((tx) => tx.agent.count({ where: { ownerKind, ownerId } }));
+    },
+
+    async listOwned(ownerKind: OwnerKind, ownerId: string): Promise<Agent[]> {
+      return sys((tx) => tx.agent.findMany({ where: { ownerKind, ownerId }, orderBy: { createdAt: 'asc' } }));
     },
 
     async get(agentId: string): Promise<Agent> {
@@ -390,7 +443,7 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
      * Anything else — wrong, spent, expired, another agent's — is null.
      */
     async exchangeBootstrapToken(ownerKind: string, agentId: string, bearer: string | undefined): Promise<{ agent: Agent; gatewayToken: string } | null> {
-      if (!bearer || !['user', 'workspace', 'system'].includes(ownerKind)) return null;
+      if (!bearer || !(OWNER_KINDS as readonly string[]).includes(ownerKind)) return null;
       const gatewayToken = randomToken(32);
       let agent: Agent;
       try {

@@ -15,6 +15,8 @@ export const SETTING_KEYS = {
   fleet: 'fleet.settings',
   egress: 'egress.allowlist',
   instanceId: 'instance.id',
+  /** This instance's federation key pairs (sealed: holds the private key); federation-identity.service.ts. */
+  federationKeys: 'federation.keys',
   /** sha256 of the one-time setup code (setup-code.service.ts); gone once used. */
   setupCode: 'onboarding.setupCode',
 } as const;
@@ -119,6 +121,24 @@ export function createSettingsService({ db, keyring }: { db: Db; keyring: Keyrin
     /** Back to the environment's default allowlist. */
     async clearEgress(): Promise<void> {
       await db.systemConfig.deleteMany({ where: { key: SETTING_KEYS.egress } });
+    },
+
+    async federationKeysJson(): Promise<string | null> {
+      return read(SETTING_KEYS.federationKeys);
+    },
+
+    /** First boot: stores `value` unless another process got there first; answers what is stored. */
+    async initFederationKeysJson(value: string): Promise<string> {
+      await db.systemConfig.upsert({
+        where: { key: SETTING_KEYS.federationKeys },
+        create: { key: SETTING_KEYS.federationKeys, value: keyring.encrypt(value), encrypted: true },
+        update: {},
+      });
+      return (await read(SETTING_KEYS.federationKeys))!;
+    },
+
+    async saveFederationKeysJson(value: string): Promise<void> {
+      await upsert(SETTING_KEYS.federationKeys, value, true);
     },
 
     /** This installation's id, made once and kept in the database. */

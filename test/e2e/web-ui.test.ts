@@ -248,6 +248,20 @@ describe('web UI', () => {
     await go('/admin/agents');
     await page.locator('table').waitFor();
     await shot('admin-agents');
+    // Federation: the identity a peer's admin pins, and a peer whose key is not the one expected is refused.
+    const identity = await h.core.federationIdentity.identity();
+    await go('/admin/federation');
+    await seeText(page.locator('[data-fingerprint]'), identity.fingerprint, { exact: true });
+    await page.getByLabel('Name', { exact: true }).fill('Not who it says');
+    await page.getByLabel('URL', { exact: true }).fill(h.url);
+    await page.getByLabel('Expected key fingerprint').fill('SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    const before = problems.length;
+    await page.getByRole('button', { name: 'Add peer' }).click();
+    await seeText(page.getByRole('alert'), `presents key ${identity.fingerprint}`);
+    // Chromium logs the refusal's 409 itself; that one we asked for.
+    expect(problems.splice(before).every((p) => p.includes('409'))).toBe(true);
+    expect(await h.core.federation.listPeers()).toEqual([]);
+    await shot('admin-federation');
   });
 
   it('starts a rollout and watches its waves to the end', async () => {

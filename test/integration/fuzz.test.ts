@@ -35,7 +35,11 @@ const ALWAYS_EXCLUDED = '^/api/(me/agent/(start|restart|events)|admin/agents/[^/
 // ids out of path parameters, so those routes are still fuzzed on other ids.
 // - POST /api/chat with a valid body starts the caller's agent and streams
 //   its answer; only the negative phase (bodies the schema refuses) runs it.
-const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart|workspaces/[^/]+/agent/start)$';
+// - POST /api/admin/federation/peers with a valid body fetches the identity
+//   of whatever URL it names (up to its timeout; 503 peer_unreachable when
+//   nothing answers, which is the truth, not a server error); the negative
+//   phase still runs it, and federation.test.ts adds real peers.
+const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart|workspaces/[^/]+/agent/start|admin/federation/peers)$';
 
 const CHECKS = [
   'not_a_server_error',
@@ -61,7 +65,10 @@ const CHECKS = [
  * Every table's row count and a hash of its content, read as the owner (no
  * row-level security). One volatile column pair is left out: a token's
  * advisory lastUsedAt (and the updatedAt it bumps) is written when the token
- * authenticates, whatever the request then turns out to be.
+ * authenticates, whatever the request then turns out to be. And one kind of
+ * row: a refused federation command is recorded as a fleet event
+ * (`federation.command_refused`, the refusal itself, never the request's
+ * content), which is what that endpoint must do with every refusal.
  */
 async function fingerprint(ownerUrl: string): Promise<Record<string, string>> {
   const client = new pg.Client({ connectionString: ownerUrl });
@@ -76,7 +83,7 @@ async function fingerprint(ownerUrl: string): Promise<Record<string, string>> {
       const volatile = name === 'api_tokens' ? `ARRAY['lastUsedAt','updatedAt']` : `ARRAY[]::text[]`;
       const { rows } = await client.query<{ n: string; h: string }>(
         `SELECT count(*)::text AS n, md5(coalesce(string_agg(j::text, '|' ORDER BY j::text), '')) AS h
-           FROM (SELECT to_jsonb(t) - ${volatile} AS j FROM "${name}" t) s`,
+           FROM (SELECT to_jsonb(t) - ${volatile} AS j FROM "${name}" t ${name === 'fleet_events' ? `WHERE type <> 'federation.command_refused'` : ''}) s`,
       );
       out[name] = `${rows[0].n} rows, ${rows[0].h}`;
     }

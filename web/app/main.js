@@ -10,6 +10,7 @@ import { AdminAgentsPage, AdminUsersPage } from './pages/admin.js';
 import { FleetEventsPage, FleetSettingsPage, RolloutPage, RolloutsPage } from './pages/fleet.js';
 import { WorkspacePage } from './pages/workspace.js';
 import { InvitePage, WorkspacesPage } from './pages/workspaces.js';
+import { FederationPage } from './pages/federation.js';
 
 const ROUTES = [
   { path: '/agent', title: 'My agent', page: AgentPage },
@@ -21,6 +22,7 @@ const ROUTES = [
   { path: '/admin/fleet', title: 'Fleet settings', page: FleetSettingsPage, admin: true },
   { path: '/admin/rollouts', title: 'Rollouts', page: RolloutsPage, admin: true },
   { path: '/admin/events', title: 'Fleet events', page: FleetEventsPage, admin: true },
+  { path: '/admin/federation', title: 'Federation', page: FederationPage, admin: true },
 ];
 
 function useHash() {
