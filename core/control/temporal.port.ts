@@ -62,6 +62,7 @@ import {
   type MemberProvisioningWorkflow,
   type ProvisioningState,
 } from '../contracts/workspace.contract.ts';
+import {
   FEDERATION_COMMAND_WORKFLOW,
   federationStateQuery,
   killRemoteAgentSignal,
