@@ -66,6 +66,12 @@ export const ConfigSchema = Type.Object({
   updateHealthPollMs: Int(50, 60_000, 5000),
   /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
   smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  /** How long an admin's password reset link works. */
+  passwordResetTtlMin: Int(5, 10_080, 60),
+  /** GitHub's OAuth host (authorize and token endpoints): GitHub Enterprise Server, or a fake in tests. */
+  githubOauthUrl: Type.String({ pattern: '^https?://[^\\s]+$', default: 'https://github.com' }),
+  /** GitHub's REST API base (/user, /user/emails, /user/orgs): `https://<host>/api/v3` on GitHub Enterprise Server. */
+  githubApiUrl: Type.String({ pattern: '^https?://[^\\s]+$', default: 'https://api.github.com' }),
   mailFrom: Type.String({ minLength: 3, default: 'Hangar <hangar@localhost>' }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
@@ -125,6 +131,9 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   snapshotMinFreeMb: 'HANGAR_SNAPSHOT_MIN_FREE_MB',
   updateHealthPollMs: 'HANGAR_UPDATE_HEALTH_POLL_MS',
   smtpUrl: 'SMTP_URL',
+  passwordResetTtlMin: 'HANGAR_PASSWORD_RESET_TTL_MIN',
+  githubOauthUrl: 'HANGAR_GITHUB_OAUTH_URL',
+  githubApiUrl: 'HANGAR_GITHUB_API_URL',
   mailFrom: 'HANGAR_MAIL_FROM',
   logLevel: 'LOG_LEVEL',
 };

@@ -14,6 +14,9 @@ import { createBreakglassService } from './services/breakglass.service.ts';
 import { createAgentService } from './services/agents.service.ts';
 import { createEgressSettingsService } from './services/egress-settings.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
+import { createGithubAuthService } from './services/github-auth.service.ts';
+import { createPasswordResetService } from './services/password-reset.service.ts';
+import { createSignInSettingsService } from './services/sign-in-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createOidcService } from './services/oidc.service.ts';
 import { createRolloutService } from './services/rollouts.service.ts';
@@ -58,6 +61,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     agentConfigs: createAgentConfigService({ db, keyring }),
     audit: createAuditService({ db }),
     oidc: createOidcService({ db, settings }),
+    githubAuth: createGithubAuthService({ db, config }),
+    signInSettings: createSignInSettingsService({ settings, keyring, config }),
+    passwordResets: createPasswordResetService({ db, config, users, notifications }),
     fleet,
     egress,
     rollouts,
