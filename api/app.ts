@@ -23,6 +23,7 @@ import type { OidcService } from '../core/services/oidc.service.ts';
 import { createGithubOAuth, type GithubOAuthClient } from './github-oauth.ts';
 import { adminAuditRoutes } from './routes/admin-audit.routes.ts';
 import { adminSignInRoutes } from './routes/admin-sign-in.routes.ts';
+import { adminSystemAgentRoutes } from './routes/admin-system-agents.routes.ts';
 import { githubRoutes } from './routes/github.routes.ts';
 import { passwordRoutes } from './routes/password.routes.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
@@ -128,7 +129,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, updateRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, adminSystemAgentRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   app.addHook('onClose', () => deps.github.close());

@@ -15,6 +15,7 @@ import { createAgentService } from './services/agents.service.ts';
 import { createEgressSettingsService } from './services/egress-settings.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
 import { createGithubAuthService } from './services/github-auth.service.ts';
+import { createSystemAgentService } from './services/system-agents.service.ts';
 import { createPasswordResetService } from './services/password-reset.service.ts';
 import { createSignInSettingsService } from './services/sign-in-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
@@ -47,6 +48,8 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const breakglass = createBreakglassService({ db, settings });
   const egress = createEgressSettingsService({ settings, config });
   const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort });
+  const providers = createProviderService({ db, keyring, egress });
+  const agentConfigs = createAgentConfigService({ db, keyring });
   return {
     config,
     db,
@@ -57,8 +60,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     setupCodes,
     breakglass,
     agents,
-    providers: createProviderService({ db, keyring, egress }),
-    agentConfigs: createAgentConfigService({ db, keyring }),
+    providers,
+    agentConfigs,
+    systemAgents: createSystemAgentService({ db, agents, agentConfigs, providers }),
     audit: createAuditService({ db }),
     oidc: createOidcService({ db, settings }),
     githubAuth: createGithubAuthService({ db, config }),

@@ -197,6 +197,15 @@ export function createTemporalPort(opts: {
       state(agentId: string): Promise<LifecycleState | null> {
         return existing(agentWorkflowId(agentId), { code: 'agent_state_failed', message: 'The agent state could not be read' }, (h) => h.query(stateQuery));
       },
+      /**
+       * Ends a stopped agent's lifecycle for good, before its row is deleted
+       * (a removed system agent). false: there was no lifecycle running.
+       */
+      async terminate(agentId: string, reason: string): Promise<boolean> {
+        const done = await existing(agentWorkflowId(agentId), { code: 'agent_remove_failed', message: 'The agent could not be removed' }, (h) =>
+          h.terminate(reason).then(() => true));
+        return done ?? false;
+      },
     },
 
     rollouts: {
