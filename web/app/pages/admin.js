@@ -135,12 +135,13 @@ export function AdminAgentsPage() {
       ${list.loading && !list.data ? html`<${Loading} what="Loading agents" />` : null}
       <${ErrorBox} error=${list.error} />
       ${list.data?.data.length === 0 ? html`<${Empty}>No agents yet.</${Empty}>` : null}
-      ${list.data?.data.length ? html`<div class="table-wrap"><table><thead><tr><th>Owner</th><th>Status</th><th>Image</th><th>Storage</th><th>Last active</th><th>Workflow</th><th>Actions</th></tr></thead><tbody>
+      ${list.data?.data.length ? html`<div class="table-wrap"><table><thead><tr><th>Owner</th><th>Status</th><th>Image</th><th>Storage</th><th>Updates</th><th>Last active</th><th>Workflow</th><th>Actions</th></tr></thead><tbody>
         ${list.data.data.map((a) => html`<tr>
           <td>${a.ownerName ?? a.ownerId} <span class="muted">(${a.ownerKind})</span></td>
           <td><${Badge} status=${a.status} />${a.statusReason ? html` <span class="muted">(${a.statusReason})</span>` : null}</td>
           <td><code>${a.image}</code> <code>${short(a.imageDigest)}</code></td>
           <td title=${a.storageMeasuredAt ? `measured ${when(a.storageMeasuredAt)}` : 'not measured yet'}>${storage(a)}</td>
+          <td data-testid="update-mode">${a.updateMode}${a.preferredHourUtc !== null ? html` <span class="muted">at ${String(a.preferredHourUtc).padStart(2, '0')}:00 UTC</span>` : null}${a.updateAvailable ? html` <${Badge} status="update_available" />` : null}</td>
           <td>${when(a.lastActiveAt)}</td>
           <td><${TemporalLink} workflowId=${a.workflowId} url=${a.temporalUrl} /></td>
           <td><div class="row">
