@@ -115,7 +115,7 @@ export function RolloutsPage() {
     }}>
       <h2>Start a rollout</h2>
       <label>Image <input name="image" required placeholder="hangar/agent:latest" value=${f.image} onInput=${(e) => setF({ ...f, image: e.target.value })} /></label>
-      <label>Digest (optional: an earlier one to go back to; empty = the image's digest now) <input name="toDigest" placeholder="sha256:…" pattern="sha256:[a-f0-9]{64}" value=${f.toDigest} onInput=${(e) => setF({ ...f, toDigest: e.target.value })} /></label>
+      <label>Digest (optional: an earlier build to go back to; empty = the tag's current one) <input name="toDigest" placeholder="sha256:…" pattern="sha256:[a-f0-9]{64}" value=${f.toDigest} onInput=${(e) => setF({ ...f, toDigest: e.target.value })} /></label>
       <label>Strategy <select name="strategyKind" value=${f.kind} onChange=${(e) => setF({ ...f, kind: e.target.value })}>
         <option value="">the fleet setting</option><option value="rollingWave">rolling waves</option><option value="immediate">immediate</option>
       </select></label>
