@@ -20,6 +20,12 @@ import { installOnboardingGate } from './onboarding-gate.ts';
 import { onboardingRoutes } from './routes/onboarding.routes.ts';
 import { oidcRoutes } from './routes/oidc.routes.ts';
 import type { OidcService } from '../core/services/oidc.service.ts';
+import { createGithubOAuth, type GithubOAuthClient } from './github-oauth.ts';
+import { adminAuditRoutes } from './routes/admin-audit.routes.ts';
+import { adminSignInRoutes } from './routes/admin-sign-in.routes.ts';
+import { adminSystemAgentRoutes } from './routes/admin-system-agents.routes.ts';
+import { githubRoutes } from './routes/github.routes.ts';
+import { passwordRoutes } from './routes/password.routes.ts';
 import { adminAgentRoutes } from './routes/admin-agents.routes.ts';
 import { adminFederationRoutes } from './routes/admin-federation.routes.ts';
 import { federationRoutes } from './routes/federation.routes.ts';
@@ -47,6 +53,8 @@ export interface RouteDeps {
   secureCookies: boolean;
   loginThrottle: LoginThrottle;
   oidc: OidcService;
+  /** GitHub sign-in's OAuth 2 client (@fastify/oauth2), rebuilt when its settings change. */
+  github: GithubOAuthClient;
   readiness: { docker: () => Promise<unknown> };
   /** Open event streams and in-flight chats, per user (caps; ended on deactivation). */
   live: LiveConnections;
@@ -122,6 +130,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     secureCookies: core.config.mode === 'production',
     loginThrottle: createLoginThrottle(),
     oidc: core.oidc,
+    github: createGithubOAuth({ settings: core.settings, config: core.config, secureCookies: core.config.mode === 'production' }),
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
     readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
   };
@@ -131,8 +140,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   core.listenForChanges((err) => app.log.warn({ err: err.message }, 'change notifications lost; lookups go to the database until they are back'));
   const unsubscribe = core.cache.onUserDeactivated((userId) => deps.live.closeUser(userId));
   app.addHook('onClose', async () => unsubscribe());
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, adminSystemAgentRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
+  app.addHook('onClose', () => deps.github.close());
   return app;
 }

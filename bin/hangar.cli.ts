@@ -12,6 +12,8 @@ const USAGE = `hangar — Hangar's command line
 
   hangar admin create-user --username NAME [--email E] [--role admin|member] --password-stdin
   hangar admin create-breakglass --username NAME --password-stdin
+  hangar admin reset-password [--username NAME] --password-stdin
+                                    a new password for the breakglass admin (or NAME's local account); ends their sessions
   hangar setup-code                 the one-time code that claims a new instance (until onboarding completes)
   hangar admin create-token --username NAME --name TOKEN_NAME [--expires-in-days N]
   hangar secrets rotate --new-key-stdin
@@ -74,6 +76,17 @@ async function main(argv: string[]): Promise<number> {
         // The same service as the wizard's: one breakglass, and the wizard learns of it.
         const user = await core.onboarding.claimFromConsole({ username: values.username, password });
         console.log(JSON.stringify({ user: toPublicUser(user) }, null, 2));
+        return 0;
+      }
+      case 'admin reset-password': {
+        if (!values['password-stdin']) throw new Error('--password-stdin is required (passwords never go on the command line)');
+        // The console is the console: the breakglass admin's way back in when nobody else can sign in.
+        const user = values.username ? await core.users.findByLogin(values.username) : await core.breakglass.existing();
+        if (!user) throw new Error(values.username ? `no user ${values.username}` : 'there is no breakglass admin yet (hangar admin create-breakglass)');
+        if (user.authSource !== 'local' && user.authSource !== 'breakglass') throw new Error(`${values.username} signs in through ${user.authSource}: their password is not Hangar's`);
+        await core.users.setPassword(user.id, await readStdin());
+        await core.audit.record({ actorId: null, action: 'user.password_reset_cli', target: `user:${user.id}` });
+        console.log(`password of ${user.username ?? user.email} reset; their sessions ended.${user.status !== 'active' ? ` Note: the account is ${user.status}.` : ''}`);
         return 0;
       }
       case 'admin create-user': {

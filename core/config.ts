@@ -86,6 +86,12 @@ export const ConfigSchema = Type.Object({
   federationRatePerMin: Int(1, 100_000, 600),
   /** SMTP relay for fleet notifications (smtp://user:pass@host:port); unset = mail is logged, not sent. */
   smtpUrl: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  /** How long an admin's password reset link works. */
+  passwordResetTtlMin: Int(5, 10_080, 60),
+  /** GitHub's OAuth host (authorize and token endpoints): GitHub Enterprise Server, or a fake in tests. */
+  githubOauthUrl: Type.String({ pattern: '^https?://[^\\s]+$', default: 'https://github.com' }),
+  /** GitHub's REST API base (/user, /user/emails, /user/orgs): `https://<host>/api/v3` on GitHub Enterprise Server. */
+  githubApiUrl: Type.String({ pattern: '^https?://[^\\s]+$', default: 'https://api.github.com' }),
   mailFrom: Type.String({ minLength: 3, default: 'Hangar <hangar@localhost>' }),
   logLevel: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
@@ -153,6 +159,9 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   federationKeyGraceHours: 'HANGAR_FEDERATION_KEY_GRACE_HOURS',
   federationRatePerMin: 'HANGAR_FEDERATION_RATE_PER_MIN',
   smtpUrl: 'SMTP_URL',
+  passwordResetTtlMin: 'HANGAR_PASSWORD_RESET_TTL_MIN',
+  githubOauthUrl: 'HANGAR_GITHUB_OAUTH_URL',
+  githubApiUrl: 'HANGAR_GITHUB_API_URL',
   mailFrom: 'HANGAR_MAIL_FROM',
   logLevel: 'LOG_LEVEL',
 };

@@ -20,6 +20,10 @@ import { createFederationClient } from './services/federation-client.service.ts'
 import { createFederationIdentityService } from './services/federation-identity.service.ts';
 import { createFederationService } from './services/federation.service.ts';
 import { createFleetSettingsService } from './services/fleet-settings.service.ts';
+import { createGithubAuthService } from './services/github-auth.service.ts';
+import { createSystemAgentService } from './services/system-agents.service.ts';
+import { createPasswordResetService } from './services/password-reset.service.ts';
+import { createSignInSettingsService } from './services/sign-in-settings.service.ts';
 import { createNotificationService } from './services/notifications.service.ts';
 import { createOidcService } from './services/oidc.service.ts';
 import { createRolloutService } from './services/rollouts.service.ts';
@@ -58,6 +62,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const egress = createEgressSettingsService({ settings, config });
   const agents = createAgentService({ db, keyring, config, settings, apiPort: opts.apiPort, cache });
   const audit = createAuditService({ db });
+  const providers = createProviderService({ db, keyring, egress });
   const agentConfigs = createAgentConfigService({ db, keyring });
   const workspaces = createWorkspaceService({ db, fleet, audit });
   const federationIdentity = createFederationIdentityService({ settings, config });
@@ -73,8 +78,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     setupCodes,
     breakglass,
     agents,
-    providers: createProviderService({ db, keyring, egress }),
+    providers,
     agentConfigs,
+    systemAgents: createSystemAgentService({ db, agents, agentConfigs, providers }),
     audit,
     workspaces,
     invites: createInviteService({ db, config, workspaces, notifications, audit }),
@@ -83,6 +89,9 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     federationIdentity,
     federation,
     oidc: createOidcService({ db, settings }),
+    githubAuth: createGithubAuthService({ db, config }),
+    signInSettings: createSignInSettingsService({ settings, keyring, config }),
+    passwordResets: createPasswordResetService({ db, config, users, notifications }),
     fleet,
     egress,
     rollouts,

@@ -26,13 +26,19 @@ const FleetAgent = Type.Object({
   storageCapBytes: Type.Number(),
   workflowId: Type.String(),
   temporalUrl: Type.String(),
+  /** The update mode of the agent's tenant (its workspace's update config, else auto), and its preferred hour. */
+  updateMode: Type.Union([Type.Literal('auto'), Type.Literal('manual')]),
+  preferredHourUtc: Nullable(Type.Integer()),
+  updateAvailable: Type.Boolean(),
 });
 
 export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, control }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('preHandler', auth.requireAdmin);
 
-  function view({ agent: a, ownerName }: { agent: Agent; ownerName: string | null }) {
+  type UpdateConfigs = Awaited<ReturnType<typeof core.rollouts.updateConfigsFor>>;
+  function view({ agent: a, ownerName }: { agent: Agent; ownerName: string | null }, updates: UpdateConfigs) {
+    const update = updates.get(a.id) ?? { mode: 'auto' as const, preferredHourUtc: null };
     return {
       id: a.id,
       ownerKind: a.ownerKind,
@@ -48,6 +54,9 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
       storageCapBytes: core.config.agentStorageMb * 1024 * 1024,
       workflowId: `agent/${a.id}`,
       temporalUrl: control.workflowUrl(a),
+      updateMode: update.mode,
+      preferredHourUtc: update.preferredHourUtc,
+      updateAvailable: a.updateAvailable,
     };
   }
 
@@ -56,7 +65,8 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
   }, async (request) => {
     const { page, limit } = paging(request.query);
     const { total, rows } = await core.agents.listForAdmin(page, limit);
-    return { data: rows.map(view), meta: pageMeta(total, page, limit) };
+    const updates = await core.rollouts.updateConfigsFor(rows.map((r) => r.agent));
+    return { data: rows.map((r) => view(r, updates)), meta: pageMeta(total, page, limit) };
   });
 
   const act = (action: 'stop' | 'restart') => async (request: { params: { id: string }; user: { id: string } | null }) => {
@@ -66,7 +76,7 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
     const after = await core.agents.get(agent.id);
     await core.audit.record({ actorId: request.user!.id, action: `agent.${action}`, target: `agent:${agent.id}`, before: { status: agent.status }, after: { status: after.status } });
     const { rows } = await core.agents.listForAdmin(1, 1, after.id);
-    return view(rows[0]);
+    return view(rows[0], await core.rollouts.updateConfigsFor([after]));
   };
   const actionSchema = { params: IdParams, response: { 200: FleetAgent, ...errors(400, 401, 403, 404, 409, 429, 503) } };
   app.post('/api/admin/agents/:id/stop', { schema: actionSchema }, act('stop'));

@@ -16,7 +16,7 @@ export async function authRoutes(fastify: FastifyInstance, { core, auth, secureC
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post('/api/auth/login', {
-    schema: { body: Login, response: { 200: Type.Object({ user: PublicUser }), ...errors(400, 401, 429) } },
+    schema: { body: Login, response: { 200: Type.Object({ user: PublicUser }), ...errors(400, 401, 403, 429) } },
   }, async (request, reply) => {
     const account = request.body.username.toLowerCase();
     loginThrottle.check(account, request.ip);

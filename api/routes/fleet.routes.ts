@@ -78,6 +78,8 @@ export async function fleetRoutes(fastify: FastifyInstance, { core, auth, rollou
     schema: {
       body: strict({
         image: ImageRef,
+        /** A chosen digest of the image (an earlier one, to go back); default: the image's digest now. */
+        toDigest: Type.Optional(Type.String({ pattern: '^sha256:[a-f0-9]{64}$' })),
         strategy: Type.Optional(Type.Partial(StrategySchema, { additionalProperties: false })),
         agentIds: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: 1000, uniqueItems: true })),
         ignoreWindows: Type.Optional(Type.Boolean()),

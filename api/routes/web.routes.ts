@@ -50,11 +50,12 @@ export async function webRoutes(fastify: FastifyInstance, { core, auth }: RouteD
     preHandler: auth.identify,
     schema: {
       response: {
-        200: Type.Object({ oidc: Type.Boolean(), signedIn: Type.Boolean(), temporalUiUrl: Type.String(), temporalNamespace: Type.String() }),
+        200: Type.Object({ oidc: Type.Boolean(), github: Type.Boolean(), signedIn: Type.Boolean(), temporalUiUrl: Type.String(), temporalNamespace: Type.String() }),
         ...errors(401),
       },
     },
   }, async (request) => {
-    return { oidc: Boolean(await core.settings.oidcIssuer()), signedIn: Boolean(request.user), temporalUiUrl: core.config.temporalUiUrl, temporalNamespace: core.config.temporalNamespace };
+    const [oidc, github] = await Promise.all([core.settings.oidc(), core.settings.github()]);
+    return { oidc: Boolean(oidc), github: Boolean(github), signedIn: Boolean(request.user), temporalUiUrl: core.config.temporalUiUrl, temporalNamespace: core.config.temporalNamespace };
   });
 }

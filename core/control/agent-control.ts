@@ -144,6 +144,16 @@ export function createAgentControl({ temporal, config }: { temporal: TemporalPor
     state(agent: Pick<Agent, 'id'>): Promise<LifecycleState | null> {
       return temporal.agents.state(agent.id);
     },
+
+    /**
+     * Before an agent's row goes: stopped through its lifecycle (so no stop
+     * races a start), then that lifecycle ends. The stopped container is left
+     * to the reconciler, which removes containers whose agent is gone.
+     */
+    async retire(agent: Pick<Agent, 'id'>, reason: string): Promise<void> {
+      await temporal.agents.stop(agent.id, reason);
+      await temporal.agents.terminate(agent.id, reason);
+    },
   };
 }
 

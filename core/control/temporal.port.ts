@@ -230,7 +230,10 @@ export function createTemporalPort(opts: {
           startWorkflowOperation: lifecycleStart(agent),
         }), 'ensureRunning');
       },
-      /** Ends an agent's lifecycle for good (the agent is being removed); false: it had none. */
+      /**
+       * Ends an agent's lifecycle for good (a retired federated agent, a removed
+       * system agent; its container is gone first); false: it had none.
+       */
       async terminate(agentId: string, reason: string): Promise<boolean> {
         const done = await existing(agentWorkflowId(agentId), { code: 'agent_stop_failed', message: 'The agent\'s lifecycle could not be ended' }, async (h) => {
           const d = await h.describe();

@@ -114,7 +114,8 @@ export function createLookupCache(opts: { maxEntries?: number; ttlMs?: number } 
           if (!change.id) return reset();
           tokens.dropWhere((v) => v.user.id === change.id);
           sessions.dropWhere((v) => v.user.id === change.id);
-          if (change.status === 'deactivated') for (const fn of userDeactivated) fn(change.id);
+          // Deactivated or suspended: what they hold open ends too.
+          if (change.status === 'deactivated' || change.status === 'suspended') for (const fn of userDeactivated) fn(change.id);
           return;
         case 'api_tokens':
           if (change.tokenHash) tokens.map.delete(change.tokenHash);

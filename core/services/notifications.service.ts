@@ -81,6 +81,17 @@ export function createNotificationService({ db, config, log = console.warn }: { 
       return 'sent';
     },
 
+    /** Whether mail really leaves (SMTP_URL set); mail that carries a secret link is refused otherwise. */
+    canSend(): boolean {
+      return Boolean(config.smtpUrl);
+    },
+
+    /** One mail outside any rollout (no ledger): a password reset link. Callers check canSend() first. */
+    async sendOne(to: string, mail: Mail): Promise<void> {
+      if (!config.smtpUrl) throw new Error('SMTP_URL is not set');
+      await this.send(to, mail);
+    },
+
     async close(): Promise<void> {
       transport?.close();
     },

@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import type { Db, User } from '../db.ts';
-import { NotFoundError, UnauthorizedError, UnavailableError } from '../errors.ts';
+import { ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError } from '../errors.ts';
 import type { SettingsService } from './settings.service.ts';
 
 // OIDC sign-in: authorization code with PKCE, state and nonce, the ID token
@@ -96,6 +96,7 @@ export function createOidcService({ db, settings, clockToleranceSec = 5 }: { db:
     const displayName = (typeof claims.name === 'string' && claims.name) || email || String(claims.sub);
     const existing = await db.user.findUnique({ where: { username } });
     if (existing) {
+      if (existing.status === 'suspended') throw new ForbiddenError('This account is suspended; ask an admin to reactivate it', 'account_suspended');
       if (existing.status !== 'active') throw new UnauthorizedError('This account is deactivated', 'account_deactivated');
       return existing;
     }
@@ -116,7 +117,7 @@ export function createOidcService({ db, settings, clockToleranceSec = 5 }: { db:
   }
 }
 
-function isUnclaimedInvitation(u: User): boolean {
+export function isUnclaimedInvitation(u: User): boolean {
   return u.status === 'active' && u.authSource === 'local' && u.passwordHash === null && u.username === null;
 }
 

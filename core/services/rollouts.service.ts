@@ -7,7 +7,7 @@ import {
   type RolloutTarget,
   type UpdateMode,
 } from '../contracts/rollout.contract.ts';
-import { asSystem, type Db } from '../db.ts';
+import { asSystem, type Agent, type Db } from '../db.ts';
 import { NotFoundError } from '../errors.ts';
 import type { FleetSettingsService } from './fleet-settings.service.ts';
 
@@ -54,6 +54,31 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
         if (!rows.some((r) => r.id === id)) skipped.push({ agentId: id, reason: 'no such agent' });
       }
       return { targets, skipped };
+    },
+
+    /**
+     * The update config that governs each agent, as targets() reads it (the
+     * fleet view shows it per tenant); read-only: a user without a personal
+     * workspace yet has the defaults.
+     */
+    async updateConfigsFor(agents: Array<Pick<Agent, 'id' | 'ownerKind' | 'ownerId'>>): Promise<Map<string, { mode: UpdateMode; preferredHourUtc: number | null }>> {
+      const settings = await fleet.get();
+      const userIds = agents.filter((a) => a.ownerKind === 'user').map((a) => a.ownerId);
+      return sys(async (tx) => {
+        const personal = await tx.workspace.findMany({ where: { personalOwnerId: { in: userIds } }, select: { id: true, personalOwnerId: true } });
+        const wsOfUser = new Map(personal.map((w) => [w.personalOwnerId!, w.id]));
+        const wsOf = (a: Pick<Agent, 'ownerKind' | 'ownerId'>) => (a.ownerKind === 'user' ? (wsOfUser.get(a.ownerId) ?? null) : a.ownerKind === 'workspace' ? a.ownerId : null);
+        const ids = [...new Set(agents.map(wsOf).filter((w): w is string => w !== null))];
+        const cfgs = new Map((await tx.tenantUpdateConfig.findMany({ where: { workspaceId: { in: ids } } })).map((c) => [c.workspaceId, c]));
+        return new Map(agents.map((a) => {
+          const ws = wsOf(a);
+          const cfg = ws ? cfgs.get(ws) : undefined;
+          return [a.id, {
+            mode: (cfg?.mode as UpdateMode | undefined) ?? 'auto',
+            preferredHourUtc: cfg?.preferredHourUtc ?? (a.ownerKind === 'system' ? null : settings.defaultPreferredHourUtc),
+          }];
+        }));
+      });
     },
 
     /** Idempotent by id: the API and the workflow's first step may both write it. */

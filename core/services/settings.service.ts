@@ -4,7 +4,7 @@ import type { Db, Tx } from '../db.ts';
 
 // The one owner of `system_config`: instance-wide settings that live in the
 // database so a change applies without a restart (onboarding state, OIDC,
-// fleet settings, the instance id). Secrets are stored encrypted and only
+// fleet settings, the instance id, GitHub sign-in). Secrets are stored encrypted and only
 // decrypted for the code that uses them.
 
 export const SETTING_KEYS = {
@@ -12,6 +12,9 @@ export const SETTING_KEYS = {
   oidcIssuer: 'oidc.issuer',
   oidcClientId: 'oidc.clientId',
   oidcClientSecret: 'oidc.clientSecret',
+  githubClientId: 'github.clientId',
+  githubClientSecret: 'github.clientSecret',
+  githubAllowedOrg: 'github.allowedOrg',
   fleet: 'fleet.settings',
   egress: 'egress.allowlist',
   instanceId: 'instance.id',
@@ -26,6 +29,16 @@ export interface OidcSettings {
   clientId: string;
   clientSecret: string;
 }
+
+export interface GithubSettings {
+  clientId: string;
+  clientSecret: string;
+  /** Only members of this organisation may create an account by signing in. */
+  allowedOrg: string;
+}
+
+const OIDC_KEYS = [SETTING_KEYS.oidcIssuer, SETTING_KEYS.oidcClientId, SETTING_KEYS.oidcClientSecret];
+const GITHUB_KEYS = [SETTING_KEYS.githubClientId, SETTING_KEYS.githubClientSecret, SETTING_KEYS.githubAllowedOrg];
 
 export function createSettingsService({ db, keyring }: { db: Db; keyring: Keyring }) {
   let instance: Promise<string> | null = null;
@@ -58,7 +71,7 @@ export function createSettingsService({ db, keyring }: { db: Db; keyring: Keyrin
     },
 
     async oidc(): Promise<OidcSettings | null> {
-      const rows = await db.systemConfig.findMany({ where: { key: { in: [SETTING_KEYS.oidcIssuer, SETTING_KEYS.oidcClientId, SETTING_KEYS.oidcClientSecret] } } });
+      const rows = await db.systemConfig.findMany({ where: { key: { in: OIDC_KEYS } } });
       const get = (k: string) => rows.find((r) => r.key === k);
       const issuer = get(SETTING_KEYS.oidcIssuer)?.value;
       const clientId = get(SETTING_KEYS.oidcClientId)?.value;
@@ -82,6 +95,34 @@ export function createSettingsService({ db, keyring }: { db: Db; keyring: Keyrin
           update: { value: s.clientSecretEnc, encrypted: true },
         }),
       ]);
+    },
+
+    /** Sign-in through OIDC is off again (the admin settings page); the breakglass and local accounts are untouched. */
+    async clearOidc(): Promise<void> {
+      await db.systemConfig.deleteMany({ where: { key: { in: OIDC_KEYS } } });
+    },
+
+    async github(): Promise<GithubSettings | null> {
+      const rows = await db.systemConfig.findMany({ where: { key: { in: GITHUB_KEYS } } });
+      const get = (k: string) => rows.find((r) => r.key === k);
+      const clientId = get(SETTING_KEYS.githubClientId)?.value;
+      const allowedOrg = get(SETTING_KEYS.githubAllowedOrg)?.value;
+      const secret = get(SETTING_KEYS.githubClientSecret);
+      if (!clientId || !allowedOrg || !secret) return null;
+      return { clientId, allowedOrg, clientSecret: secret.encrypted ? keyring.decrypt(secret.value) : secret.value };
+    },
+
+    /** All three at once, the secret encrypted at rest. */
+    async saveGithub(s: GithubSettings): Promise<void> {
+      await db.$transaction([
+        upsert(SETTING_KEYS.githubClientId, s.clientId),
+        upsert(SETTING_KEYS.githubAllowedOrg, s.allowedOrg),
+        upsert(SETTING_KEYS.githubClientSecret, s.clientSecret, true),
+      ]);
+    },
+
+    async clearGithub(): Promise<void> {
+      await db.systemConfig.deleteMany({ where: { key: { in: GITHUB_KEYS } } });
     },
 
     async fleetJson(): Promise<string | null> {

@@ -1,6 +1,6 @@
 import { randomToken, sha256 } from '../crypto.ts';
-import { asSystem, asUser, pageMeta, type Db, type User } from '../db.ts';
-import { ConflictError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
+import { asSystem, asUser, pageMeta, type Db, type Tx, type User } from '../db.ts';
+import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../errors.ts';
 import type { LookupCache } from './lookup-cache.service.ts';
 import { hashPassword, verifyPassword } from './passwords.service.ts';
 /** What an API token may be limited to; '*' is everything its owner may do. */
@@ -29,6 +29,21 @@ export function toAdminUserView(u: User) {
     status: u.status,
     createdAt: u.createdAt.toISOString(),
     deactivatedAt: u.deactivatedAt?.toISOString() ?? null,
+    suspendedAt: u.suspendedAt?.toISOString() ?? null,
+  };
+}
+
+/** A token as its owner's admin sees it: names, scopes, use — never the secret or its hash. */
+export function toTokenView(t: { id: string; name: string; prefix: string; scopes: string[]; createdAt: Date; lastUsedAt: Date | null; expiresAt: Date | null; revokedAt?: Date | null }) {
+  return {
+    id: t.id,
+    name: t.name,
+    prefix: t.prefix,
+    scopes: t.scopes,
+    createdAt: t.createdAt.toISOString(),
+    lastUsedAt: t.lastUsedAt?.toISOString() ?? null,
+    expiresAt: t.expiresAt?.toISOString() ?? null,
+    revokedAt: t.revokedAt?.toISOString() ?? null,
   };
 }
 
@@ -87,9 +102,11 @@ export function createUserService({ db, sessionTtlHours, cache }: { db: Db; sess
     async authenticate(login: string, password: string): Promise<User> {
       const user = await this.findByLogin(login);
       const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
-      if (!user || !user.passwordHash || !ok || user.status !== 'active') {
+      if (!user || !user.passwordHash || !ok || user.status === 'deactivated') {
         throw new UnauthorizedError('Wrong username or password', 'invalid_credentials');
       }
+      // Said only to someone who knows the password: it reveals nothing to a guesser.
+      if (user.status === 'suspended') throw new ForbiddenError('This account is suspended; ask an admin to reactivate it', 'account_suspended');
       return user;
     },
 
@@ -214,6 +231,92 @@ export function createUserService({ db, sessionTtlHours, cache }: { db: Db; sess
       });
     },
 
+    /**
+     * Suspension is temporary and takes nothing away: sessions end (a
+     * reactivated user signs in again), tokens are refused while it lasts and
+     * work again after, nothing is deleted. The caller stops the agent.
+     */
+    async suspend(actorId: string, id: string): Promise<{ before: User; after: User }> {
+      if (actorId === id) throw new ConflictError('You cannot suspend yourself', 'cannot_suspend_self');
+      return db.$transaction(async (tx) => {
+        const before = await tx.user.findUnique({ where: { id } });
+        if (!before) throw new NotFoundError('User');
+        if (before.status === 'deactivated') throw new ConflictError('This user is deactivated', 'user_deactivated');
+        if (before.status === 'suspended') return { before, after: before };
+        if (before.role === 'admin') await assertAnotherAdmin(tx, id);
+        await tx.$queryRaw`SELECT set_config('app.system', 'on', true)`;
+        const now = new Date();
+        const after = await tx.user.update({ where: { id }, data: { status: 'suspended', suspendedAt: now } });
+        await tx.session.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
+        return { before, after };
+      }, { isolationLevel: 'Serializable' }).then((r) => {
+        // This process at once (after the commit); the others when the triggers' notifications land.
+        cache?.apply({ t: 'users', id, status: r.after.status });
+        return r;
+      });
+    },
+
+    /** Back from a suspension (never from a deactivation: that one revoked everything). */
+    async reactivate(id: string): Promise<{ before: User; after: User }> {
+      return db.$transaction(async (tx) => {
+        const before = await tx.user.findUnique({ where: { id } });
+        if (!before) throw new NotFoundError('User');
+        if (before.status === 'deactivated') throw new ConflictError('A deactivated user cannot be reactivated; invite them again', 'user_deactivated');
+        if (before.status === 'active') return { before, after: before };
+        const after = await tx.user.update({ where: { id }, data: { status: 'active', suspendedAt: null } });
+        return { before, after };
+      }).then((r) => {
+        cache?.apply({ t: 'users', id, status: r.after.status });
+        return r;
+      });
+    },
+
+    /**
+     * A signed-in user's own password: the current one is checked first, and
+     * every other session of theirs ends (`keepSessionToken` is the one in use).
+     */
+    async changePassword(userId: string, current: string, next: string, keepSessionToken?: string): Promise<void> {
+      const user = await this.get(userId);
+      if (!user.passwordHash) throw new ConflictError('This account signs in through single sign-on and has no password', 'no_password');
+      if (!(await verifyPassword(current, user.passwordHash))) throw new UnauthorizedError('The current password is wrong', 'invalid_credentials');
+      await this.setPassword(userId, next, { keepSessionToken });
+    },
+
+    /**
+     * Sets a password and ends the user's sessions (all but `keepSessionToken`).
+     * For a password change, a reset link and the CLI's reset of the breakglass.
+     */
+    async setPassword(userId: string, password: string, opts: { keepSessionToken?: string; tx?: Tx; passwordHash?: string } = {}): Promise<void> {
+      if (password.length < 12) throw new ValidationError('password must be at least 12 characters', { field: 'password' });
+      const passwordHash = opts.passwordHash ?? (await hashPassword(password));
+      const keep = opts.keepSessionToken ? sha256(opts.keepSessionToken) : undefined;
+      const write = async (tx: Tx) => {
+        await tx.$queryRaw`SELECT set_config('app.system', 'on', true)`;
+        await tx.user.update({ where: { id: userId }, data: { passwordHash } });
+        await tx.session.updateMany({ where: { userId, revokedAt: null, ...(keep ? { tokenHash: { not: keep } } : {}) }, data: { revokedAt: new Date() } });
+      };
+      if (opts.tx) await write(opts.tx);
+      else await db.$transaction(write);
+      // Ended sessions leave this process's lookups at once (inside a caller's
+      // transaction: the triggers' notifications after its commit).
+      if (!opts.tx) cache?.apply({ t: 'users', id: userId });
+    },
+
+    /** Every token of a user, revoked ones too (the admin's view of a user). */
+    allTokens(userId: string, limit = 100) {
+      return asSystem(db, (tx) => tx.apiToken.findMany({ where: { userId }, orderBy: { createdAt: 'desc' }, take: limit }));
+    },
+
+    /** An admin revoking one of a user's tokens; 404 when it is not that user's. */
+    async revokeTokenOf(userId: string, tokenId: string) {
+      return asSystem(db, async (tx) => {
+        const t = await tx.apiToken.findFirst({ where: { id: tokenId, userId } });
+        if (!t) throw new NotFoundError('Token');
+        if (t.revokedAt) return t;
+        return tx.apiToken.update({ where: { id: t.id }, data: { revokedAt: new Date() } });
+      });
+    },
+
     async revokeToken(userId: string, id: string): Promise<void> {
       const { count } = await asUser(db, userId, (tx) =>
         tx.apiToken.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: new Date() } }),
@@ -223,8 +326,6 @@ export function createUserService({ db, sessionTtlHours, cache }: { db: Db; sess
     },
   };
 }
-
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 
 async function assertAnotherAdmin(tx: Tx, exceptId: string): Promise<void> {
   const others = await tx.user.count({ where: { role: 'admin', status: 'active', id: { not: exceptId } } });

@@ -72,6 +72,36 @@ describe('admin user management', () => {
     expect(await asSystem(scene.h.core.db, (tx) => tx.auditLog.count({ where: { target: `user:${victim.id}`, action: 'user.deactivate' } }))).toBe(1);
   });
 
+  it('suspension stops the agent through its lifecycle and keeps everything; after reactivation the owner starts it again', async () => {
+    const admin = await createTestUser(scene.h, 'admin');
+    const owner = await createTestUser(scene.h);
+    await giveProvider(owner, scene.fake);
+    const started = await owner.api('/api/me/agent/start', { method: 'POST' });
+    expect(started.status).toBe(200);
+    const agentId = (await started.json()).id;
+    scene.agentIds.push(agentId);
+    const container = scene.h.docker.getContainer(`hangar-agent-${agentId}`);
+    const volume = (await scene.h.core.agents.get(agentId)).volumeName;
+
+    const res = await admin.api(`/api/admin/users/${owner.id}/suspend`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect((await owner.api('/api/me/agent')).status).toBe(401);
+    const agent = await scene.h.core.agents.get(agentId);
+    expect(agent.status).toBe('stopped');
+    expect(agent.statusReason).toBe('owner_suspended');
+    const running = await container.inspect().then((i) => i.State.Running, () => false);
+    expect(running).toBe(false);
+    // Nothing is deleted: the agent's row, its volume and the owner's provider stay.
+    expect((await scene.h.docker.getVolume(volume).inspect()).Name).toBe(volume);
+    expect(await scene.h.core.providers.list(owner.id)).toHaveLength(1);
+
+    expect((await admin.api(`/api/admin/users/${owner.id}/reactivate`, { method: 'POST' })).status).toBe(200);
+    const again = await owner.api('/api/me/agent/start', { method: 'POST' });
+    expect(again.status).toBe(200);
+    expect((await again.json()).id).toBe(agentId);
+    expect((await scene.h.core.agents.get(agentId)).status).toBe('running');
+  });
+
   it('never leaves the instance without an active admin', async () => {
     const db = await freshDatabase();
     const h = await startHangar({ DATABASE_URL: db.url }, { worker: false });

@@ -56,6 +56,26 @@ describe('hangar CLI', () => {
       expect(second.status).toBe(1);
       expect(second.stderr).toMatch(/breakglass admin already exists/);
       expect(await core.db.user.count({ where: { authSource: 'breakglass' } })).toBe(1);
+
+      // The console resets the breakglass's password (no name needed) and ends its sessions.
+      const breakglass = (await core.breakglass.existing())!;
+      const session = await core.users.createSession(breakglass.id);
+      const reset = cli(['admin', 'reset-password', '--password-stdin'], 'the console chose this\n', env);
+      expect(reset.status, reset.stderr).toBe(0);
+      expect(reset.stdout).toContain(`password of ${username} reset`);
+      expect(reset.stdout).not.toContain('the console chose this');
+      expect((await core.users.authenticate(username, 'the console chose this')).id).toBe(breakglass.id);
+      await expect(core.users.authenticate(username, 'a very long password')).rejects.toThrow(/Wrong username or password/);
+      expect(await core.users.resolveSession(session.token)).toBeNull();
+      expect(await core.db.auditLog.count({ where: { action: 'user.password_reset_cli', target: `user:${breakglass.id}` } })).toBe(1);
+      // Never on the command line, never too short, never for an account whose password is not Hangar's.
+      expect(cli(['admin', 'reset-password'], '', env).stderr).toMatch(/--password-stdin is required/);
+      expect(cli(['admin', 'reset-password', '--password-stdin'], 'short', env).status).toBe(1);
+      const sso = await core.db.user.create({ data: { username: `sso-${username}`, email: `sso-${username}@example.com`, displayName: 'SSO', authSource: 'oidc' } });
+      const refused = cli(['admin', 'reset-password', '--username', sso.username!, '--password-stdin'], 'a long enough password', env);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(/signs in through oidc/);
+      expect(cli(['admin', 'reset-password', '--username', 'nobody-here', '--password-stdin'], 'a long enough password', env).stderr).toMatch(/no user nobody-here/);
       expect(cli(['frobnicate']).status).toBe(2);
     } finally {
       await core.close();

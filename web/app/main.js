@@ -1,12 +1,14 @@
 // Hangar's web UI: hash routes, the signed-in shell, and the first-boot wizard.
 import { html, render, useEffect, useState } from '/ui/vendor/preact-htm.js';
 import { api, ErrorBox, Loading, setCsrf, useApi } from './lib.js';
-import { LoginPage } from './pages/login.js';
+import { LoginPage, ResetPasswordPage } from './pages/login.js';
 import { OnboardingPage } from './pages/onboarding.js';
 import { AgentPage } from './pages/agent.js';
 import { ChatPage } from './pages/chat.js';
 import { SettingsPage } from './pages/settings.js';
-import { AdminAgentsPage, AdminUsersPage } from './pages/admin.js';
+import { AdminAgentsPage, AdminUsersPage, SystemAgentsPage } from './pages/admin.js';
+import { SignInSettingsPage } from './pages/admin-sign-in.js';
+import { AuditPage } from './pages/audit.js';
 import { FleetEventsPage, FleetSettingsPage, RolloutPage, RolloutsPage } from './pages/fleet.js';
 import { WorkspacePage } from './pages/workspace.js';
 import { InvitePage, WorkspacesPage } from './pages/workspaces.js';
@@ -23,7 +25,13 @@ const ROUTES = [
   { path: '/admin/rollouts', title: 'Rollouts', page: RolloutsPage, admin: true },
   { path: '/admin/events', title: 'Fleet events', page: FleetEventsPage, admin: true },
   { path: '/admin/federation', title: 'Federation', page: FederationPage, admin: true },
+  { path: '/admin/system-agents', title: 'System agents', page: SystemAgentsPage, admin: true },
+  { path: '/admin/sign-in', title: 'Sign-in', page: SignInSettingsPage, admin: true },
+  { path: '/admin/audit', title: 'Audit log', page: AuditPage, admin: true },
 ];
+
+/** The token of an admin's reset link (#/reset-password/<token>), signed in or not. */
+const resetToken = () => /^#\/reset-password\/([A-Za-z0-9_-]{20,200})$/.exec(location.hash)?.[1] ?? null;
 
 function useHash() {
   const current = () => (location.hash.slice(1) || '/').replace(/^\/?$/, '/agent');
@@ -83,6 +91,8 @@ function App() {
     try {
       const [onboarding, config] = await Promise.all([api('/api/onboarding'), api('/api/auth/config')]);
       if (!onboarding.completed) return setState({ phase: 'onboarding', config });
+      const token = resetToken();
+      if (token) return setState({ phase: 'reset', config, token });
       if (!config.signedIn) return setState({ phase: 'login', config });
       const me = await api('/api/auth/me');
       setCsrf(me.csrfToken);
@@ -109,6 +119,12 @@ function App() {
       return html`<${OnboardingPage} config=${state.config} onDone=${boot} />`;
     case 'login':
       return html`<${LoginPage} config=${state.config} onSignedIn=${boot} />`;
+    case 'reset':
+      return html`<${ResetPasswordPage} token=${state.token} onDone=${() => {
+        // The link is spent: out of the address bar and the history.
+        history.replaceState(null, '', '#/agent');
+        boot();
+      }} />`;
     default:
       return html`<${Shell} me=${state.me} config=${state.config} onSignOut=${signOut} />`;
   }

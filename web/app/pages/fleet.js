@@ -104,17 +104,18 @@ export function RolloutsPage() {
   const running = list.data?.data.some((r) => !FINISHED.includes(r.status));
   useInterval(() => list.reload(), 3000, Boolean(running));
   const start = useAction();
-  const [f, setF] = useState({ image: '', kind: '', ignoreWindows: false });
+  const [f, setF] = useState({ image: '', toDigest: '', kind: '', ignoreWindows: false });
   return html`<h1>Rollouts</h1>
     <form class="card stack" onSubmit=${(e) => {
       e.preventDefault();
       start.run(async () => {
-        const r = await api('/api/admin/rollouts', { body: { image: f.image, ...(f.kind ? { strategy: { kind: f.kind } } : {}), ...(f.ignoreWindows ? { ignoreWindows: true } : {}) } });
+        const r = await api('/api/admin/rollouts', { body: { image: f.image, ...(f.toDigest.trim() ? { toDigest: f.toDigest.trim() } : {}), ...(f.kind ? { strategy: { kind: f.kind } } : {}), ...(f.ignoreWindows ? { ignoreWindows: true } : {}) } });
         location.hash = `#/admin/rollouts/${r.id}`;
       });
     }}>
       <h2>Start a rollout</h2>
       <label>Image <input name="image" required placeholder="hangar/agent:latest" value=${f.image} onInput=${(e) => setF({ ...f, image: e.target.value })} /></label>
+      <label>Digest (optional: an earlier build to go back to; empty = the tag's current one) <input name="toDigest" placeholder="sha256:…" pattern="sha256:[a-f0-9]{64}" value=${f.toDigest} onInput=${(e) => setF({ ...f, toDigest: e.target.value })} /></label>
       <label>Strategy <select name="strategyKind" value=${f.kind} onChange=${(e) => setF({ ...f, kind: e.target.value })}>
         <option value="">the fleet setting</option><option value="rollingWave">rolling waves</option><option value="immediate">immediate</option>
       </select></label>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from '/ui/vendor/preact-htm.js';
 import { api, Badge, Empty, ErrorBox, html, Loading, useAction, useApi, when } from '../lib.js';
 
-// Settings: providers (with a Test button), the agent's config, API tokens.
+// Settings: providers (with a Test button), the agent's config, API tokens, your password.
 
 const TYPES = ['openai', 'anthropic', 'ollama', 'zai', 'custom'];
 
@@ -164,10 +164,38 @@ function Tokens() {
   </section>`;
 }
 
-export function SettingsPage() {
+/** Your own password (accounts that have one): the current one first; your other sessions end. */
+function ChangePassword() {
+  const act = useAction();
+  const [f, setF] = useState({ currentPassword: '', newPassword: '', repeat: '' });
+  const [done, setDone] = useState(false);
+  const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
+  return html`<form class="card stack" aria-label="Change password" onSubmit=${(e) => {
+    e.preventDefault();
+    setDone(false);
+    if (f.newPassword !== f.repeat) return act.setError({ code: 'mismatch', message: 'The new passwords differ' });
+    act.run(async () => {
+      await api('/api/me/password', { body: { currentPassword: f.currentPassword, newPassword: f.newPassword } });
+      setF({ currentPassword: '', newPassword: '', repeat: '' });
+      setDone(true);
+    });
+  }}>
+    <h2>Password</h2>
+    <label>Current password <input name="currentPassword" type="password" autocomplete="current-password" required value=${f.currentPassword} onInput=${set('currentPassword')} /></label>
+    <label>New password (at least 12 characters) <input name="newPassword" type="password" autocomplete="new-password" required minlength="12" value=${f.newPassword} onInput=${set('newPassword')} /></label>
+    <label>New password again <input name="repeatPassword" type="password" autocomplete="new-password" required minlength="12" value=${f.repeat} onInput=${set('repeat')} /></label>
+    ${done ? html`<p class="success" role="status">Password changed. Your other sessions have ended.</p>` : null}
+    <${ErrorBox} error=${act.error} />
+    <div class="row"><button type="submit" disabled=${act.busy}>Change password</button></div>
+  </form>`;
+}
+
+export function SettingsPage({ me }) {
   const [providers, setProviders] = useState(null);
+  const hasPassword = me?.user.authSource === 'local' || me?.user.authSource === 'breakglass';
   return html`<h1>Settings</h1>
     <${Providers} onChange=${(p) => p && setProviders(p)} />
     <${AgentConfig} providers=${providers} />
-    <${Tokens} />`;
+    <${Tokens} />
+    ${hasPassword ? html`<${ChangePassword} />` : null}`;
 }
