@@ -88,6 +88,9 @@ describe('revocation with the chat lookups cached', () => {
     });
     // Revoke only once both processes have served this token from a warm cache.
     await eventually(async () => ['here', 'other'].every((v) => sent.filter((s) => s.via === v && s.status === 200).length >= 20), 'chats served on both processes', 60_000);
+    // The cache is really in use here (its LISTEN echo came back), so what follows tests invalidation, not a bypass.
+    expect(scene.h.core.cache.active).toBe(true);
+    expect(scene.h.core.cache.size().tokens).toBeGreaterThan(0);
     const revokeSentAt = performance.now();
     const revoked = await fetch(`${scene.h.url}/api/tokens/${chatToken.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${revoker.token}` } });
     expect(revoked.status).toBe(204);
