@@ -51,7 +51,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const agentConfigs = createAgentConfigService({ db, keyring });
   const federationIdentity = createFederationIdentityService({ settings, config });
   const federationClient = createFederationClient();
-  const federation = createFederationService({ db, client: federationClient, identity: federationIdentity, graceHours: config.federationKeyGraceHours });
+  const federation = createFederationService({ db, client: federationClient, identity: federationIdentity, graceHours: config.federationKeyGraceHours, recordEvent: (e) => rollouts.recordEvent(e) });
   return {
     config,
     db,
