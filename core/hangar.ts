@@ -67,7 +67,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const workspaces = createWorkspaceService({ db, fleet, audit });
   const federationIdentity = createFederationIdentityService({ settings, config });
   const federationClient = createFederationClient();
-  const federation = createFederationService({ db, client: federationClient, identity: federationIdentity, graceHours: config.federationKeyGraceHours });
+  const federation = createFederationService({ db, client: federationClient, identity: federationIdentity, graceHours: config.federationKeyGraceHours, recordEvent: (e) => rollouts.recordEvent(e) });
   return {
     config,
     db,

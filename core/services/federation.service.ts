@@ -61,7 +61,14 @@ export interface NewPeer {
   providerId?: string | null;
 }
 
-export function createFederationService({ db, client, identity, graceHours }: { db: Db; client: FederationClient; identity: FederationIdentityService; graceHours: number }) {
+export function createFederationService({ db, client, identity, graceHours, recordEvent }: {
+  db: Db;
+  client: FederationClient;
+  identity: FederationIdentityService;
+  graceHours: number;
+  /** Fleet events (the rollout service's): a peer's pinned key changing is never silent. */
+  recordEvent: (e: { type: string; payload: object }) => Promise<void>;
+}) {
   const sys = <T>(fn: Parameters<typeof asSystem<T>>[1]) => asSystem(db, fn);
 
   async function livePeer(id: string): Promise<FederationPeer> {
@@ -77,9 +84,14 @@ export function createFederationService({ db, client, identity, graceHours }: { 
       keys,
       // A new key endorsed by the pinned one (it verified the message): pinned, the old kept for the grace period.
       learn: async (publicKey: string) => {
+        const previousKeyUntil = new Date(Date.now() + graceHours * 3600_000);
         await db.federationPeer.update({
           where: { id: p.id },
-          data: { publicKey, fingerprint: fingerprintOf(publicKey), previousPublicKey: p.publicKey, previousKeyUntil: new Date(Date.now() + graceHours * 3600_000) },
+          data: { publicKey, fingerprint: fingerprintOf(publicKey), previousPublicKey: p.publicKey, previousKeyUntil },
+        });
+        await recordEvent({
+          type: 'federation.peer_key_rotated',
+          payload: { peerId: p.id, from: p.fingerprint, to: fingerprintOf(publicKey), previousAcceptedUntil: previousKeyUntil.toISOString() },
         });
       },
     };

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair, privateKeyFrom, signRequest } from '../../core/federation-signatures.ts';
+import { fingerprintOf, generateKeyPair, privateKeyFrom, signRequest } from '../../core/federation-signatures.ts';
 import { parseConfig } from '../../core/config.ts';
 import { asSystem } from '../../core/db.ts';
 import { createCore } from '../../core/hangar.ts';
@@ -259,6 +259,11 @@ describe('federation: a hub runs agents on a spoke with signed commands', () => 
       expect(await status(signer)).toBe(200);
       const peer = (await (await spokeAdmin.api('/api/admin/federation/peers')).json()).data.find((p: { id: string }) => p.id === hubPeerOnSpoke.id);
       expect(peer.fingerprint).toBe(identity.fingerprint);
+      // The spoke's admins see the change of key in the fleet events.
+      const events = await (await spokeAdmin.api('/api/admin/fleet/events?type=federation.peer_key_rotated')).json();
+      expect(events.data.map((e: { payload: object }) => e.payload)).toEqual([
+        expect.objectContaining({ peerId: hubPeerOnSpoke.id, from: fingerprintOf(old.publicKey), to: identity.fingerprint }),
+      ]);
       expect(await status(signer, null)).toBe(200);
       expect(await status(old)).toBe(200);
       // An endorsement only the old key could make: a stranger's key with a made-up one is refused.
