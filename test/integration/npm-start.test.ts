@@ -111,6 +111,8 @@ describe('npm start', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(left.map((p) => `${p.pid} ${p.cmd}`), output.slice(-2000)).toEqual([]);
+      // The supervisor's ordered stop ran to its end (nothing else exited the process first).
+      expect(output).toContain('[hangar] stopped; data kept');
       for (const [name, port] of Object.entries(ports)) expect(await portFree(port), `${name} port ${port} still taken`).toBe(true);
       await rm(dataDir, { recursive: true, force: true });
       dataDir = '';
