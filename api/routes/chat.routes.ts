@@ -135,6 +135,8 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
         // Reads (history) never start an agent; only a chat does.
         if (init.mayStart === false) throw new UnavailableError('The agent is not running', 'agent_unreachable');
         await control.ensureRunning(row);
+        // A workspace agent started by a chat gets the member changes made while it was stopped.
+        if (row.ownerKind === 'workspace') void core.memberControl.requestSync(row.ownerId, 'agent started');
         row = await core.agents.get(row.id);
       }
       try {

@@ -121,6 +121,9 @@ describe('teams in the web UI', () => {
   });
 
   it('the owner sees the new member provisioned into the agent', async () => {
+    // The owner's page still shows the members page of before the invitation
+    // (same hash: going there again would not reload it), so they come back to it.
+    await go(ownerPage, '/workspaces');
     // The members page follows the provisioning by itself while a member is still pending.
     await go(ownerPage, `/w/${slug}/members`);
     await seeText(ownerPage.locator(`tr[data-member="${member.email}"] td`).nth(4), 'ok', { exact: true, timeout: 60_000 });

@@ -196,4 +196,18 @@ describe('workspace agents', () => {
     expect(repaired).toContain(`${owner.id}:owner`);
     expect(repaired).toContain(`${mia.id}:member`);
   });
+
+  it('pushes the members who joined while it was stopped when a chat starts it again', async () => {
+    await inSync('a settled list before the stop');
+    const stopped = await mia.api(`/api/workspaces/${ws.slug}/agent/stop`, { method: 'POST' });
+    expect(stopped.status, await stopped.clone().text()).toBe(200);
+    expect((await stopped.json()).status).toBe('stopped');
+    const late = await person(scene.h, 'Lea');
+    await join(owner, ws.slug, late, 'member');
+    // Nobody pressed Start: the chat starts it, and with it the push (well before the drift schedule's next run).
+    const res = await chat(late, 'hello, I am new');
+    expect(res.status, await res.clone().text()).toBe(200);
+    const after = await inSync('the member who joined while it was stopped', 45_000);
+    expect(after).toContain(`${late.id}:member`);
+  });
 });

@@ -51,9 +51,12 @@ function WorkspaceAgent({ slug, role, me, config, exists, onCreated }) {
       <div class="row"><strong>Status:</strong> <span data-testid="workspace-agent-status" aria-live="polite">${a ? html`<${Badge} status=${a.status} />` : 'not created yet'}</span>
         ${a?.statusReason ? html`<span class="muted">(${a.statusReason})</span>` : null}</div>
       ${a ? html`<p class="muted">Image <code>${a.image}</code> · digest <code>${short(a.imageDigest)}</code> · last active ${when(a.lastActiveAt)}</p>
-        <p data-testid="member-provisioning">${a.members.provisioned} of ${a.members.total} members provisioned in the agent
+        ${a.members.sync?.status === 'unsupported'
+          // OpenClaw keeps no member list: it tells speakers apart by the session Hangar names for each of them.
+          ? html`<p class="muted" data-testid="member-provisioning">This runtime keeps no member list; each member talks to it in their own session.</p>`
+          : html`<p data-testid="member-provisioning">${a.members.provisioned} of ${a.members.total} members provisioned in the agent
           ${a.members.provisioned < a.members.total ? html` <${Badge} status=${a.members.sync?.status === 'retrying' ? 'provisioning (retrying)' : 'provisioning'} />` : null}
-          ${a.members.sync?.lastError ? html` <span class="muted">(${a.members.sync.lastError})</span>` : null}</p>` : null}
+          ${a.members.sync?.lastError ? html` <span class="muted">(${a.members.sync.lastError})</span>` : null}</p>`}` : null}
       ${canRun ? html`<div class="row">
         <button disabled=${act.busy || a?.status === 'running'} onClick=${() => run('start')}>${act.busy ? 'Working…' : 'Start'}</button>
         <button class="secondary" disabled=${act.busy || !a || a.status === 'stopped'} onClick=${() => run('stop')}>Stop</button>
@@ -70,7 +73,7 @@ function Members({ slug, role, me, agentExists, onChanged }) {
   const admin = atLeast(role, 'admin');
   // Until the agent has confirmed everyone, look again every few seconds.
   useInterval(list.reload, 3000, Boolean(agentExists && list.data?.some((m) => !m.provisioned)));
-  const invites = useApi(admin ? `/api/workspaces/${slug}/invites` : `/api/workspaces/${slug}/members`);
+  const invites = useApi(admin ? `/api/workspaces/${slug}/invites` : null);
   const act = useAction();
   const [f, setF] = useState({ email: '', role: 'member' });
   const [sent, setSent] = useState(null);
@@ -131,7 +134,7 @@ function Members({ slug, role, me, agentExists, onChanged }) {
 function Settings({ slug, workspace, onChanged }) {
   const admin = atLeast(workspace.role, 'admin');
   const cfg = useApi(`/api/workspaces/${slug}/agent-config`);
-  const providers = useApi(admin ? `/api/workspaces/${slug}/providers` : `/api/workspaces/${slug}/agent-config`);
+  const providers = useApi(admin ? `/api/workspaces/${slug}/providers` : null);
   const act = useAction();
   const [name, setName] = useState(workspace.name);
   const [f, setF] = useState(null);
