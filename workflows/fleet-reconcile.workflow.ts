@@ -4,7 +4,7 @@ import type { createDockerActivities } from '../activities/docker.activities.ts'
 import type { createFleetActivities } from '../activities/fleet.activities.ts';
 import type { createQuotaActivities } from '../activities/quota.activities.ts';
 import type { createStorageActivities } from '../activities/storage.activities.ts';
-import { agentWorkflowId, reconcileSignal, dockerTaskQueue } from '../core/contracts/agent.contract.ts';
+import { agentWorkflowId, reconcileSignal, dockerTaskQueue, type ContainerObservation } from '../core/contracts/agent.contract.ts';
 
 const control = proxyActivities<ReturnType<typeof createAgentActivities>>({
   startToCloseTimeout: '30 seconds',
@@ -43,8 +43,18 @@ export interface ReconcileReport {
  */
 export async function fleetReconcile(): Promise<ReconcileReport> {
   const report: ReconcileReport = { hosts: 0, fixed: [], orphansRemoved: [], missingLifecycle: [], measured: 0, overQuota: [] };
-  const instanceId = await control.getInstanceId();
-  for (const hostId of await control.listDockerHosts()) {
+  // Steps that do not wait on each other run at once: a run takes as many
+  // round trips as its longest chain, not their sum. Patched: a run begun
+  // before replays its steps one after another.
+  const together = patched('reconcile-concurrent-steps');
+  let instanceId: string;
+  let hosts: string[];
+  if (together) [instanceId, hosts] = await Promise.all([control.getInstanceId(), control.listDockerHosts()]);
+  else {
+    instanceId = await control.getInstanceId();
+    hosts = await control.listDockerHosts();
+  }
+  for (const hostId of hosts) {
     report.hosts++;
     const docker = proxyActivities<ReturnType<typeof createDockerActivities> & ReturnType<typeof createStorageActivities>>({
       taskQueue: dockerTaskQueue(hostId),
@@ -53,21 +63,25 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
     });
 
     // Patched: a reconcile begun before the storage cap existed replays without it.
-    if (patched('storage-cap')) await enforceStorageCap(hostId, instanceId, docker, report);
+    const capped = patched('storage-cap');
+    let containers;
+    if (capped && together) {
+      // The storage cap (measure, record, stop the over-cap) and the
+      // comparison of rows with containers are independent: side by side.
+      const cap = enforceStorageCap(hostId, instanceId, docker, report);
+      containers = await docker.listManagedContainers(instanceId);
+      await compareRows(hostId, containers, docker, report);
+      await cap;
+      continue;
+    }
+    if (capped) await enforceStorageCap(hostId, instanceId, docker, report);
 
-    const containers = await docker.listManagedContainers(instanceId);
+    containers = await docker.listManagedContainers(instanceId);
     // The rows compared in one activity (only running ones leave the database; lifecycles told
     // concurrently), orphans removed in one: a few history events however large the fleet.
     // Patched: a reconcile begun before replays its per-row steps.
     if (patched('reconcile-in-activities')) {
-      const found = await fleet.reconcileHostRows({ hostId, containers });
-      report.fixed.push(...found.fixed);
-      report.missingLifecycle.push(...found.missingLifecycle);
-      if (found.orphans.length > 0) {
-        await docker.removeContainers({ containerNames: found.orphans.map((o) => o.name) });
-        report.orphansRemoved.push(...found.orphans.map((o) => o.name));
-        await control.recordFleetEvents(found.orphans.map((o) => ({ type: 'orphan_removed', payload: { container: o.name, agentId: o.agentId, hostId } })));
-      }
+      await compareRows(hostId, containers, docker, report);
       continue;
     }
     const rows = await control.listAgentsOnHost(hostId);
@@ -104,6 +118,23 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
   }
   if (report.fixed.length || report.orphansRemoved.length || report.overQuota.length) log.info('fleet reconciled', { ...report });
   return report;
+}
+
+/** One host's rows against its containers (one activity), then its orphans removed and logged (one each). */
+async function compareRows(
+  hostId: string,
+  containers: ContainerObservation[],
+  docker: { removeContainers: ReturnType<typeof createDockerActivities>['removeContainers'] },
+  report: ReconcileReport,
+): Promise<void> {
+  const found = await fleet.reconcileHostRows({ hostId, containers });
+  report.fixed.push(...found.fixed);
+  report.missingLifecycle.push(...found.missingLifecycle);
+  if (found.orphans.length > 0) {
+    await docker.removeContainers({ containerNames: found.orphans.map((o) => o.name) });
+    report.orphansRemoved.push(...found.orphans.map((o) => o.name));
+    await control.recordFleetEvents(found.orphans.map((o) => ({ type: 'orphan_removed', payload: { container: o.name, agentId: o.agentId, hostId } })));
+  }
 }
 
 /** Measures every agent volume on one host and stops the agents over the storage cap. */
