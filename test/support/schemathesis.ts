@@ -164,7 +164,14 @@ function readReport(dir: string, exitCode: number | null, output: string, comman
   const seen = new Set<string>();
   for (const line of readFileSync(path.join(dir, file), 'utf8').split('\n')) {
     if (!line.trim()) continue;
-    const event = JSON.parse(line) as Record<string, Record<string, unknown>>;
+    let event: Record<string, Record<string, unknown>>;
+    try {
+      event = JSON.parse(line) as Record<string, Record<string, unknown>>;
+    } catch {
+      // The last line of a run killed at its cap is cut off; the cap's own error says why.
+      result.errors.push(`unreadable report line (${line.length} characters): ${line.slice(0, 200)}`);
+      continue;
+    }
     const [kind, data] = Object.entries(event)[0];
     if (kind === 'NonFatalError' || kind === 'FatalError') {
       result.errors.push(`${kind} ${String(data.label ?? '')}: ${JSON.stringify(data.value ?? data).slice(0, 600)}`);
