@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asSystem } from '../../core/db.ts';
 import { parseConfig } from '../../core/config.ts';
 import { createKeyring } from '../../core/crypto.ts';
 import { createCore } from '../../core/hangar.ts';
@@ -67,7 +68,7 @@ describe('hangar CLI', () => {
       expect((await core.users.authenticate(username, 'the console chose this')).id).toBe(breakglass.id);
       await expect(core.users.authenticate(username, 'a very long password')).rejects.toThrow(/Wrong username or password/);
       expect(await core.users.resolveSession(session.token)).toBeNull();
-      expect(await core.db.auditLog.count({ where: { action: 'user.password_reset_cli', target: `user:${breakglass.id}` } })).toBe(1);
+      expect(await asSystem(core.db, (tx) => tx.auditLog.count({ where: { action: 'user.password_reset_cli', target: `user:${breakglass.id}` } }))).toBe(1);
       // Never on the command line, never too short, never for an account whose password is not Hangar's.
       expect(cli(['admin', 'reset-password'], '', env).stderr).toMatch(/--password-stdin is required/);
       expect(cli(['admin', 'reset-password', '--password-stdin'], 'short', env).status).toBe(1);

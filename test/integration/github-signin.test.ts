@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asSystem } from '../../core/db.ts';
 import { createTestUser, freshDatabase, startHangar, type Hangar, type TestUser } from '../support/hangar.harness.ts';
 import { startFakeGithub } from '../support/github-fake.ts';
 import { browser } from '../support/oidc-provider.ts';
@@ -73,7 +74,7 @@ describe('GitHub sign-in', () => {
     const row = await h.core.db.systemConfig.findUnique({ where: { key: 'github.clientSecret' } });
     expect(row?.encrypted).toBe(true);
     expect(row?.value).not.toContain(gh.client.secret);
-    const audit = await h.core.db.auditLog.findMany({ where: { action: 'auth.github.save' } });
+    const audit = await asSystem(h.core.db, (tx) => tx.auditLog.findMany({ where: { action: 'auth.github.save' } }));
     expect(audit).toHaveLength(1);
     expect(JSON.stringify(audit)).not.toContain(gh.client.secret);
     // The stored settings test as well (no body).
@@ -186,6 +187,6 @@ describe('GitHub sign-in', () => {
     const removed = await admin.api('/api/admin/auth/github', { method: 'DELETE' });
     expect(removed.status).toBe(204);
     expect((await fetch(`${h.url}/api/auth/github/login`, { redirect: 'manual' })).status).toBe(404);
-    expect((await h.core.db.auditLog.findMany({ where: { action: 'auth.github.remove' } })).length).toBe(1);
+    expect((await asSystem(h.core.db, (tx) => tx.auditLog.findMany({ where: { action: 'auth.github.remove' } }))).length).toBe(1);
   });
 });

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { asSystem } from '../../core/db.ts';
 import { agentContainerName } from '../../core/contracts/agent.contract.ts';
 import { createTestUser, eventually, useScene, type TestUser } from '../support/hangar.harness.ts';
 import { chat, giveProvider } from '../support/scenario.ts';
@@ -71,7 +72,7 @@ describe('rollout of a chosen digest; update modes in the fleet view', () => {
     const row = await scene.h.core.agents.get(agentId);
     expect([row.status, row.imageDigest]).toEqual(['running', digests.v1]);
     expect((await chat(owner, 'still here?')).text).toBe('echo: still here?');
-    const audit = await scene.h.core.db.auditLog.findFirst({ where: { action: 'rollout.start', actorId: admin.id }, orderBy: { at: 'desc' } });
+    const audit = await asSystem(scene.h.core.db, (tx) => tx.auditLog.findFirst({ where: { action: 'rollout.start', actorId: admin.id }, orderBy: { at: 'desc' } }));
     expect(audit?.after).toMatchObject({ toDigest: digests.v1 });
   });
 

@@ -33,7 +33,7 @@ describe('system agents', () => {
     scene.agentIds.push(agent.id);
     expect(agent).toMatchObject({ name, role: body.role, providerId: provider.id, primaryModel: 'fake/fake-model', workflowId: `agent/${agent.id}` });
     expect((await admin.api('/api/admin/system-agents', { body })).status).toBe(409);
-    const audit = await scene.h.core.db.auditLog.findMany({ where: { action: 'system_agent.create', target: `agent:${agent.id}` } });
+    const audit = await asSystem(scene.h.core.db, (tx) => tx.auditLog.findMany({ where: { action: 'system_agent.create', target: `agent:${agent.id}` } }));
     expect(audit).toHaveLength(1);
     expect(audit[0].actorId).toBe(admin.id);
 
@@ -72,7 +72,7 @@ describe('system agents', () => {
     const described = await scene.h.temporal.workflow.getHandle(`agent/${id}`).describe();
     expect(described.status.name).toBe('TERMINATED');
     expect((await scene.h.docker.getVolume(volume).inspect()).Name).toBe(volume);
-    const audit = await scene.h.core.db.auditLog.findMany({ where: { action: 'system_agent.remove', target: `agent:${id}` } });
+    const audit = await asSystem(scene.h.core.db, (tx) => tx.auditLog.findMany({ where: { action: 'system_agent.remove', target: `agent:${id}` } }));
     expect(audit).toHaveLength(1);
     expect(audit[0].before).toMatchObject({ name, volumeKept: volume });
     expect((await (await admin.api('/api/admin/system-agents')).json()).data.map((a: { id: string }) => a.id)).not.toContain(id);
