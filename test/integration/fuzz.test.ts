@@ -34,7 +34,10 @@ const ALWAYS_EXCLUDED = '^/api/(me/agent/(start|restart|events)|admin/agents/[^/
 // ids out of path parameters, so those routes are still fuzzed on other ids.
 // - POST /api/chat with a valid body starts the caller's agent and streams
 //   its answer; only the negative phase (bodies the schema refuses) runs it.
-const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart)$';
+// - /api/admin/system-agents, in the positive phase: a valid POST with the
+//   admin's provider makes a system agent and starts its container (always
+//   on), like the start routes above. system-agents.test.ts covers it.
+const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart|admin/system-agents)$';
 
 const CHECKS = [
   'not_a_server_error',
