@@ -1,7 +1,7 @@
 import oauth2Plugin, { fastifyOauth2, type OAuth2Namespace } from '@fastify/oauth2';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { HangarConfig } from '../core/config.ts';
-import { NotFoundError, UnauthorizedError } from '../core/errors.ts';
+import { NotFoundError, UnauthorizedError, UnavailableError } from '../core/errors.ts';
 import type { GithubSettings, SettingsService } from '../core/services/settings.service.ts';
 
 // GitHub sign-in's OAuth 2 dance with @fastify/oauth2 and its GitHub preset:
@@ -29,6 +29,12 @@ export function createGithubOAuth(opts: { settings: SettingsService; config: Pic
   let current: { key: string; instance: Promise<FastifyInstance> } | null = null;
 
   async function build(s: GithubSettings): Promise<FastifyInstance> {
+    // simple-oauth2 (under the plugin) checks the credentials inside a
+    // callback, where a refusal is an uncaught exception, not a rejection:
+    // its rule is checked here first. The settings API allows no other.
+    if (![s.clientId, s.clientSecret].every((v) => /^[\x20-\x7E]+$/.test(v))) {
+      throw new UnavailableError('The stored GitHub client id or secret is not printable ASCII: set them again on the sign-in settings page', 'github_misconfigured');
+    }
     const holder = Fastify({ logger: false });
     await holder.register(oauth2Plugin, {
       name: 'github',

@@ -12,11 +12,13 @@ import type { RouteDeps } from '../app.ts';
 const OidcBody = strict({
   issuerUrl: Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2000 }),
   clientId: Type.String({ minLength: 1, maxLength: 500 }),
-  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  // RFC 6749's client secret: printable ASCII (VSCHAR).
+  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: '^[\\x20-\\x7E]+$' })),
 });
 const GithubBody = strict({
   clientId: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9._-]+$' }),
-  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  // GitHub's secrets are hex; the OAuth client library refuses anything but printable ASCII.
+  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: '^[\\x21-\\x7E]+$' })),
   // GitHub's own rule for organisation names.
   allowedOrg: Type.String({ minLength: 1, maxLength: 39, pattern: '^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$' }),
 });

@@ -67,8 +67,12 @@ export async function adminSystemAgentRoutes(fastify: FastifyInstance, { core, a
     const config = await core.agentConfigs.get('system', agent.ownerId);
     const after = view(agent, config);
     await core.audit.record({ actorId: request.user!.id, action: 'system_agent.create', target: `agent:${agent.id}`, after });
-    // Always on: brought up now, without holding the answer (its status shows the progress).
-    control.ensureRunning(agent).catch((err: unknown) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
+    // Always on: brought up now, without holding the answer (its status shows
+    // the progress). Its errors, a refusal when too many agents are starting
+    // included, are logged: the agent exists either way, as the audit says.
+    void Promise.resolve()
+      .then(() => control.ensureRunning(agent))
+      .catch((err: unknown) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
     return reply.code(201).send(after);
   });
 

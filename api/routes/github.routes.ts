@@ -12,7 +12,7 @@ export async function githubRoutes(fastify: FastifyInstance, { core, github, sec
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get('/api/auth/github/login', {
-    schema: { response: { 302: Type.Null({ description: 'To GitHub\'s authorization page' }), ...errors(404) } },
+    schema: { response: { 302: Type.Null({ description: 'To GitHub\'s authorization page' }), ...errors(404, 503) } },
   }, async (request, reply) => reply.redirect(await github.begin(request, reply), 302));
 
   app.get('/api/auth/github/callback', {

@@ -107,8 +107,12 @@ export async function onboardingRoutes(fastify: FastifyInstance, { core, auth, s
     await requireOnboardingAdmin(request, reply);
     await onboarding.complete();
     // System agents are always on: bring them up now, without holding the wizard's answer.
+    // (A refusal when too many agents are starting is thrown at once, not
+    // rejected: it must not turn the completed onboarding's answer into a 429.)
     for (const agent of await core.agents.listSystemAgents()) {
-      core.agentControl.ensureRunning(agent).catch((err: unknown) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
+      void Promise.resolve()
+        .then(() => core.agentControl.ensureRunning(agent))
+        .catch((err: unknown) => request.log.warn({ err, agentId: agent.id }, 'system agent did not start'));
     }
     return { completed: true as const };
   });

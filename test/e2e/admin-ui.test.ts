@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asSystem } from '../../core/db.ts';
 import { eventually, freshDatabase, removeAgentsFromDocker, startHangar, type Hangar } from '../support/hangar.harness.ts';
 import { startOidcProvider } from '../support/oidc-provider.ts';
 import { startSmtpSink } from '../support/smtp-sink.ts';
@@ -105,7 +106,7 @@ describe('administration pages', () => {
     await page.getByRole('form', { name: 'Single sign-on (OIDC)' }).getByRole('button', { name: 'Remove' }).click();
     await seeText(page.getByRole('form', { name: 'Single sign-on (OIDC)' }).getByTestId('oidc-state'), 'Not configured.');
     expect(await h.core.settings.oidc()).toBeNull();
-    expect(await h.core.db.auditLog.count({ where: { action: { in: ['auth.oidc.save', 'auth.oidc.remove'] } } })).toBe(2);
+    expect(await asSystem(h.core.db, (tx) => tx.auditLog.count({ where: { action: { in: ['auth.oidc.save', 'auth.oidc.remove'] } } }))).toBe(2);
   });
 
   it('a member changes their password: the wrong current one is refused, their other sessions end', async () => {

@@ -40,7 +40,10 @@ const ALWAYS_EXCLUDED = '^/api/(me/agent/(start|restart|events)|admin/agents/[^/
 //   of whatever URL it names (up to its timeout; 503 peer_unreachable when
 //   nothing answers, which is the truth, not a server error); the negative
 //   phase still runs it, and federation.test.ts adds real peers.
-const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart|workspaces/[^/]+/agent/start|admin/federation/peers)$';
+// - /api/admin/system-agents, in the positive phase: a valid POST with the
+//   admin's provider makes a system agent and starts its container (always
+//   on), like the start routes above. system-agents.test.ts covers it.
+const EXCLUDED_WHEN_POSITIVE = '^/api/(chat|me/agent/(start|restart|events)|admin/agents/[^/]+/restart|workspaces/[^/]+/agent/start|admin/federation/peers|admin/system-agents)$';
 
 const CHECKS = [
   'not_a_server_error',

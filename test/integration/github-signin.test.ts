@@ -64,6 +64,9 @@ describe('GitHub sign-in', () => {
     const right = await (await admin.api('/api/admin/auth/github/test', { body: good() })).json();
     expect(right).toMatchObject({ ok: true });
 
+    // Only printable ASCII: the OAuth client library refuses anything else (found by the fuzzer).
+    expect((await configure({ ...good(), clientSecret: 'V\u00c7\u0019T' })).status).toBe(400);
+    expect((await configure({ ...good(), clientSecret: 'has a space' })).status).toBe(400);
     const saved = await configure(good());
     expect(saved.status).toBe(200);
     const view = await saved.json();
