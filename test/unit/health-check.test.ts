@@ -4,7 +4,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHealthActivities } from '../../activities/health.activities.ts';
-import { AGENT_PORT, LABEL_AGENT_ID } from '../../core/contracts/agent.contract.ts';
+import { AGENT_PORT, LABEL_AGENT_ID, type AgentHealthCheck } from '../../core/contracts/agent.contract.ts';
 
 // The reconciler's per-host health check against small HTTP servers on
 // loopback (Docker's container list faked): each kind of answer becomes the
@@ -64,7 +64,7 @@ describe('checkAgentHealth', () => {
       },
     } as unknown as Docker;
     const { checkAgentHealth } = createHealthActivities({ docker, timeoutMs: 300 });
-    const checks = await new MockActivityEnvironment().run(checkAgentHealth, 'inst-1');
+    const checks: AgentHealthCheck[] = await new MockActivityEnvironment().run(checkAgentHealth, 'inst-1');
     expect(filters).toEqual({ status: ['running'], label: ['dev.hangar.managed=true', 'dev.hangar.instance=inst-1'] });
     expect(new Map(checks.map((c) => [c.agentId, c]))).toEqual(new Map([
       ['a-ready', { agentId: 'a-ready', ok: true, detail: 'ready', dockerHealth: 'healthy' }],
