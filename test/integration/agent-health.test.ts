@@ -96,17 +96,25 @@ describe('health beyond running (reconciler health checks)', () => {
     expect(first.unhealthyRestarted).toEqual([]);
     expect((await scene.h.core.agents.get(hung.agentId)).healthFailures).toBe(1);
     expect((await scene.h.core.agents.get(healthy.agentId)).healthFailures).toBe(0);
+    // Admins see the streak, per agent and in /metrics.
+    const admin = await createTestUser(scene.h, 'admin');
+    const fleet = (await (await admin.api('/api/admin/agents?limit=200')).json()) as { data: Array<{ id: string; healthFailures: number }> };
+    expect(fleet.data.find((a) => a.id === hung.agentId)?.healthFailures).toBe(1);
+    expect(fleet.data.find((a) => a.id === healthy.agentId)?.healthFailures).toBe(0);
+    expect(await (await admin.api('/metrics')).text()).toMatch(/^hangar_agents_failing_health [1-9]/m);
 
     // The second in a row reaches the threshold: handed to the lifecycle, the count starts again.
     const second = await reconcile();
     expect(second.unhealthyRestarted).toEqual([hung.agentId]);
     expect(second.unhealthy).not.toContain(healthy.agentId);
 
-    const event = await eventually(async () => {
-      const { rows } = await scene.h.core.rollouts.listEvents({ page: 1, limit: 10, agentId: hung.agentId, type: UNHEALTHY_RESTARTED_EVENT });
-      return rows[0];
-    }, 'the agent.unhealthy_restarted event');
+    const eventsOf = async (agentId: string) => {
+      const res = await admin.api(`/api/admin/fleet/events?type=${UNHEALTHY_RESTARTED_EVENT}&agentId=${agentId}`);
+      return ((await res.json()) as { data: Array<{ payload: Record<string, unknown> }> }).data;
+    };
+    const event = await eventually(async () => (await eventsOf(hung.agentId))[0], 'the agent.unhealthy_restarted event');
     expect(event.payload).toMatchObject({ failures: 2, failure: 'no answer within 500 ms' });
+    expect(await (await admin.api('/metrics')).text()).toMatch(/^hangar_agent_unhealthy_restarts_24h [1-9]/m);
 
     // Restarted by its lifecycle: a new container (a fresh /tmp, so it answers again), running, count zeroed.
     const after = await eventually(async () => {
@@ -123,8 +131,7 @@ describe('health beyond running (reconciler health checks)', () => {
     const healthyAfter = await scene.h.core.agents.get(healthy.agentId);
     expect(healthyAfter).toMatchObject({ status: 'running', containerId: healthyBefore.containerId, healthFailures: 0 });
     expect(await reconcileSignals(healthy.agentId)).toBe(0);
-    const { rows: healthyEvents } = await scene.h.core.rollouts.listEvents({ page: 1, limit: 10, agentId: healthy.agentId, type: UNHEALTHY_RESTARTED_EVENT });
-    expect(healthyEvents).toEqual([]);
+    expect(await eventsOf(healthy.agentId)).toEqual([]);
 
     // A passing round after the restart: nobody failing, nobody restarted.
     const third = await reconcile();
