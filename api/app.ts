@@ -121,6 +121,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics(core, { storageCapBytes: core.config.agentStorageMb * 1024 * 1024 });
   metrics.install(app, auth);
   core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
+  core.usage.observe((r) => {
+    metrics.usageAnswers.inc();
+    metrics.usageTokens.inc({ direction: 'in', model: r.model }, r.tokensIn);
+    metrics.usageTokens.inc({ direction: 'out', model: r.model }, r.tokensOut);
+  });
+  core.usage.observeRefusals((scope) => metrics.budgetRefusals.inc({ scope }));
+  core.usage.onFlushError((err) => app.log.warn({ err: err.message }, 'usage flush failed; the batch is kept for the next one'));
+  // The usage flusher: budgets and the month's totals are read before the first request is served.
+  app.addHook('onReady', () => core.usage.start());
+  app.addHook('onClose', () => core.usage.stop());
   installOnboardingGate(app, core.onboarding);
   const deps: RouteDeps = {
     core,
