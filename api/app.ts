@@ -39,6 +39,7 @@ import { updateRoutes } from './routes/updates.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { chatRoutes } from './routes/chat.routes.ts';
+import { usageRoutes } from './routes/usage.routes.ts';
 import { healthRoutes } from './routes/health.routes.ts';
 import { internalRoutes } from './routes/internal.routes.ts';
 import { providerRoutes } from './routes/providers.routes.ts';
@@ -150,7 +151,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   core.listenForChanges((err) => app.log.warn({ err: err.message }, 'change notifications lost; lookups go to the database until they are back'));
   const unsubscribe = core.cache.onUserDeactivated((userId) => deps.live.closeUser(userId));
   app.addHook('onClose', async () => unsubscribe());
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, adminSystemAgentRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, usageRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, adminSystemAgentRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   app.addHook('onClose', () => deps.github.close());
