@@ -20,7 +20,7 @@ const PASSWORD = 'correct horse battery';
 
 describe('usage budget in the web UI', () => {
   let fake: Awaited<ReturnType<typeof startFakeOpenAI>>;
-  const overrides: Record<string, string> = {};
+  const overrides: Record<string, string> = { HANGAR_USAGE_FLUSH_MS: '200' };
   beforeAll(async () => {
     fake = await startFakeOpenAI({ chunkDelayMs: 0, usage: { prompt_tokens: 30, completion_tokens: 10 } });
     overrides.HANGAR_EGRESS_ALLOW = `host:${fake.port}`;
@@ -83,6 +83,41 @@ describe('usage budget in the web UI', () => {
     await seeText(page.getByRole('alert'), 'budget_exceeded');
     await page.screenshot({ path: path.join(SHOTS, 'chat-budget-exceeded.png'), fullPage: true });
     expect(fake.seen.filter((s) => s.path === '/v1/chat/completions').length).toBe(3);
+    expect(problems).toEqual([]);
+  });
+
+  it('the usage page shows my month; the admin page the totals, and budgets set and removed there', async () => {
+    await page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.getByRole('heading', { name: 'My usage' }).waitFor();
+    await seeText(page.getByTestId('my-usage-totals'), '90 in · 30 out · 3 answers');
+    await seeText(page.getByRole('table', { name: 'My budgets' }).locator(`tr[data-budget="user:${user.id}"]`), 'exceeded');
+
+    const admin = await person(scene.h, 'Ada');
+    await scene.h.core.db.user.update({ where: { id: admin.id }, data: { role: 'admin' } });
+    const adminPage = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    adminPage.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    adminPage.on('dialog', (d) => void d.accept());
+    await adminPage.goto(`${scene.h.url}/#/admin/usage`);
+    await adminPage.getByLabel('Username or email').fill(admin.email);
+    await adminPage.getByLabel('Password').fill(PASSWORD);
+    await adminPage.getByRole('button', { name: 'Sign in' }).click();
+    await adminPage.getByRole('heading', { name: 'Usage and budgets' }).waitFor();
+    await seeText(adminPage.getByRole('table', { name: 'Users' }), user.name);
+    const row = adminPage.locator(`tr[data-budget="user:${user.id}"]`);
+    await seeText(row, '120 / 100');
+    expect(await row.getAttribute('data-state')).toBe('exceeded');
+    await adminPage.screenshot({ path: path.join(SHOTS, 'admin-usage.png'), fullPage: true });
+
+    await row.getByRole('button', { name: 'Remove' }).click();
+    await seeCount(row, 0);
+    const form = adminPage.getByRole('form', { name: 'Set a budget' });
+    await form.getByLabel('User id').fill(user.id);
+    await form.getByLabel('Monthly tokens').fill('1000');
+    await form.getByRole('button', { name: 'Set budget' }).click();
+    await seeText(row, '120 / 1,000');
+    expect(await row.getAttribute('data-state')).toBe('ok');
+    const audit = await scene.h.core.audit.list({ action: 'budget.', target: `user:${user.id}` }, 1, 10);
+    expect(audit.rows.map((r) => [r.action, r.actorId])).toEqual(expect.arrayContaining([['budget.remove', admin.id], ['budget.set', admin.id]]));
     expect(problems).toEqual([]);
   });
 });
