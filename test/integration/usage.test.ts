@@ -130,6 +130,10 @@ describe('usage and budgets', () => {
     const rows = await asUser(scene.h.core.db, bob.id, (tx) => tx.usageBucket.findMany());
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((r) => r.userId === bob.id)).toBe(true);
+    // Without a caller nothing; budgets are admins' (system) business, alice's own included; writes are the flusher's.
+    expect(await scene.h.core.db.usageBucket.findMany()).toEqual([]);
+    expect(await asUser(scene.h.core.db, alice.id, (tx) => tx.usageBudget.findMany())).toEqual([]);
+    await expect(asUser(scene.h.core.db, bob.id, (tx) => tx.usageBucket.updateMany({ data: { tokensIn: 0 } }))).resolves.toEqual({ count: 0 });
     expect((await bob.api('/api/admin/usage')).status).toBe(403);
   });
 
