@@ -122,10 +122,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics(core, { storageCapBytes: core.config.agentStorageMb * 1024 * 1024 });
   metrics.install(app, auth);
   core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
+  // The model comes from the agent's answer: past MODEL_LABELS distinct names
+  // the rest count as "other", so an agent cannot grow /metrics without bound.
+  const MODEL_LABELS = 100;
+  const modelLabels = new Set<string>();
   core.usage.observe((r) => {
+    if (modelLabels.size < MODEL_LABELS) modelLabels.add(r.model);
+    const model = modelLabels.has(r.model) ? r.model : 'other';
     metrics.usageAnswers.inc();
-    metrics.usageTokens.inc({ direction: 'in', model: r.model }, r.tokensIn);
-    metrics.usageTokens.inc({ direction: 'out', model: r.model }, r.tokensOut);
+    metrics.usageTokens.inc({ direction: 'in', model }, r.tokensIn);
+    metrics.usageTokens.inc({ direction: 'out', model }, r.tokensOut);
   });
   core.usage.observeRefusals((scope) => metrics.budgetRefusals.inc({ scope }));
   core.usage.onFlushError((err) => app.log.warn({ err: err.message }, 'usage flush failed; the batch is kept for the next one'));
