@@ -44,6 +44,16 @@ interface Pending extends UsageRecord {
   requests: number;
 }
 
+/** Rows to write, and their tokens per user and workspace for `period` (what the budget checks add). */
+interface Batch {
+  period: string;
+  rows: Map<string, Pending>;
+  byUser: Map<string, number>;
+  byWorkspace: Map<string, number>;
+}
+
+const newBatch = (): Batch => ({ period: periodOf().toISOString(), rows: new Map(), byUser: new Map(), byWorkspace: new Map() });
+
 /** The UTC month `at` falls in, as its first instant. */
 export function periodOf(at: Date = new Date()): Date {
   return new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
@@ -66,9 +76,9 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   const observers: ((r: UsageRecord) => void)[] = [];
   const refusalObservers: ((scope: BudgetScope) => void)[] = [];
   let onError: (err: Error) => void = () => undefined;
-  let pending = new Map<string, Pending>();
+  let pending = newBatch();
   /** A batch being written: still counted until the totals re-read includes it. */
-  let inflight: Map<string, Pending> | null = null;
+  let inflight: Batch | null = null;
   let period = periodOf().toISOString();
   let userTotals = new Map<string, number>();
   let workspaceTotals = new Map<string, number>();
@@ -77,11 +87,12 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   let timer: NodeJS.Timeout | null = null;
   let chain: Promise<void> = Promise.resolve();
 
-  function unflushed(match: (p: Pending) => boolean): number {
-    let n = 0;
+  /** Tokens not yet in the stored totals: O(1) on the chat path, kept per user and workspace as they are recorded. */
+  function unflushed(scope: BudgetScope, targetId: string): number {
     const now = periodOf().toISOString();
-    for (const map of [pending, inflight]) {
-      for (const p of map?.values() ?? []) if (p.period === now && match(p)) n += p.tokensIn + p.tokensOut;
+    let n = 0;
+    for (const b of [pending, inflight]) {
+      if (b && b.period === now) n += (scope === 'user' ? b.byUser : b.byWorkspace).get(targetId) ?? 0;
     }
     return n;
   }
@@ -90,7 +101,7 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   function used(scope: BudgetScope, targetId: string): number {
     const current = periodOf().toISOString() === period;
     const stored = current ? ((scope === 'user' ? userTotals : workspaceTotals).get(targetId) ?? 0) : 0;
-    return stored + unflushed((p) => (scope === 'user' ? p.userId === targetId : p.workspaceId === targetId));
+    return stored + unflushed(scope, targetId);
   }
 
   function view(scope: BudgetScope, targetId: string, b: { monthlyTokens: number; updatedAt: Date }): BudgetView {
@@ -99,8 +110,8 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   }
 
   /** One upsert for the whole batch: rows arrive as parallel arrays. */
-  async function write(batch: Map<string, Pending>) {
-    const rows = [...batch.values()];
+  async function write(batch: Batch) {
+    const rows = [...batch.rows.values()];
     const col = <T>(f: (p: Pending) => T) => rows.map(f);
     await asSystem(db, (tx) => tx.$executeRaw`
       INSERT INTO usage_buckets ("userId", "agentId", "model", "period", "workspaceId", "tokensIn", "tokensOut", "requests", "updatedAt")
@@ -141,14 +152,14 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
 
   async function tickOnce() {
     const batch = pending;
-    if (batch.size > 0) {
-      pending = new Map();
+    if (batch.rows.size > 0) {
+      pending = newBatch();
       inflight = batch;
       try {
         await write(batch);
       } catch (err) {
         // Kept for the next flush: usage is never dropped because Postgres blinked.
-        for (const [k, p] of batch) merge(k, p);
+        for (const [k, p] of batch.rows) merge(k, p);
         inflight = null;
         throw err;
       }
@@ -162,13 +173,23 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   }
 
   function merge(key: string, p: Pending) {
-    const had = pending.get(key);
-    if (!had) pending.set(key, { ...p });
+    // A new month starts a new batch for the checks; rows of the old one are still written.
+    if (p.period > pending.period) {
+      pending.period = p.period;
+      pending.byUser.clear();
+      pending.byWorkspace.clear();
+    }
+    const had = pending.rows.get(key);
+    if (!had) pending.rows.set(key, { ...p });
     else {
       had.tokensIn += p.tokensIn;
       had.tokensOut += p.tokensOut;
       had.requests += p.requests;
     }
+    if (p.period !== pending.period) return;
+    const n = p.tokensIn + p.tokensOut;
+    pending.byUser.set(p.userId, (pending.byUser.get(p.userId) ?? 0) + n);
+    if (p.workspaceId) pending.byWorkspace.set(p.workspaceId, (pending.byWorkspace.get(p.workspaceId) ?? 0) + n);
   }
 
   /** Flushes now, after any flush under way (the timer's and close's never overlap). */
