@@ -25,6 +25,23 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
     labelNames: ['operation', 'outcome'],
     registers: [registry],
   });
+  const usageTokens = new Counter({
+    name: 'hangar_usage_tokens_total',
+    help: 'Tokens metered by the chat proxy (this API process), by direction (in = prompt, out = completion) and model',
+    labelNames: ['direction', 'model'],
+    registers: [registry],
+  });
+  const usageAnswers = new Counter({
+    name: 'hangar_usage_answers_total',
+    help: 'Chat answers that reported token usage (this API process)',
+    registers: [registry],
+  });
+  const budgetRefusals = new Counter({
+    name: 'hangar_budget_refusals_total',
+    help: 'Chats refused with 429 budget_exceeded, by the budget that was used up (user or workspace)',
+    labelNames: ['scope'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'hangar_agents',
     help: 'Agents by status',
@@ -118,6 +135,9 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
   return {
     registry,
     workflowCalls,
+    usageTokens,
+    usageAnswers,
+    budgetRefusals,
     install(app: FastifyInstance, auth: Auth) {
       app.addHook('onResponse', async (request, reply) => {
         const route = request.routeOptions.url ?? 'unmatched';

@@ -56,6 +56,8 @@ export const ConfigSchema = Type.Object({
   sessionTtlHours: Int(1, 24 * 90, 24 * 7),
   /** Chat requests (POST /api/chat) per user per minute, per API process. */
   chatRatePerMin: Int(1, 100_000, 60),
+  /** How often each API process writes the chat usage it metered (one statement) and re-reads the month's totals budgets are checked against. */
+  usageFlushMs: Int(100, 600_000, 5000),
   /** Per-agent volume cap: a running agent over it is stopped, a start refused. */
   agentStorageMb: Int(1, 10_485_760, 1024),
   /** Consecutive failed health checks (one per reconcile) before the reconciler restarts a running agent. */
@@ -150,6 +152,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',
   sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',
   chatRatePerMin: 'HANGAR_CHAT_RATE_PER_MIN',
+  usageFlushMs: 'HANGAR_USAGE_FLUSH_MS',
   agentStorageMb: 'HANGAR_AGENT_STORAGE_MB',
   healthFailuresBeforeRestart: 'HANGAR_HEALTH_FAILURES_BEFORE_RESTART',
   healthCheckTimeoutMs: 'HANGAR_HEALTH_CHECK_TIMEOUT_MS',
