@@ -31,6 +31,13 @@ export const ConfigSchema = Type.Object({
   /** How agent containers reach the API (config endpoint). */
   agentApiUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
   dockerHostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,30}$', default: 'local' }),
+  /**
+   * Which task queues a worker process polls: `all` (the control queue and
+   * this engine's Docker-host queue, one process per engine), `control` (the
+   * control queue only: no Docker socket needed) or `docker` (the Docker-host
+   * queue only: the one process that holds the socket).
+   */
+  workerRole: Type.Union([Type.Literal('all'), Type.Literal('control'), Type.Literal('docker')], { default: 'all' }),
   /** What runs in agent containers: OpenClaw, or the small reference agent (tests, overhead benchmarks). */
   agentRuntime: Type.Union([Type.Literal('openclaw'), Type.Literal('reference')], { default: 'openclaw' }),
   // The next four default per runtime (RUNTIME_DEFAULTS): unset here on purpose.
@@ -128,6 +135,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   port: 'PORT',
   agentApiUrl: 'HANGAR_AGENT_API_URL',
   dockerHostId: 'HANGAR_DOCKER_HOST_ID',
+  workerRole: 'HANGAR_WORKER_ROLE',
   agentRuntime: 'HANGAR_AGENT_RUNTIME',
   agentImage: 'HANGAR_AGENT_IMAGE',
   agentNetwork: 'HANGAR_AGENT_NETWORK',
