@@ -76,6 +76,13 @@ else
   say "[1/4] production dependencies already in $app (lockfile unchanged)"
 fi
 cp package.json "$app/"
+# The Temporal core bridge ships a native library for every platform; the
+# image runs on this one (~130 MB less).
+keep="$(uname -m)-unknown-linux-gnu"
+for d in "$app"/node_modules/@temporalio/core-bridge/releases/*; do
+  [ "${d##*/}" = "$keep" ] || rm -rf "$d"
+done
+[ -d "$app/node_modules/@temporalio/core-bridge/releases/$keep" ] || die "no Temporal core bridge for $keep"
 
 say "[2/4] compiling to $app/dist"
 node scripts/build.mjs --out-dir "$app/dist" >&2 || die "npm run build failed"
