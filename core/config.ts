@@ -121,7 +121,8 @@ export const RUNTIME_DEFAULTS: Record<AgentRuntime, Pick<HangarConfig, RuntimeDe
   reference: { agentImage: 'hangar/agent:latest', agentMemoryMb: 512, agentStartTimeoutSec: 120, agentTmpfsMb: 16 },
 };
 
-const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
+/** The environment variable behind each knob (also what docker/compose.yaml may set). */
+export const CONFIG_ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   mode: 'HANGAR_MODE',
   dataDir: 'HANGAR_DATA_DIR',
   databaseUrl: 'DATABASE_URL',
@@ -185,7 +186,7 @@ export class ConfigError extends Error {
 
 export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig {
   const raw: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(ENV)) {
+  for (const [key, name] of Object.entries(CONFIG_ENV)) {
     const v = env[name];
     if (v !== undefined && v !== '') raw[key] = v;
   }
@@ -193,11 +194,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
   // Union errors repeat once per branch: report each variable once.
   const byKey = new Map<string, string>();
   for (const e of Value.Errors(ConfigSchema, withDefaults)) {
-    const key = e.instancePath.replace(/^\//, '') as keyof typeof ENV;
+    const key = e.instancePath.replace(/^\//, '') as keyof typeof CONFIG_ENV;
     const schema = (ConfigSchema.properties as Record<string, { anyOf?: { const: unknown }[] }>)[key];
     const message = schema?.anyOf ? `must be one of ${schema.anyOf.map((b) => b.const).join(', ')}` : e.message;
     const shown = SECRET_KEYS.has(key) ? '' : ` (got ${JSON.stringify(raw[key])})`;
-    if (!byKey.has(key)) byKey.set(key, `${ENV[key] ?? key}: ${message}${shown}`);
+    if (!byKey.has(key)) byKey.set(key, `${CONFIG_ENV[key] ?? key}: ${message}${shown}`);
   }
   if (raw.trustProxy === 'true') {
     byKey.set('trustProxy', 'HANGAR_TRUST_PROXY: "true" would believe any X-Forwarded-For a client writes; give the number of proxy hops in front of Hangar (e.g. 1) or their addresses (e.g. 10.0.0.5,10.0.1.0/24)');
