@@ -106,6 +106,11 @@ for so in "$xtdir"/*.so; do copy_in "$so"; for lib in $(libs_of "$so"); do copy_
 for n in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do
   ln -sf "$iptables_bin" "$sysroot/usr/sbin/$n"
 done
+# The native addons' libraries (the Temporal core bridge links librt, libdl,
+# …), which the base (node's own libraries only) may lack.
+while IFS= read -r addon; do
+  for lib in $(libs_of "$addon"); do copy_in "$lib"; done
+done < <(find "$app/node_modules" -name '*.node' -type f)
 for f in /etc/protocols /etc/services /etc/ethertypes; do [ -e "$f" ] && copy_in "$f"; done
 printf '%s\n' 'hosts: files dns' 'protocols: files' 'services: files' >"$sysroot/etc/nsswitch.conf"
 base=$("$here/../base/build-base.sh" --shell --no-local) || die "base image failed"
