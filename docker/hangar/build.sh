@@ -100,7 +100,8 @@ libs_of() { ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1
 copy_in "$iptables_bin"
 for lib in $(libs_of "$iptables_bin"); do copy_in "$lib"; done
 # The match and target extensions iptables dlopens, and what they link.
-xtdir=$(dirname "$(libs_of "$iptables_bin" | grep libxtables | head -n1)")/xtables
+# At its canonical path (on a merged-/usr host ldd names /lib/…, iptables looks in /usr/lib/…).
+xtdir=$(readlink -f "$(dirname "$(libs_of "$iptables_bin" | grep libxtables | head -n1)")/xtables")
 [ -d "$xtdir" ] || die "no xtables extension folder next to libxtables ($xtdir)"
 for so in "$xtdir"/*.so; do copy_in "$so"; for lib in $(libs_of "$so"); do copy_in "$lib"; done; done
 for n in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save; do
