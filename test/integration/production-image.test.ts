@@ -134,6 +134,7 @@ describe('the production image', () => {
   }, 900_000);
 
   afterAll(async () => {
+    if (process.env.HANGAR_TEST_VERBOSE) for (const c of containers) console.log(`--- ${(await c.inspect()).Name}\n${await logsOf(c)}`);
     await removeAgentsFromDocker(docker, agentIds);
     for (const c of containers.reverse()) await c.remove({ force: true }).catch(() => undefined);
     await removeAgentNetwork(docker, network);
@@ -149,10 +150,8 @@ describe('the production image', () => {
     for (const c of [worker, api]) {
       const info = await c.inspect();
       expect(info.HostConfig.Binds?.some((b) => b.includes('docker.sock')), info.Name).toBe(false);
-      expect(info.Config.User, info.Name).toBe('');
+      expect(info.Config.User, info.Name).toBe('10001:10001');
     }
-    // The image's own user for the unprivileged roles.
-    expect((await docker.getImage(IMAGE).inspect()).Config.User).toBe('10001:10001');
     expect((await dockerWorker.inspect()).HostConfig.Binds).toContain('/var/run/docker.sock:/var/run/docker.sock');
     // Ready without a socket of its own: Postgres and Temporal answer.
     expect((await fetch(`${apiUrl}/readyz`)).status).toBe(200);
@@ -170,7 +169,7 @@ describe('the production image', () => {
     }
 
     const login = await fetch(`${apiUrl}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
-    expect(login.status, await login.clone().text()).toBe(200);
+    expect(login.status, `${await login.clone().text()}\n${(await logsOf(containers[3])).slice(-3000)}`).toBe(200);
     const setCookie = login.headers.getSetCookie();
     // Production marks the session cookie Secure.
     expect(setCookie.join('\n')).toMatch(/Secure/i);
