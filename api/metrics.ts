@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Auth } from './auth.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { UNHEALTHY_RESTARTED_EVENT } from '../core/contracts/agent.contract.ts';
 import type { AgentService } from '../core/services/agents.service.ts';
 import type { RolloutService } from '../core/services/rollouts.service.ts';
 
@@ -67,6 +68,24 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
       },
     });
   }
+
+  // Health beyond "running" (fleet-reconcile's checks): agents failing now, and the restarts they led to.
+  new Gauge({
+    name: 'hangar_agents_failing_health',
+    help: 'Running agents whose last health check failed (not yet restarted)',
+    registers: [registry],
+    async collect() {
+      this.set(await agents.countFailingHealth());
+    },
+  });
+  new Gauge({
+    name: 'hangar_agent_unhealthy_restarts_24h',
+    help: 'Agents restarted by the reconciler for failing health checks in the last 24 hours (agent.unhealthy_restarted events)',
+    registers: [registry],
+    async collect() {
+      this.set(await rollouts.countEventsSince(UNHEALTHY_RESTARTED_EVENT, new Date(Date.now() - 24 * 3600_000)));
+    },
+  });
 
   // Rollout progress: agents per status across the rollouts still in flight.
   new Gauge({

@@ -65,6 +65,10 @@ export const ConfigSchema = Type.Object({
   chatRatePerMin: Int(1, 100_000, 60),
   /** Per-agent volume cap: a running agent over it is stopped, a start refused. */
   agentStorageMb: Int(1, 10_485_760, 1024),
+  /** Consecutive failed health checks (one per reconcile) before the reconciler restarts a running agent. */
+  healthFailuresBeforeRestart: Int(1, 1000, 3),
+  /** How long one reconcile health check waits for an agent's answer. */
+  healthCheckTimeoutMs: Int(100, 60_000, 3000),
   /** How long a start's bootstrap token may wait for its one config fetch. */
   bootstrapTokenTtlSec: Int(10, 3600, 300),
   /**
@@ -156,6 +160,8 @@ export const CONFIG_ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',
   chatRatePerMin: 'HANGAR_CHAT_RATE_PER_MIN',
   agentStorageMb: 'HANGAR_AGENT_STORAGE_MB',
+  healthFailuresBeforeRestart: 'HANGAR_HEALTH_FAILURES_BEFORE_RESTART',
+  healthCheckTimeoutMs: 'HANGAR_HEALTH_CHECK_TIMEOUT_MS',
   bootstrapTokenTtlSec: 'HANGAR_BOOTSTRAP_TOKEN_TTL_SEC',
   workerMaxCachedWorkflows: 'HANGAR_WORKER_MAX_CACHED_WORKFLOWS',
   snapshotDir: 'HANGAR_SNAPSHOT_DIR',

@@ -11,6 +11,7 @@ import { createMemberActivities } from '../activities/member.activities.ts';
 import { createMemberPushActivities } from '../activities/member-push.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createQuotaActivities } from '../activities/quota.activities.ts';
+import { createHealthActivities } from '../activities/health.activities.ts';
 import { createStorageActivities, createVolumeSizer } from '../activities/storage.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
@@ -136,6 +137,7 @@ export async function startWorkers(opts: {
             minFreeBytes: config.snapshotMinFreeMb * 1024 * 1024,
           }),
           ...createStorageActivities({ sizer }),
+          ...createHealthActivities({ docker, timeoutMs: config.healthCheckTimeoutMs }),
           ...createMemberPushActivities({ keyring: core.keyring }),
         },
         shutdownGraceTime: '5 seconds',

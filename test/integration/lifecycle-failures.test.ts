@@ -39,6 +39,7 @@ describe('lifecycle failures through the Temporal port (real Temporal, fake Dock
     client = new Client({ connection: clientConnection });
     const control = {
       getContainerSpec: async () => ({ containerName: 'fake-agent', volumeName: 'fake-vol', image: 'x' }) as ContainerSpec,
+      beginAgentStart: async () => ({ containerName: 'fake-agent', volumeName: 'fake-vol', image: 'x' }) as ContainerSpec,
       recordAgentState: async () => undefined,
       isAgentIdle: async () => false,
     };
@@ -50,6 +51,11 @@ describe('lifecycle failures through the Temporal port (real Temporal, fake Dock
       startContainer: async () => ({ hostPort: 1 }),
       waitHealthy: async () => {
         if (failHealth) throw ApplicationFailure.nonRetryable('agent not healthy within 5s (health answered 500)', 'health_timeout');
+      },
+      // The one-step start (create + start + readiness in one activity).
+      launchContainer: async () => {
+        if (failHealth) throw ApplicationFailure.nonRetryable('agent not healthy within 5s (health answered 500)', 'health_timeout');
+        return { containerId: 'c', imageId: 'sha256:x', hostPort: 1 };
       },
       inspectContainer: async () => null,
     };
