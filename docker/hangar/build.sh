@@ -85,8 +85,9 @@ done
 [ -d "$app/node_modules/@temporalio/core-bridge/releases/$keep" ] || die "no Temporal core bridge for $keep"
 
 say "[2/4] compiling to $app/dist"
-# The Prisma client is generated code, not committed (npm test makes it too).
-[ -f core/generated/prisma/client.ts ] || node scripts/prisma-generate.mjs >&2 || die "prisma generate failed"
+# The Prisma client is generated code, not committed: made from schema.prisma
+# here every time (4 s), so a stale one never goes into the image.
+node scripts/prisma-generate.mjs >&2 || die "prisma generate failed"
 node scripts/build.mjs --out-dir "$app/dist" >&2 || die "npm run build failed"
 rm -rf "$app/prisma" "$app/web"
 mkdir -p "$app/prisma"
