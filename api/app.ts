@@ -56,7 +56,8 @@ export interface RouteDeps {
   oidc: OidcService;
   /** GitHub sign-in's OAuth 2 client (@fastify/oauth2), rebuilt when its settings change. */
   github: GithubOAuthClient;
-  readiness: { docker: () => Promise<unknown> };
+  /** docker null: this API has no engine of its own to ask (a split deployment's API has no socket). */
+  readiness: { docker: (() => Promise<unknown>) | null };
   /** Open event streams and in-flight chats, per user (caps; ended on deactivation). */
   live: LiveConnections;
 }
@@ -149,7 +150,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     oidc: core.oidc,
     github: createGithubOAuth({ settings: core.settings, config: core.config, secureCookies: core.config.mode === 'production' }),
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
-    readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
+    readiness: { docker: opts.readiness?.docker === null ? null : (opts.readiness?.docker ?? (async () => undefined)) },
   };
   // The chat path's lookups come from memory from here on, kept right by the
   // database's change notifications; a user deactivated by any process has
