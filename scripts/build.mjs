@@ -5,7 +5,7 @@
 // dist/workflow-bundle.js, so a production worker neither loads tsx nor runs
 // webpack at boot (both cost memory the whole life of the process).
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,14 @@ const require = createRequire(import.meta.url);
 rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+// tsc emits only what it compiles: the plain-JavaScript modules beside the
+// sources (the password hashing worker, core/workers/password.worker.mjs,
+// which piscina loads by path) are copied as they are.
+for (const dir of ['core', 'activities', 'worker', 'api']) {
+  for (const file of readdirSync(path.join(root, dir), { recursive: true, encoding: 'utf8' })) {
+    if (file.endsWith('.mjs') && !file.split(path.sep).includes('generated')) cpSync(path.join(root, dir, file), path.join(root, 'dist', dir, file));
+  }
+}
 const { bundleWorkflowCode, DefaultLogger } = await import('@temporalio/worker');
 const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows/index.ts'), logger: new DefaultLogger('WARN') });
 writeFileSync(path.join(root, 'dist/workflow-bundle.js'), code);
