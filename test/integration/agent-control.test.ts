@@ -101,9 +101,21 @@ describe('agent control', () => {
   it('queues starts past the cap in arrival order, shows the position, and answers 429 only when the queue is full', async () => {
     const tight = await startHangar({ HANGAR_MAX_CONCURRENT_STARTS: '1', HANGAR_START_QUEUE_MAX: '2' }, { worker: false });
     const load = () => tight.core.agentControl.startLoad();
+    let openGate = () => {};
     try {
       const users = await Promise.all([0, 1, 2, 3].map(() => createTestUser(tight)));
       for (const u of users) await giveProvider(u, scene.fake);
+      // The first start holds the only slot until the queue has been seen
+      // full: on a quiet machine a real start can end before the third
+      // request arrives, and the queue would never fill. The gate sits in
+      // front of the Temporal port; the starts then run for real.
+      const port = tight.core.temporal.agents;
+      const realEnsureRunning = port.ensureRunning.bind(port);
+      const gate = new Promise<void>((resolve) => (openGate = resolve));
+      port.ensureRunning = async (agent) => {
+        await gate;
+        return realEnsureRunning(agent);
+      };
       // One at a time into the queue, so arrival order is known.
       const first = users[0].api('/api/me/agent/start', { method: 'POST' });
       await eventually(async () => load().running === 1, 'the first start running', 20_000);
@@ -116,6 +128,7 @@ describe('agent control', () => {
       expect(refused.status).toBe(429);
       expect(refused.headers.get('retry-after')).toBe('5');
       expect((await refused.json()).error.code).toBe('start_queue_full');
+      openGate();
 
       const [a, b, c] = await Promise.all([first, second, third]);
       expect(a.status).toBe(200);
@@ -130,6 +143,7 @@ describe('agent control', () => {
       }
       expect(load()).toEqual({ running: 0, queued: 0 });
     } finally {
+      openGate();
       await tight.stop();
     }
   });

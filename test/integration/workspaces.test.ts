@@ -145,7 +145,8 @@ describe('workspaces, members and invitations', () => {
     expect((await members(owner, ws.slug)).map((m) => [m.userId, m.role]).sort()).toEqual([[adam.id, 'admin'], [mia.id, 'member'], [owner.id, 'owner']].sort());
 
     // An admin moves members between member and viewer; an owner grants owner.
-    await new Promise((r) => setTimeout(r, 20));
+    // A role change that rewrote joinedAt must show: the clock is past the join first.
+    for (let i = 0; i < 100 && Date.now() <= Date.parse(joined); i++) await new Promise((r) => setTimeout(r, 5));
     const toViewer = await adam.api(`/api/workspaces/${ws.slug}/members/${mia.id}`, { method: 'PUT', body: { role: 'viewer' } });
     expect(toViewer.status).toBe(200);
     expect(await toViewer.json()).toMatchObject({ userId: mia.id, role: 'viewer', joinedAt: joined });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Agent, User } from '../../core/db.ts';
 import { createLookupCache } from '../../core/services/lookup-cache.service.ts';
 
@@ -89,13 +89,19 @@ describe('lookup cache', () => {
   });
 
   it('is bounded: oldest out first, and entries past their TTL read as absent', async () => {
-    const { cache } = listeningCache({ maxEntries: 2, ttlMs: 30 });
-    for (const h of ['h1', 'h2', 'h3']) cache.setToken(h, token(h, 'u'), cache.mark());
-    expect(cache.getToken('h1')).toBeUndefined();
-    expect(cache.getToken('h3')).toBeDefined();
-    expect(cache.size().tokens).toBe(2);
-    await new Promise((r) => setTimeout(r, 60));
-    expect(cache.getToken('h3')).toBeUndefined();
+    // The clock moves past the TTL on the test's word, not by waiting.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { cache } = listeningCache({ maxEntries: 2, ttlMs: 30 });
+      for (const h of ['h1', 'h2', 'h3']) cache.setToken(h, token(h, 'u'), cache.mark());
+      expect(cache.getToken('h1')).toBeUndefined();
+      expect(cache.getToken('h3')).toBeDefined();
+      expect(cache.size().tokens).toBe(2);
+      vi.setSystemTime(Date.now() + 31);
+      expect(cache.getToken('h3')).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('reset forgets everything and fences lookups under way', () => {
