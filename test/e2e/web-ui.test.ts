@@ -326,6 +326,7 @@ describe('web UI', () => {
 
   it('works at 375 px wide, and no page logged an error', async () => {
     const narrow = watch(await (await browser.newContext({ viewport: { width: 375, height: 800 } })).newPage());
+    // If the sign-in page never shows, say what the page asked for and got.
     const netlog: string[] = [];
     narrow.on('request', (r) => netlog.push(`> ${r.method()} ${r.url()} ${Date.now()}`));
     narrow.on('requestfinished', (r) => netlog.push(`< ${r.url()} ${Date.now()}`));
@@ -334,9 +335,9 @@ describe('web UI', () => {
     narrow.on('console', (m) => netlog.push(`console ${m.type()}: ${m.text()}`));
     await narrow.goto(`${h.url}/`);
     await narrow.getByRole('heading', { name: 'Sign in to Hangar' }).waitFor().catch(async (e) => {
-      console.log('DEBUG url', narrow.url(), 'problems', problems);
-      console.log('DEBUG net\n' + netlog.join('\n'));
-      console.log('DEBUG body', (await narrow.content().catch((x) => String(x))).slice(0, 4000));
+      console.log('[web-ui] no sign-in page at', narrow.url(), 'problems', problems);
+      console.log(`[web-ui] requests:\n${netlog.join('\n')}`);
+      console.log('[web-ui] page:', (await narrow.content().catch((x) => String(x))).slice(0, 4000));
       await shot('narrow-failure', narrow).catch(() => undefined);
       throw e;
     });
