@@ -12,6 +12,7 @@ import {
   type ContainerSpec,
 } from '../core/contracts/agent.contract.ts';
 import type { Keyring } from '../core/crypto.ts';
+import { probeAgent } from './health.activities.ts';
 
 // Docker side effects for one engine; they run on that engine's task queue.
 // Each is idempotent (deterministic names, create-if-absent, start-if-stopped)
@@ -136,22 +137,8 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
     }
   }
 
-  /**
-   * Ready to serve: OpenClaw's /readyz (startup done, agent databases
-   * admitted; its /health is only "the HTTP server is live", and session
-   * tools answer "unavailable during gateway startup" until ready). An agent
-   * without /readyz (the reference agent before 1.1, answering 404 or 401)
-   * is asked /health instead.
-   */
-  async function probe(hostPort: number): Promise<{ ok: boolean; detail: string }> {
-    const ready = await fetch(`http://${agentHost}:${hostPort}/readyz`, { signal: AbortSignal.timeout(2000) });
-    await ready.body?.cancel().catch(() => undefined);
-    if (ready.ok) return { ok: true, detail: 'ready' };
-    if (ready.status !== 404 && ready.status !== 401) return { ok: false, detail: `readyz answered ${ready.status}` };
-    const health = await fetch(`http://${agentHost}:${hostPort}/health`, { signal: AbortSignal.timeout(2000) });
-    await health.body?.cancel().catch(() => undefined);
-    return { ok: health.ok, detail: `health answered ${health.status}` };
-  }
+  /** One readiness probe, each request bounded at 2 s (health.activities.ts). */
+  const probe = (hostPort: number) => probeAgent(agentHost, hostPort, () => AbortSignal.timeout(2000));
 
   function labelsOf(spec: ContainerSpec): Record<string, string> {
     return {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
-import { disagreements, type ContainerObservation } from '../core/contracts/agent.contract.ts';
+import { disagreements, UNHEALTHY_RESTARTED_EVENT, type AgentHealthCheck, type ContainerObservation } from '../core/contracts/agent.contract.ts';
 import type { Core } from '../core/hangar.ts';
 
 // The fleet-wide halves of idleReaper and fleetReconcile, as one activity
@@ -13,7 +13,7 @@ import type { Core } from '../core/hangar.ts';
 /** Lifecycles told at once: enough to hide each signal's round trip, few enough not to flood the frontend. */
 const SIGNALS_IN_FLIGHT = 32;
 
-type FleetCore = Pick<Core, 'agents' | 'temporal'>;
+type FleetCore = Pick<Core, 'agents' | 'temporal' | 'rollouts'>;
 
 /** Runs `fn` for each id, SIGNALS_IN_FLIGHT at a time, heartbeating as it goes; the ids `fn` answered false for. */
 async function tellEach(ids: string[], fn: (id: string) => Promise<boolean>): Promise<string[]> {
@@ -70,6 +70,34 @@ export function createFleetActivities({ core }: { core: FleetCore }) {
         missingLifecycle,
         orphans: labelled.filter((c) => !known.has(c.agentId as string)).map((c) => ({ name: c.name, agentId: c.agentId as string })),
       };
+    },
+
+    /**
+     * One host's health checks against the database: counts kept on the rows
+     * (agents.healthFailures), and each agent past the threshold handed to its
+     * own lifecycle (`reconcile`, observed `unhealthy`), which restarts it
+     * under its lock, so a user's stop or start queued first wins. One fleet
+     * event per agent asked.
+     */
+    async recordAgentHealth(req: { hostId: string; checks: AgentHealthCheck[] }) {
+      const counted = await core.agents.recordHealth(req.hostId, req.checks);
+      const byId = new Map(req.checks.map((c) => [c.agentId, c]));
+      const untold = new Set(await tellEach(counted.restart.map((r) => r.id), (id) =>
+        core.temporal.agents.reconcile(id, { observed: 'unhealthy', failure: byId.get(id)?.detail })));
+      const restarted = counted.restart.filter((r) => !untold.has(r.id));
+      if (restarted.length > 0) {
+        await core.rollouts.recordEvents(restarted.map((r) => ({
+          type: UNHEALTHY_RESTARTED_EVENT,
+          agentId: r.id,
+          payload: {
+            hostId: req.hostId,
+            failures: r.failures,
+            failure: byId.get(r.id)?.detail ?? null,
+            dockerHealth: byId.get(r.id)?.dockerHealth ?? null,
+          },
+        })));
+      }
+      return { checked: req.checks.length, failing: counted.failing, restarted: restarted.map((r) => r.id) };
     },
   };
 }

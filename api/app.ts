@@ -39,6 +39,7 @@ import { updateRoutes } from './routes/updates.routes.ts';
 import { agentRoutes } from './routes/agent.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { chatRoutes } from './routes/chat.routes.ts';
+import { usageRoutes } from './routes/usage.routes.ts';
 import { healthRoutes } from './routes/health.routes.ts';
 import { internalRoutes } from './routes/internal.routes.ts';
 import { providerRoutes } from './routes/providers.routes.ts';
@@ -55,7 +56,8 @@ export interface RouteDeps {
   oidc: OidcService;
   /** GitHub sign-in's OAuth 2 client (@fastify/oauth2), rebuilt when its settings change. */
   github: GithubOAuthClient;
-  readiness: { docker: () => Promise<unknown> };
+  /** docker null: this API has no engine of its own to ask (a split deployment's API has no socket). */
+  readiness: { docker: (() => Promise<unknown>) | null };
   /** Open event streams and in-flight chats, per user (caps; ended on deactivation). */
   live: LiveConnections;
 }
@@ -121,6 +123,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics(core, { storageCapBytes: core.config.agentStorageMb * 1024 * 1024 });
   metrics.install(app, auth);
   core.temporal.observe((operation, outcome) => metrics.workflowCalls.inc({ operation, outcome }));
+  // The model comes from the agent's answer: past MODEL_LABELS distinct names
+  // the rest count as "other", so an agent cannot grow /metrics without bound.
+  const MODEL_LABELS = 100;
+  const modelLabels = new Set<string>();
+  core.usage.observe((r) => {
+    if (modelLabels.size < MODEL_LABELS) modelLabels.add(r.model);
+    const model = modelLabels.has(r.model) ? r.model : 'other';
+    metrics.usageAnswers.inc();
+    metrics.usageTokens.inc({ direction: 'in', model }, r.tokensIn);
+    metrics.usageTokens.inc({ direction: 'out', model }, r.tokensOut);
+  });
+  core.usage.observeRefusals((scope) => metrics.budgetRefusals.inc({ scope }));
+  core.usage.onFlushError((err) => app.log.warn({ err: err.message }, 'usage flush failed; the batch is kept for the next one'));
+  // The usage flusher: budgets and the month's totals are read before the first request is served.
+  app.addHook('onReady', () => core.usage.start());
+  app.addHook('onClose', () => core.usage.stop());
   installOnboardingGate(app, core.onboarding);
   const deps: RouteDeps = {
     core,
@@ -132,7 +150,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     oidc: core.oidc,
     github: createGithubOAuth({ settings: core.settings, config: core.config, secureCookies: core.config.mode === 'production' }),
     live: createLiveConnections({ maxStreams: 500, maxStreamsPerUser: core.config.maxStreamsPerUser }),
-    readiness: { docker: opts.readiness?.docker ?? (async () => undefined) },
+    readiness: { docker: opts.readiness?.docker === null ? null : (opts.readiness?.docker ?? (async () => undefined)) },
   };
   // The chat path's lookups come from memory from here on, kept right by the
   // database's change notifications; a user deactivated by any process has
@@ -140,7 +158,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   core.listenForChanges((err) => app.log.warn({ err: err.message }, 'change notifications lost; lookups go to the database until they are back'));
   const unsubscribe = core.cache.onUserDeactivated((userId) => deps.live.closeUser(userId));
   app.addHook('onClose', async () => unsubscribe());
-  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, adminSystemAgentRoutes, webRoutes]) {
+  for (const routes of [healthRoutes, authRoutes, providerRoutes, agentRoutes, chatRoutes, usageRoutes, internalRoutes, adminUserRoutes, adminAgentRoutes, fleetRoutes, egressRoutes, federationRoutes, adminFederationRoutes, updateRoutes, workspaceRoutes, workspaceAgentRoutes, adminWorkspaceRoutes, agentEventRoutes, onboardingRoutes, oidcRoutes, githubRoutes, passwordRoutes, adminSignInRoutes, adminAuditRoutes, adminSystemAgentRoutes, webRoutes]) {
     await app.register(routes, deps);
   }
   app.addHook('onClose', () => deps.github.close());

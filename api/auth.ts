@@ -46,6 +46,8 @@ const SCOPE_BY_PREFIX: Array<[string, string]> = [
   ['/api/me/providers', 'providers'],
   ['/api/me/agent-config', 'providers'],
   ['/api/me/agent', 'agent'],
+  // A chat client may read the budget it chats against.
+  ['/api/me/usage', 'agent'],
   ['/api/chat', 'agent'],
   ['/api/tokens', 'tokens'],
   ['/api/workspaces/:slug/agent-config', 'providers'],

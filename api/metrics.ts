@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Auth } from './auth.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { UNHEALTHY_RESTARTED_EVENT } from '../core/contracts/agent.contract.ts';
 import type { AgentService } from '../core/services/agents.service.ts';
 import type { RolloutService } from '../core/services/rollouts.service.ts';
 
@@ -22,6 +23,23 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
     name: 'hangar_workflow_operations_total',
     help: 'Operations sent to agent lifecycle workflows, by operation and outcome',
     labelNames: ['operation', 'outcome'],
+    registers: [registry],
+  });
+  const usageTokens = new Counter({
+    name: 'hangar_usage_tokens_total',
+    help: 'Tokens metered by the chat proxy (this API process), by direction (in = prompt, out = completion) and model',
+    labelNames: ['direction', 'model'],
+    registers: [registry],
+  });
+  const usageAnswers = new Counter({
+    name: 'hangar_usage_answers_total',
+    help: 'Chat answers that reported token usage (this API process)',
+    registers: [registry],
+  });
+  const budgetRefusals = new Counter({
+    name: 'hangar_budget_refusals_total',
+    help: 'Chats refused with 429 budget_exceeded, by the budget that was used up (user or workspace)',
+    labelNames: ['scope'],
     registers: [registry],
   });
   new Gauge({
@@ -68,6 +86,24 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
     });
   }
 
+  // Health beyond "running" (fleet-reconcile's checks): agents failing now, and the restarts they led to.
+  new Gauge({
+    name: 'hangar_agents_failing_health',
+    help: 'Running agents whose last health check failed (not yet restarted)',
+    registers: [registry],
+    async collect() {
+      this.set(await agents.countFailingHealth());
+    },
+  });
+  new Gauge({
+    name: 'hangar_agent_unhealthy_restarts_24h',
+    help: 'Agents restarted by the reconciler for failing health checks in the last 24 hours (agent.unhealthy_restarted events)',
+    registers: [registry],
+    async collect() {
+      this.set(await rollouts.countEventsSince(UNHEALTHY_RESTARTED_EVENT, new Date(Date.now() - 24 * 3600_000)));
+    },
+  });
+
   // Rollout progress: agents per status across the rollouts still in flight.
   new Gauge({
     name: 'hangar_rollout_agents',
@@ -99,6 +135,9 @@ export function createMetrics({ agents, rollouts }: { agents: AgentService; roll
   return {
     registry,
     workflowCalls,
+    usageTokens,
+    usageAnswers,
+    budgetRefusals,
     install(app: FastifyInstance, auth: Auth) {
       app.addHook('onResponse', async (request, reply) => {
         const route = request.routeOptions.url ?? 'unmatched';

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import Docker from 'dockerode';
 import { parseConfig } from '../core/config.ts';
 import { checkDatabaseRole } from '../core/db.ts';
@@ -11,12 +12,15 @@ const core = createCore(config);
 await checkDatabaseRole(core.db, config.mode, (m) => console.warn(`[api] WARNING: ${m}`));
 // The federation identity is made at first boot, by whichever process gets there first.
 await core.federationIdentity.ensure();
-const docker = new Docker();
+// Docker is a readiness check only where the API has an engine: in the
+// production image only the docker-worker holds the socket, and the API then
+// answers ready on Postgres and Temporal alone.
+const docker = process.env.DOCKER_HOST || existsSync('/var/run/docker.sock') ? new Docker() : null;
 const app = await buildApp({
   core,
   // Credentials never reach the log, whatever a serializer is later taught to print.
   logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] },
-  readiness: { docker: () => docker.ping() },
+  readiness: { docker: docker ? () => docker.ping() : null },
 });
 await app.listen({ host: config.host, port: config.port });
 

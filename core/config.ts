@@ -31,6 +31,13 @@ export const ConfigSchema = Type.Object({
   /** How agent containers reach the API (config endpoint). */
   agentApiUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
   dockerHostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,30}$', default: 'local' }),
+  /**
+   * Which task queues a worker process polls: `all` (the control queue and
+   * this engine's Docker-host queue, one process per engine), `control` (the
+   * control queue only: no Docker socket needed) or `docker` (the Docker-host
+   * queue only: the one process that holds the socket).
+   */
+  workerRole: Type.Union([Type.Literal('all'), Type.Literal('control'), Type.Literal('docker')], { default: 'all' }),
   /** What runs in agent containers: OpenClaw, or the small reference agent (tests, overhead benchmarks). */
   agentRuntime: Type.Union([Type.Literal('openclaw'), Type.Literal('reference')], { default: 'openclaw' }),
   // The next four default per runtime (RUNTIME_DEFAULTS): unset here on purpose.
@@ -56,8 +63,14 @@ export const ConfigSchema = Type.Object({
   sessionTtlHours: Int(1, 24 * 90, 24 * 7),
   /** Chat requests (POST /api/chat) per user per minute, per API process. */
   chatRatePerMin: Int(1, 100_000, 60),
+  /** How often each API process writes the chat usage it metered (one statement) and re-reads the month's totals budgets are checked against. */
+  usageFlushMs: Int(100, 600_000, 5000),
   /** Per-agent volume cap: a running agent over it is stopped, a start refused. */
   agentStorageMb: Int(1, 10_485_760, 1024),
+  /** Consecutive failed health checks (one per reconcile) before the reconciler restarts a running agent. */
+  healthFailuresBeforeRestart: Int(1, 1000, 3),
+  /** How long one reconcile health check waits for an agent's answer. */
+  healthCheckTimeoutMs: Int(100, 60_000, 3000),
   /** How long a start's bootstrap token may wait for its one config fetch. */
   bootstrapTokenTtlSec: Int(10, 3600, 300),
   /**
@@ -114,7 +127,8 @@ export const RUNTIME_DEFAULTS: Record<AgentRuntime, Pick<HangarConfig, RuntimeDe
   reference: { agentImage: 'hangar/agent:latest', agentMemoryMb: 512, agentStartTimeoutSec: 120, agentTmpfsMb: 16 },
 };
 
-const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
+/** The environment variable behind each knob (also what docker/compose.yaml may set). */
+export const CONFIG_ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   mode: 'HANGAR_MODE',
   dataDir: 'HANGAR_DATA_DIR',
   databaseUrl: 'DATABASE_URL',
@@ -128,6 +142,7 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   port: 'PORT',
   agentApiUrl: 'HANGAR_AGENT_API_URL',
   dockerHostId: 'HANGAR_DOCKER_HOST_ID',
+  workerRole: 'HANGAR_WORKER_ROLE',
   agentRuntime: 'HANGAR_AGENT_RUNTIME',
   agentImage: 'HANGAR_AGENT_IMAGE',
   agentNetwork: 'HANGAR_AGENT_NETWORK',
@@ -146,7 +161,10 @@ const ENV: Record<keyof Static<typeof ConfigSchema>, string> = {
   restartDebounceSec: 'HANGAR_RESTART_DEBOUNCE_SEC',
   sessionTtlHours: 'HANGAR_SESSION_TTL_HOURS',
   chatRatePerMin: 'HANGAR_CHAT_RATE_PER_MIN',
+  usageFlushMs: 'HANGAR_USAGE_FLUSH_MS',
   agentStorageMb: 'HANGAR_AGENT_STORAGE_MB',
+  healthFailuresBeforeRestart: 'HANGAR_HEALTH_FAILURES_BEFORE_RESTART',
+  healthCheckTimeoutMs: 'HANGAR_HEALTH_CHECK_TIMEOUT_MS',
   bootstrapTokenTtlSec: 'HANGAR_BOOTSTRAP_TOKEN_TTL_SEC',
   workerMaxCachedWorkflows: 'HANGAR_WORKER_MAX_CACHED_WORKFLOWS',
   snapshotDir: 'HANGAR_SNAPSHOT_DIR',
@@ -177,7 +195,7 @@ export class ConfigError extends Error {
 
 export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig {
   const raw: Record<string, unknown> = {};
-  for (const [key, name] of Object.entries(ENV)) {
+  for (const [key, name] of Object.entries(CONFIG_ENV)) {
     const v = env[name];
     if (v !== undefined && v !== '') raw[key] = v;
   }
@@ -185,11 +203,11 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): HangarConfig 
   // Union errors repeat once per branch: report each variable once.
   const byKey = new Map<string, string>();
   for (const e of Value.Errors(ConfigSchema, withDefaults)) {
-    const key = e.instancePath.replace(/^\//, '') as keyof typeof ENV;
+    const key = e.instancePath.replace(/^\//, '') as keyof typeof CONFIG_ENV;
     const schema = (ConfigSchema.properties as Record<string, { anyOf?: { const: unknown }[] }>)[key];
     const message = schema?.anyOf ? `must be one of ${schema.anyOf.map((b) => b.const).join(', ')}` : e.message;
     const shown = SECRET_KEYS.has(key) ? '' : ` (got ${JSON.stringify(raw[key])})`;
-    if (!byKey.has(key)) byKey.set(key, `${ENV[key] ?? key}: ${message}${shown}`);
+    if (!byKey.has(key)) byKey.set(key, `${CONFIG_ENV[key] ?? key}: ${message}${shown}`);
   }
   if (raw.trustProxy === 'true') {
     byKey.set('trustProxy', 'HANGAR_TRUST_PROXY: "true" would believe any X-Forwarded-For a client writes; give the number of proxy hops in front of Hangar (e.g. 1) or their addresses (e.g. 10.0.0.5,10.0.1.0/24)');

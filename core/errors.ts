@@ -63,6 +63,14 @@ export class RateLimitedError extends AppError {
   }
 }
 
+/** Over a monthly token budget: refused until the month ends (details say which budget and when). */
+export class BudgetExceededError extends AppError {
+  constructor(message: string, details: { scope: string; monthlyTokens: number; used: number; resetsAt: string }) {
+    const seconds = Math.max(1, Math.ceil((Date.parse(details.resetsAt) - Date.now()) / 1000));
+    super(429, 'budget_exceeded', message, details, { 'retry-after': String(seconds) });
+  }
+}
+
 export class UnavailableError extends AppError {
   constructor(message: string, code = 'unavailable', details?: unknown) {
     super(503, code, message, details);

@@ -32,6 +32,7 @@ import { createLookupCache } from './services/lookup-cache.service.ts';
 import { closePasswordPool } from './services/passwords.service.ts';
 import { createSettingsService } from './services/settings.service.ts';
 import { createSetupCodeService } from './services/setup-code.service.ts';
+import { createUsageService } from './services/usage.service.ts';
 import { createUserService } from './services/users.service.ts';
 import { createInviteService } from './services/invites.service.ts';
 import { createWorkspaceAgentService } from './services/workspace-agents.service.ts';
@@ -68,6 +69,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
   const federationIdentity = createFederationIdentityService({ settings, config });
   const federationClient = createFederationClient();
   const federation = createFederationService({ db, client: federationClient, identity: federationIdentity, graceHours: config.federationKeyGraceHours, recordEvent: (e) => rollouts.recordEvent(e) });
+  const usage = createUsageService({ db, flushMs: config.usageFlushMs });
   return {
     config,
     db,
@@ -102,6 +104,8 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     federationControl: createFederationControl({ temporal, config, federation, identity: federationIdentity, client: federationClient, agents, agentConfigs, rollouts }),
     onboarding: createOnboardingControl({ temporal, settings, setupCodes, breakglass, users, keyring }),
     cache,
+    /** Chat usage and budgets; its flusher runs only where `usage.start()` is called (the API). */
+    usage,
     /**
      * Turns on the in-memory lookups of the chat path, kept right by the
      * database's change notifications (the API process; idempotent).
@@ -113,6 +117,7 @@ export function createCore(config: HangarConfig, opts: { databaseUrl?: string; t
     },
     async close() {
       await changes?.close();
+      await usage.stop();
       await temporal.close();
       await closePasswordPool();
       await notifications.close();

@@ -11,6 +11,7 @@ import { createMemberActivities } from '../activities/member.activities.ts';
 import { createMemberPushActivities } from '../activities/member-push.activities.ts';
 import { createRolloutActivities } from '../activities/rollout.activities.ts';
 import { createQuotaActivities } from '../activities/quota.activities.ts';
+import { createHealthActivities } from '../activities/health.activities.ts';
 import { createStorageActivities, createVolumeSizer } from '../activities/storage.activities.ts';
 import { createOnboardingActivities } from '../activities/onboarding.activities.ts';
 import type { HangarConfig } from '../core/config.ts';
@@ -53,16 +54,24 @@ export async function startWorkers(opts: {
   const log = opts.log ?? ((m: string) => console.log(`[worker] ${m}`));
   const core = createCore(config, { databaseUrl: opts.databaseUrl, temporalAddress: opts.temporalAddress, apiPort: opts.apiPort });
   await checkDatabaseRole(core.db, config.mode, (m) => log(`WARNING: ${m}`));
+  const role = config.workerRole;
+  const polls = { control: role !== 'docker', docker: role !== 'control' };
+  // A control-only process never touches the engine: in a split deployment
+  // only the Docker-host worker holds the socket.
   const docker = new Docker();
-  await docker.ping();
-  await core.agents.registerDockerHost(config.dockerHostId, process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
+  if (polls.docker) {
+    await docker.ping();
+    await core.agents.registerDockerHost(config.dockerHostId, process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
+  }
 
-  await core.temporal.registerSearchAttributes();
-  // The federation identity is made at first boot, by whichever process gets there first.
-  await core.federationIdentity.ensure();
-  if (opts.registerSchedules !== false) {
-    await registerFleetSchedules(core.temporal, config);
-    await syncImagePollers(core.temporal, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
+  if (polls.control) {
+    await core.temporal.registerSearchAttributes();
+    // The federation identity is made at first boot, by whichever process gets there first.
+    await core.federationIdentity.ensure();
+    if (opts.registerSchedules !== false) {
+      await registerFleetSchedules(core.temporal, config);
+      await syncImagePollers(core.temporal, await core.fleet.get(), { healthPollMs: config.updateHealthPollMs });
+    }
   }
 
   // The Docker-host worker owns this engine's egress policy: in place before
@@ -77,61 +86,73 @@ export async function startWorkers(opts: {
     loadAllowlist: () => core.egress.entries(),
     log,
   });
-  try {
-    await egress.start();
-  } catch (err) {
-    await core.close();
-    throw err;
+  if (polls.docker) {
+    try {
+      await egress.start();
+    } catch (err) {
+      await core.close();
+      throw err;
+    }
   }
 
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
-  const workflowBundle = opts.workflowBundle ?? (await buildWorkflowBundle());
-  const control = await Worker.create({
-    connection,
-    namespace: config.temporalNamespace,
-    taskQueue: CONTROL_TASK_QUEUE,
-    workflowBundle,
-    maxCachedWorkflows: config.workerMaxCachedWorkflows,
-    activities: {
-      ...createAgentActivities(core),
-      ...createOnboardingActivities(core),
-      ...createRolloutActivities({ core }),
-      ...createQuotaActivities({ core }),
-      ...createMemberActivities({ core }),
-      ...createFleetActivities({ core }),
-      ...createFederationActivities({ core }),
-    },
-    shutdownGraceTime: '5 seconds',
-  });
-  // One df at a time per engine, shared by the reconciler and snapshot space checks.
-  const sizer = createVolumeSizer(docker);
-  const dockerWorker = await Worker.create({
-    connection,
-    namespace: config.temporalNamespace,
-    taskQueue: dockerTaskQueue(config.dockerHostId),
-    activities: {
-      ...createDockerActivities({ docker, keyring: core.keyring, networks, egress }),
-      ...createEgressActivities({ enforcer: egress }),
-      ...createImageUpdateActivities({
-        docker,
-        sizer,
-        snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots'),
-        minFreeBytes: config.snapshotMinFreeMb * 1024 * 1024,
+  const workers: Worker[] = [];
+  if (polls.control) {
+    const workflowBundle = opts.workflowBundle ?? (await buildWorkflowBundle());
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporalNamespace,
+        taskQueue: CONTROL_TASK_QUEUE,
+        workflowBundle,
+        maxCachedWorkflows: config.workerMaxCachedWorkflows,
+        activities: {
+          ...createAgentActivities(core),
+          ...createOnboardingActivities(core),
+          ...createRolloutActivities({ core }),
+          ...createQuotaActivities({ core }),
+          ...createMemberActivities({ core }),
+          ...createFleetActivities({ core }),
+          ...createFederationActivities({ core }),
+        },
+        shutdownGraceTime: '5 seconds',
       }),
-      ...createStorageActivities({ sizer }),
-      ...createMemberPushActivities({ keyring: core.keyring }),
-    },
-    shutdownGraceTime: '5 seconds',
-  });
-  log(`polling ${CONTROL_TASK_QUEUE} and ${dockerTaskQueue(config.dockerHostId)}`);
-  const done = Promise.all([control.run(), dockerWorker.run()]).then(async () => {
+    );
+  }
+  if (polls.docker) {
+    // One df at a time per engine, shared by the reconciler and snapshot space checks.
+    const sizer = createVolumeSizer(docker);
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporalNamespace,
+        taskQueue: dockerTaskQueue(config.dockerHostId),
+        activities: {
+          ...createDockerActivities({ docker, keyring: core.keyring, networks, egress }),
+          ...createEgressActivities({ enforcer: egress }),
+          ...createImageUpdateActivities({
+            docker,
+            sizer,
+            snapshotDir: config.snapshotDir ?? path.resolve(config.dataDir, 'snapshots'),
+            minFreeBytes: config.snapshotMinFreeMb * 1024 * 1024,
+          }),
+          ...createStorageActivities({ sizer }),
+          ...createHealthActivities({ docker, timeoutMs: config.healthCheckTimeoutMs }),
+          ...createMemberPushActivities({ keyring: core.keyring }),
+        },
+        shutdownGraceTime: '5 seconds',
+      }),
+    );
+  }
+  log(`polling ${workers.map((w) => w.options.taskQueue).join(' and ')}`);
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
     await connection.close();
     await core.close();
   });
   return {
     done,
     async shutdown() {
-      for (const w of [control, dockerWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await done;
     },
   };

@@ -56,6 +56,7 @@ const local = proxyLocalActivities<AgentActivities>({
 /** Patch ids (README, "Changing a workflow"): runs begun before each change replay their old steps. */
 const LOCAL_DB_STEPS = 'local-db-steps';
 const ONE_STEP_START = 'one-step-start';
+const UNHEALTHY_RESTART = 'unhealthy-restart';
 
 const DEFAULT_SETTINGS: LifecycleSettings = { restartDebounceMs: 3000, healthTimeoutSec: 120 };
 
@@ -246,7 +247,16 @@ export const agentLifecycle: AgentLifecycleWorkflow = async (input) => {
     void exclusive(async () => {
       if (state.status !== 'running') return;
       const seen = await docker.inspectContainer(containerNameOf(state));
-      if (seen?.running) return;
+      if (seen?.running) {
+        // Running but not answering its health checks: restarted here, under
+        // the lock, so whatever a user queued first (a stop, a restart) wins.
+        // Patched: runs begun before ignored a running container (they were never told `unhealthy`).
+        if (req.observed !== 'unhealthy' || !patched(UNHEALTHY_RESTART)) return;
+        log.warn('restarting unhealthy agent', { agentId: state.agentId, failure: req.failure });
+        await stop('unhealthy');
+        await start();
+        return;
+      }
       if (!seen && !input.alwaysOn) {
         // Gone behind our back: the row says stopped; the next chat recreates it on the same volume.
         await record({ status: 'stopped', containerId: null, hostPort: null, phase: 'idle' }, 'container_missing');

@@ -2,6 +2,7 @@ import { getExternalWorkflowHandle, log, patched, proxyActivities } from '@tempo
 import type { createAgentActivities } from '../activities/agent.activities.ts';
 import type { createDockerActivities } from '../activities/docker.activities.ts';
 import type { createFleetActivities } from '../activities/fleet.activities.ts';
+import type { createHealthActivities } from '../activities/health.activities.ts';
 import type { createQuotaActivities } from '../activities/quota.activities.ts';
 import type { createStorageActivities } from '../activities/storage.activities.ts';
 import { agentWorkflowId, reconcileSignal, dockerTaskQueue, type ContainerObservation } from '../core/contracts/agent.contract.ts';
@@ -33,6 +34,12 @@ export interface ReconcileReport {
   measured: number;
   /** Agents found over the storage cap and stopped. */
   overQuota: string[];
+  /** Running agents asked whether they answer (health checks). */
+  checked?: number;
+  /** Agents that failed their check this run. */
+  unhealthy?: string[];
+  /** Agents past HANGAR_HEALTH_FAILURES_BEFORE_RESTART failed checks, handed to their lifecycle to restart. */
+  unhealthyRestarted?: string[];
 }
 
 /**
@@ -62,16 +69,28 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
       retry: { maximumAttempts: 3 },
     });
 
+    // Its own timeout: with every agent hanging, a large host's checks take
+    // (agents / probes in flight) x the per-check timeout; heartbeats show progress.
+    const probes = proxyActivities<ReturnType<typeof createHealthActivities>>({
+      taskQueue: dockerTaskQueue(hostId),
+      startToCloseTimeout: '10 minutes',
+      heartbeatTimeout: '1 minute',
+      retry: { maximumAttempts: 2 },
+    });
+
     // Patched: a reconcile begun before the storage cap existed replays without it.
     const capped = patched('storage-cap');
     let containers;
     if (capped && together) {
-      // The storage cap (measure, record, stop the over-cap) and the
-      // comparison of rows with containers are independent: side by side.
+      // The storage cap (measure, record, stop the over-cap), the health
+      // checks and the comparison of rows with containers are independent:
+      // side by side. Patched: a run begun before the health checks replays without them.
       const cap = enforceStorageCap(hostId, instanceId, docker, report);
+      const checks = patched('health-checks') ? checkHealth(hostId, instanceId, probes, report) : undefined;
       containers = await docker.listManagedContainers(instanceId);
       await compareRows(hostId, containers, docker, report);
       await cap;
+      await checks;
       continue;
     }
     if (capped) await enforceStorageCap(hostId, instanceId, docker, report);
@@ -116,7 +135,7 @@ export async function fleetReconcile(): Promise<ReconcileReport> {
       await control.recordFleetEvent({ type: 'orphan_removed', payload: { container: c.name, agentId: c.agentId, hostId } });
     }
   }
-  if (report.fixed.length || report.orphansRemoved.length || report.overQuota.length) log.info('fleet reconciled', { ...report });
+  if (report.fixed.length || report.orphansRemoved.length || report.overQuota.length || report.unhealthyRestarted?.length) log.info('fleet reconciled', { ...report });
   return report;
 }
 
@@ -160,5 +179,28 @@ async function enforceStorageCap(
   } catch (err) {
     // A failed measurement must not hold up the rest of the reconcile; the next run measures again.
     log.warn('storage check failed', { hostId, message: (err as Error).message });
+  }
+}
+
+/**
+ * Asks every running agent on one host whether it answers (the host's worker,
+ * concurrently, each within HANGAR_HEALTH_CHECK_TIMEOUT_MS); the counts and
+ * the restarts are the database's and the lifecycles' business (one activity).
+ */
+async function checkHealth(
+  hostId: string,
+  instanceId: string,
+  docker: { checkAgentHealth: ReturnType<typeof createHealthActivities>['checkAgentHealth'] },
+  report: ReconcileReport,
+): Promise<void> {
+  try {
+    const checks = await docker.checkAgentHealth(instanceId);
+    const counted = await fleet.recordAgentHealth({ hostId, checks });
+    report.checked = (report.checked ?? 0) + counted.checked;
+    report.unhealthy = [...(report.unhealthy ?? []), ...checks.filter((c) => !c.ok).map((c) => c.agentId)];
+    report.unhealthyRestarted = [...(report.unhealthyRestarted ?? []), ...counted.restarted];
+  } catch (err) {
+    // Like the storage check: a failed round must not hold up the rest; the next run checks again.
+    log.warn('health check failed', { hostId, message: (err as Error).message });
   }
 }

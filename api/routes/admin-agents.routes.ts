@@ -24,6 +24,8 @@ const FleetAgent = Type.Object({
   storageMeasuredAt: Nullable(Type.String()),
   /** The cap (HANGAR_AGENT_STORAGE_MB): over it the agent is stopped and its starts refused. */
   storageCapBytes: Type.Number(),
+  /** Failed health checks in a row (fleet-reconcile); at HANGAR_HEALTH_FAILURES_BEFORE_RESTART the agent is restarted. */
+  healthFailures: Type.Integer({ minimum: 0 }),
   workflowId: Type.String(),
   temporalUrl: Type.String(),
   /** The update mode of the agent's tenant (its workspace's update config, else auto), and its preferred hour. */
@@ -52,6 +54,7 @@ export async function adminAgentRoutes(fastify: FastifyInstance, { core, auth, c
       dockerHostId: a.dockerHostId,
       ...storageView(a),
       storageCapBytes: core.config.agentStorageMb * 1024 * 1024,
+      healthFailures: a.healthFailures,
       workflowId: `agent/${a.id}`,
       temporalUrl: control.workflowUrl(a),
       updateMode: update.mode,

@@ -1,13 +1,15 @@
 import http from 'node:http';
+import { pipeline } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Agent, User } from '../../core/db.ts';
-import { AppError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
+import { AppError, BudgetExceededError, RateLimitedError, UnauthorizedError, UnavailableError } from '../../core/errors.ts';
 import { errors, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import type { WorkspaceRole } from '../../core/contracts/workspace.contract.ts';
 import { speakerHeaders } from '../speaker-identity.ts';
+import { usageTap } from '../usage-tap.ts';
 
 const Message = strict({
   role: Type.Union(['system', 'user', 'assistant'].map((r) => Type.Literal(r))),
@@ -193,6 +195,19 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       // Chatting writes to the agent (and may start it): viewers of a workspace only read.
       const { agent, role } = await callerAgent(user, agentId, 'member');
       touch(agent.id);
+      // Budgets are checked before the agent is contacted, from memory (see usage.service.ts).
+      const workspaceId = agent.ownerKind === 'workspace' ? agent.ownerId : null;
+      const over = core.usage.overBudget(user.id, workspaceId);
+      if (over) {
+        core.usage.refused(over.scope);
+        const whose = over.scope === 'user' ? 'Your' : "This workspace's";
+        throw new BudgetExceededError(`${whose} monthly token budget (${over.monthlyTokens}) is used up; it resets at ${over.resetsAt}`, {
+          scope: over.scope,
+          monthlyTokens: over.monthlyTokens,
+          used: over.used,
+          resetsAt: over.resetsAt,
+        });
+      }
       // OpenClaw reads `model` as the agent to run ("openclaw/default"); a
       // provider model the caller asks for travels as x-openclaw-model.
       const body = JSON.stringify({ ...payload, model: 'openclaw/default' });
@@ -201,8 +216,14 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       const type = res.headers['content-type'] ?? 'application/json';
       reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
       if (type.includes('text/event-stream')) reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-      // Passed through as it arrives: SSE chunks are never buffered here.
-      return reply.send(res);
+      // Passed through as it arrives: SSE chunks are never buffered here. The
+      // tap hands every chunk on at once and meters the answer's `usage` at its end.
+      if ((res.statusCode ?? 502) >= 400) return reply.send(res);
+      const served = typeof res.headers['x-hangar-model'] === 'string' ? res.headers['x-hangar-model'] : undefined;
+      const tap = usageTap(type.includes('text/event-stream') ? 'sse' : 'json', (u) =>
+        core.usage.record({ userId: user.id, agentId: agent.id, workspaceId, model: (served ?? u.model ?? model ?? 'unknown').slice(0, 200), tokensIn: u.tokensIn, tokensOut: u.tokensOut }));
+      // pipeline, not pipe: an agent dying mid-answer (or a client leaving) ends both sides.
+      return reply.send(pipeline(res, tap, () => undefined));
     } catch (err) {
       handle.release();
       if (handle.signal.aborted) throw deactivatedMidway();

@@ -27,7 +27,7 @@ export async function healthRoutes(fastify: FastifyInstance, { core, auth, readi
     await Promise.all([
       probe('postgres', () => core.settings.ping()),
       probe('temporal', () => core.temporal.ping()),
-      probe('docker', readiness.docker),
+      ...(readiness.docker ? [probe('docker', readiness.docker)] : []),
     ]);
     const ok = Object.values(checks).every((v) => v === 'ok');
     const detailed = await auth.isAdminCaller(request);

@@ -69,10 +69,28 @@ export interface StopRequest {
 }
 
 export interface ReconcileRequest {
-  /** What the reconciler saw in Docker. */
-  observed: 'missing' | 'exited';
+  /**
+   * What the reconciler saw in Docker; `unhealthy`: the container runs but
+   * failed HANGAR_HEALTH_FAILURES_BEFORE_RESTART health checks in a row.
+   */
+  observed: 'missing' | 'exited' | 'unhealthy';
   exitCode?: number;
+  /** `unhealthy`: the last check's failure, for the log. */
+  failure?: string;
 }
+
+/** One running agent's health check by fleet-reconcile (its Docker host's worker). */
+export interface AgentHealthCheck {
+  agentId: string;
+  ok: boolean;
+  /** What the probe saw: `ready`, a status, a timeout, a refused connection. */
+  detail: string;
+  /** Docker's HEALTHCHECK status, when the image declares one. */
+  dockerHealth: 'healthy' | 'unhealthy' | 'starting' | null;
+}
+
+/** The fleet event recorded when the reconciler restarts an agent that stopped answering. */
+export const UNHEALTHY_RESTARTED_EVENT = 'agent.unhealthy_restarted';
 
 /** What the Docker activities need to run one agent's container. */
 export interface ContainerSpec {

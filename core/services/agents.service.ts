@@ -285,12 +285,48 @@ export function createAgentService({ db, keyring, config, settings, apiPort, cac
       });
     },
 
+    /**
+     * One Docker host's health checks (fleet-reconcile): a pass resets the
+     * agent's count of consecutive failures, a failure adds one (only while
+     * the row says running: a start in progress is the lifecycle's business).
+     * Returns the agents whose count reached HANGAR_HEALTH_FAILURES_BEFORE_RESTART,
+     * with their count zeroed, so a restart asked for now is not asked again
+     * before as many fresh failures. Two statements per host, however large.
+     */
+    async recordHealth(dockerHostId: string, results: Array<{ agentId: string; ok: boolean }>) {
+      const passing = results.filter((r) => r.ok).map((r) => r.agentId);
+      const failing = results.filter((r) => !r.ok).map((r) => r.agentId);
+      const threshold = config.healthFailuresBeforeRestart;
+      return sys(async (tx) => {
+        if (passing.length > 0) {
+          await tx.$executeRaw`
+            UPDATE agents SET "healthFailures" = 0
+            WHERE id = ANY(${passing}::text[]) AND "dockerHostId" = ${dockerHostId} AND "healthFailures" <> 0`;
+        }
+        if (failing.length === 0) return { failing: 0, restart: [] as Array<{ id: string; failures: number }> };
+        const counted = await tx.$queryRaw<Array<{ id: string; failures: number }>>`
+          UPDATE agents SET "healthFailures" = CASE WHEN "healthFailures" + 1 >= ${threshold} THEN 0 ELSE "healthFailures" + 1 END
+          WHERE id = ANY(${failing}::text[]) AND "dockerHostId" = ${dockerHostId} AND status = 'running'
+          RETURNING id, "healthFailures" AS failures`;
+        return {
+          failing: counted.length,
+          restart: counted.filter((r) => r.failures === 0).map((r) => ({ id: r.id, failures: threshold })),
+        };
+      });
+    },
+
+    /** Running agents that failed their last health check (metrics). */
+    countFailingHealth(): Promise<number> {
+      return sys((tx) => tx.agent.count({ where: { status: 'running', healthFailures: { gt: 0 } } }));
+    },
+
     async recordState(agentId: string, patch: StatePatch): Promise<void> {
       await sys(async (tx) => {
         const row = await tx.agent.update({
           where: { id: agentId },
           // A start counts as activity: the reaper must not stop an agent that just came up.
-          data: { ...patch, ...(patch.status === 'running' ? { lastActiveAt: new Date() } : {}) },
+          // A fresh start also begins a fresh count of failed health checks.
+          data: { ...patch, ...(patch.status === 'running' ? { lastActiveAt: new Date(), healthFailures: 0 } : {}) },
         });
         // Running the offered digest (however it got there) settles the offer.
         if (patch.imageDigest && row.updateDigest === patch.imageDigest) {

@@ -159,6 +159,11 @@ export function createRolloutService({ db, fleet }: { db: Db; fleet: FleetSettin
       await db.fleetEvent.createMany({ data: events.map((e) => ({ type: e.type, agentId: e.agentId ?? null, rolloutId: e.rolloutId ?? null, payload: e.payload ?? {} })) });
     },
 
+    /** Fleet events of one type since a time (metrics). */
+    countEventsSince(type: string, since: Date): Promise<number> {
+      return db.fleetEvent.count({ where: { type, at: { gte: since } } });
+    },
+
     async listEvents(q: { page: number; limit: number; rolloutId?: string; agentId?: string; type?: string }) {
       const where = { rolloutId: q.rolloutId, agentId: q.agentId, type: q.type };
       const [total, rows] = await Promise.all([

@@ -6,6 +6,7 @@
 // /data volume. Every route but /health needs the gateway token, which only
 // Hangar's proxy holds: the token `docker inspect` shows is spent by then.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { Readable, Transform } from 'node:stream';
@@ -311,9 +312,20 @@ async function membersRoute(req, res, pathname) {
   return sendError(res, 405, 'method_not_allowed', 'PUT or DELETE');
 }
 
+/**
+ * Test hook: while this file exists, /health and /readyz never answer (an
+ * agent that hangs while its container runs). Only someone with the Docker
+ * engine can make it (`docker exec ... touch`): the root filesystem is read-only,
+ * /tmp is the container's own tmpfs, and no route writes files there.
+ */
+const HANG_HEALTH_FILE = '/tmp/hangar-test-hang-health';
+
 async function route(req, res, pathname) {
   // /readyz as OpenClaw has it: this agent is ready as soon as it listens.
-  if (req.method === 'GET' && (pathname === '/health' || pathname === '/readyz')) return sendJson(res, 200, { status: 'ok', version: VERSION });
+  if (req.method === 'GET' && (pathname === '/health' || pathname === '/readyz')) {
+    if (existsSync(HANG_HEALTH_FILE)) return undefined;
+    return sendJson(res, 200, { status: 'ok', version: VERSION });
+  }
   if (!authorized(req)) return sendError(res, 401, 'unauthorized', 'gateway token required');
   if (pathname === '/v1/chat/completions' && req.method === 'POST') return chat(req, res);
   if (pathname === '/v1/sessions' && req.method === 'GET') return sendJson(res, 200, { sessions: await history.list() });

@@ -326,8 +326,21 @@ describe('web UI', () => {
 
   it('works at 375 px wide, and no page logged an error', async () => {
     const narrow = watch(await (await browser.newContext({ viewport: { width: 375, height: 800 } })).newPage());
+    // If the sign-in page never shows, say what the page asked for and got.
+    const netlog: string[] = [];
+    narrow.on('request', (r) => netlog.push(`> ${r.method()} ${r.url()} ${Date.now()}`));
+    narrow.on('requestfinished', (r) => netlog.push(`< ${r.url()} ${Date.now()}`));
+    narrow.on('requestfailed', (r) => netlog.push(`x ${r.url()} ${r.failure()?.errorText} ${Date.now()}`));
+    narrow.on('crash', () => netlog.push('CRASH'));
+    narrow.on('console', (m) => netlog.push(`console ${m.type()}: ${m.text()}`));
     await narrow.goto(`${h.url}/`);
-    await narrow.getByRole('heading', { name: 'Sign in to Hangar' }).waitFor();
+    await narrow.getByRole('heading', { name: 'Sign in to Hangar' }).waitFor().catch(async (e) => {
+      console.log('[web-ui] no sign-in page at', narrow.url(), 'problems', problems);
+      console.log(`[web-ui] requests:\n${netlog.join('\n')}`);
+      console.log('[web-ui] page:', (await narrow.content().catch((x) => String(x))).slice(0, 4000));
+      await shot('narrow-failure', narrow).catch(() => undefined);
+      throw e;
+    });
     await narrow.getByLabel('Username or email').fill(ADMIN.username);
     await narrow.getByLabel('Password').fill(ADMIN.password);
     await narrow.getByRole('button', { name: 'Sign in' }).click();

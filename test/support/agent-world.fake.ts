@@ -7,6 +7,8 @@ import {
   disagreements,
   reapIfIdleSignal,
   reconcileSignal,
+  UNHEALTHY_RESTARTED_EVENT,
+  type AgentHealthCheck,
   type ContainerObservation,
   type ContainerSpec,
 } from '../../core/contracts/agent.contract.ts';
@@ -67,6 +69,11 @@ export class AgentWorld {
   storageCapBytes = 1024;
   /** Agents whose next health check fails (once per entry). */
   unhealthy = new Set<string>();
+  /** Agents whose reconcile health checks fail (until removed): `checkAgentHealth` says not ok. */
+  notAnswering = new Set<string>();
+  /** Consecutive failed checks per agent, as agents.healthFailures keeps them; the restart threshold. */
+  healthFailures = new Map<string, number>();
+  healthThreshold = 3;
   /** Agents whose next stop fails (once per entry). */
   unstoppable = new Set<string>();
   /** Extra env for every spec: lets a test grow the history. */
@@ -185,6 +192,27 @@ export class AgentWorld {
       const over = Object.entries(sizes).filter(([, b]) => b > this.storageCapBytes).map(([volume, b]) => ({ id: volume.replace(/^hangar-agent-|-data$/g, ''), status: 'running' as const, storageBytes: b }));
       return { measured: Object.keys(sizes).length, capBytes: this.storageCapBytes, over };
     },
+    // The rule agents.recordHealth keeps in SQL: a pass resets, a failure of a running row counts, the threshold restarts and resets.
+    recordAgentHealth: async ({ hostId, checks }) => {
+      const running = new Set(this.rows.filter((r) => r.status === 'running').map((r) => r.id));
+      const restarted: string[] = [];
+      let failing = 0;
+      for (const c of checks) {
+        if (c.ok) {
+          this.healthFailures.delete(c.agentId);
+          continue;
+        }
+        if (!running.has(c.agentId)) continue;
+        failing++;
+        const n = (this.healthFailures.get(c.agentId) ?? 0) + 1;
+        this.healthFailures.set(c.agentId, n < this.healthThreshold ? n : 0);
+        if (n < this.healthThreshold) continue;
+        if (!(await this.tell(c.agentId, (h) => h.signal(reconcileSignal, { observed: 'unhealthy', failure: c.detail })))) continue;
+        restarted.push(c.agentId);
+        this.fleetEvents.push({ type: UNHEALTHY_RESTARTED_EVENT, payload: { hostId, agentId: c.agentId, failures: n, failure: c.detail } });
+      }
+      return { checked: checks.length, failing, restarted };
+    },
     stopAgentOverQuota: async ({ agentId }) => {
       await this.step(agentId, 'stop over quota');
       return { stopped: true, status: 'stopped' };
@@ -231,6 +259,14 @@ export class AgentWorld {
         running: c.running,
         exitCode: c.exitCode,
       })),
+    checkAgentHealth: async () =>
+      [...this.containers.entries()]
+        .filter(([name, c]) => c.running && name.startsWith('hangar-agent-'))
+        .map(([name]): AgentHealthCheck => {
+          const agentId = agentOf(name);
+          const ok = !this.notAnswering.has(agentId);
+          return { agentId, ok, detail: ok ? 'ready' : 'no answer within 3000 ms', dockerHealth: null };
+        }),
     containerImage: async (name) => this.containers.get(name)?.image ?? null,
     checkSnapshotSpace: async ({ volumeName }) => {
       await this.step(volumeName.replace(/^hangar-agent-|-data$/g, ''), 'space');

@@ -38,10 +38,14 @@ export function systemPrompt(body: SeenRequest['body']): string {
 /**
  * An OpenAI-compatible upstream on this machine. It answers with the last
  * user message echoed, so a test can tell whose words came back; streamed
- * answers arrive in several SSE chunks with a pause between them.
+ * answers arrive in several SSE chunks with a pause between them. Each
+ * answer reports `usage` (1 token in, 1 out unless told otherwise).
  */
-export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
+export async function startFakeOpenAI(opts: { chunkDelayMs?: number; usage?: { prompt_tokens: number; completion_tokens: number } } = {}) {
   const seen: SeenRequest[] = [];
+  // Every answer reports its tokens as OpenAI does: in the body, or in the last streamed chunk.
+  const { prompt_tokens, completion_tokens } = opts.usage ?? { prompt_tokens: 1, completion_tokens: 1 };
+  const usage = { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens };
   const server = http.createServer((req, res) => {
     let raw = '';
     req.on('data', (c) => (raw += c));
@@ -65,7 +69,7 @@ export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
           res.write(`data: ${JSON.stringify(chunk)}\n\n`);
           await new Promise((r) => setTimeout(r, opts.chunkDelayMs ?? 30));
         }
-        const done = { id: 'c1', object: 'chat.completion.chunk', model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] };
+        const done = { id: 'c1', object: 'chat.completion.chunk', model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage };
         res.write(`data: ${JSON.stringify(done)}\n\n`);
         res.write('data: [DONE]\n\n');
         return res.end();
@@ -76,7 +80,7 @@ export async function startFakeOpenAI(opts: { chunkDelayMs?: number } = {}) {
         object: 'chat.completion',
         model: body?.model,
         choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        usage,
       }));
     });
   });

@@ -12,6 +12,7 @@ import type { createFleetActivities } from '../../activities/fleet.activities.ts
 import type { createImageUpdateActivities } from '../../activities/image-update.activities.ts';
 import type { createQuotaActivities } from '../../activities/quota.activities.ts';
 import type { createStorageActivities } from '../../activities/storage.activities.ts';
+import type { createHealthActivities } from '../../activities/health.activities.ts';
 import type { createOnboardingActivities } from '../../activities/onboarding.activities.ts';
 import type { createRolloutActivities } from '../../activities/rollout.activities.ts';
 import type { createMemberActivities } from '../../activities/member.activities.ts';
@@ -32,6 +33,7 @@ export type ControlActivities = ReturnType<typeof createAgentActivities> &
 export type HostActivities = ReturnType<typeof createDockerActivities> &
   ReturnType<typeof createImageUpdateActivities> &
   ReturnType<typeof createStorageActivities> &
+  ReturnType<typeof createHealthActivities> &
   ReturnType<typeof createMemberPushActivities>;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -13,10 +13,12 @@ import { FleetEventsPage, FleetSettingsPage, RolloutPage, RolloutsPage } from '.
 import { WorkspacePage } from './pages/workspace.js';
 import { InvitePage, WorkspacesPage } from './pages/workspaces.js';
 import { FederationPage } from './pages/federation.js';
+import { AdminUsagePage, MyUsagePage } from './pages/usage.js';
 
 const ROUTES = [
   { path: '/agent', title: 'My agent', page: AgentPage },
   { path: '/chat', title: 'Chat', page: ChatPage },
+  { path: '/usage', title: 'Usage', page: MyUsagePage },
   { path: '/settings', title: 'Settings', page: SettingsPage },
   { path: '/workspaces', title: 'Workspaces', page: WorkspacesPage },
   { path: '/admin/users', title: 'Users', page: AdminUsersPage, admin: true },
@@ -28,6 +30,7 @@ const ROUTES = [
   { path: '/admin/system-agents', title: 'System agents', page: SystemAgentsPage, admin: true },
   { path: '/admin/sign-in', title: 'Sign-in', page: SignInSettingsPage, admin: true },
   { path: '/admin/audit', title: 'Audit log', page: AuditPage, admin: true },
+  { path: '/admin/usage', title: 'Usage and budgets', page: AdminUsagePage, admin: true },
 ];
 
 /** The token of an admin's reset link (#/reset-password/<token>), signed in or not. */

@@ -32,8 +32,25 @@ function SharedHistory({ data, names }) {
   </section>`)}</div>`;
 }
 
+/**
+ * From 80 % of a monthly token budget on: how much is used and when it resets
+ * (GET /api/me/usage; the totals there may lag other API processes by seconds).
+ */
+function BudgetBanner({ usage }) {
+  const worst = (usage?.budgets ?? []).filter((b) => b.state !== 'ok').sort((a, b) => b.percent - a.percent)[0];
+  if (!worst) return null;
+  const whose = worst.scope === 'user' ? 'Your' : `The workspace${worst.name ? ` ${worst.name}` : ''}'s`;
+  const when = new Date(worst.resetsAt).toLocaleString();
+  return html`<div class=${`notice ${worst.state === 'exceeded' ? 'danger' : 'warn'}`} role="status" data-testid="budget-banner" data-state=${worst.state}>
+    ${worst.state === 'exceeded'
+      ? `${whose} monthly token budget is used up (${worst.used} of ${worst.monthlyTokens} tokens). Chat is refused until it resets on ${when}.`
+      : `${whose} monthly token budget is ${Math.floor(worst.percent)} % used (${worst.used} of ${worst.monthlyTokens} tokens); it resets on ${when}.`}
+  </div>`;
+}
+
 export function ChatPage({ me, agentId = null, readOnly = false, names = null, title = 'Chat' }) {
   const history = useApi(agentId ? `/api/chat/sessions?agentId=${encodeURIComponent(agentId)}` : '/api/chat/sessions');
+  const usage = useApi(readOnly ? null : '/api/me/usage');
   const [messages, setMessages] = useState(null);
   const [text, setText] = useState('');
   const [busy, setBusy] = useState(false);
@@ -79,6 +96,7 @@ export function ChatPage({ me, agentId = null, readOnly = false, names = null, t
     } finally {
       setMessages((m) => m.map((x) => ({ role: x.role, content: x.content })));
       setBusy(false);
+      usage.reload();
     }
   }
 
@@ -92,6 +110,7 @@ export function ChatPage({ me, agentId = null, readOnly = false, names = null, t
   }
   const Heading = agentId ? 'h2' : 'h1';
   return html`<${Heading}>${title}</${Heading}>
+    <${BudgetBanner} usage=${usage.data} />
     <div class="card">
       ${history.loading && messages === null ? html`<${Loading} what="Loading your history" />` : null}
       ${history.error && history.error.status !== 404 ? html`<${ErrorBox} error=${history.error} />` : null}
