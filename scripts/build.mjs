@@ -18,6 +18,9 @@ const require = createRequire(import.meta.url);
 const { values } = parseArgs({ options: { 'out-dir': { type: 'string' } } });
 const outDir = path.resolve(root, values['out-dir'] ?? 'dist');
 rmSync(outDir, { recursive: true, force: true });
+// The client tsc compiles must be the schema's (missing or stale: made again).
+const generated = spawnSync(process.execPath, [path.join(root, 'scripts/prisma-generate.mjs'), '--if-stale'], { cwd: root, stdio: 'inherit' });
+if (generated.status !== 0) process.exit(generated.status ?? 1);
 const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir], { cwd: root, stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 // tsc emits only what it compiles: the plain-JavaScript modules beside the

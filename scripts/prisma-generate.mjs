@@ -4,8 +4,14 @@
 // missing (npm 11 runs no Prisma install script), downloads it from
 // binaries.prisma.sh. Pointing PRISMA_SCHEMA_ENGINE_BINARY at any existing
 // executable skips that; generate never runs it.
+//
+// `--if-stale` generates only when the client is missing or was made from
+// another schema.prisma (a hash of it is kept beside the client): after a
+// `git pull` that brings a migration, `npm start`, `npm test` and
+// `npm run bench` must not run a client that lacks the new columns.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +19,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'node_modules/prisma/build/index.js');
 const schema = path.join(root, 'prisma/schema.prisma');
 const client = path.join(root, 'core/generated/prisma/client.ts');
+const stamp = path.join(root, 'core/generated/prisma/.schema-sha256');
+const schemaHash = createHash('sha256').update(readFileSync(schema)).digest('hex');
+
+if (process.argv.includes('--if-stale') && existsSync(client) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === schemaHash) process.exit(0);
 
 function fail(message) {
   console.error(`prisma generate failed: ${message}`);
@@ -37,3 +47,4 @@ const r = spawnSync(process.execPath, [cli, 'generate', '--schema', schema], {
 if (r.error) fail(r.error.message);
 if (r.status !== 0) fail(`the prisma CLI exited with ${r.status ?? r.signal} (its output is above)`);
 if (!existsSync(client)) fail(`${path.relative(root, client)} was not written: check the generator block of prisma/schema.prisma`);
+writeFileSync(stamp, `${schemaHash}\n`);

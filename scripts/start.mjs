@@ -17,7 +17,8 @@ if (!existsSync(path.join(root, 'node_modules/.package-lock.json'))) {
   // npm install, pinned by the lockfile (see .ci/run for why not npm ci).
   step('npm', ['install', '--no-audit', '--no-fund']);
 }
-if (!existsSync(path.join(root, 'core/generated/prisma/client.ts'))) step(process.execPath, ['scripts/prisma-generate.mjs']);
+// Made when missing, and again when schema.prisma changed since (a pull that brought a migration).
+step(process.execPath, ['scripts/prisma-generate.mjs', '--if-stale']);
 
 const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/run-hangar.ts', ...process.argv.slice(2)], {
   cwd: root,

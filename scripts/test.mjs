@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: the Prisma client is generated code (not committed), so make
-// sure it exists, lint, then run every vitest project (unit, workflow, integration).
+// sure it exists and matches the schema, lint, then run every vitest project (unit, workflow, integration).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const run = (args) => spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' }).status ?? 1;
 
-if (!existsSync(path.join(root, 'core/generated/prisma/client.ts'))) {
-  const code = run(['scripts/prisma-generate.mjs']);
+{
+  const code = run(['scripts/prisma-generate.mjs', '--if-stale']);
   if (code !== 0) process.exit(code);
 }
 // ESLint first: workflow determinism rules and floating promises (eslint.config.mjs).
