@@ -1,4 +1,4 @@
-import { condition, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, log, patched, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createRolloutActivities } from '../activities/rollout.activities.ts';
 import {
   abortRolloutSignal,
@@ -25,12 +25,27 @@ const control = proxyActivities<RolloutActivities>({
 });
 
 /**
+ * The rollout's own bookkeeping (its progress row and fleet events): one
+ * short database write each, run as local activities in the worker that runs
+ * the workflow, so a wave boundary is not a string of round trips through the
+ * server (a 20-agent rollout in four waves spent ≈ 2 s of its wall time
+ * there). Mail, the fleet's mode (read in the pause loop's timers) and the
+ * agents' updates stay activities.
+ */
+const bookkeeping = proxyLocalActivities<Pick<RolloutActivities, 'saveRolloutProgress' | 'recordRolloutEvent'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+/**
  * `rollout/<image>@<digest>`: moves the targeted agents to a new digest wave by
  * wave. Each agent is changed by its own lifecycle's applyImage, so a rollout
  * never races a user's restart or the reaper.
  */
 export const rollout: RolloutWorkflow = async (input) => {
   const { strategy } = input;
+  // Runs begun before the bookkeeping went local replay with activities, as they ran.
+  const book = patched('rollout-local-bookkeeping') ? bookkeeping : control;
   const progress: RolloutProgress = {
     id: input.rolloutId,
     workflowId: workflowInfo().workflowId,
@@ -66,11 +81,11 @@ export const rollout: RolloutWorkflow = async (input) => {
   function save(): Promise<void> {
     progress.counts = countStatuses(progress.agents);
     const snapshot = JSON.parse(JSON.stringify(progress)) as RolloutProgress;
-    saving = saving.then(() => control.saveRolloutProgress(snapshot));
+    saving = saving.then(() => book.saveRolloutProgress(snapshot));
     return saving;
   }
   const event = (type: string, payload: Record<string, unknown> = {}, agentId?: string) =>
-    control.recordRolloutEvent({ type, rolloutId: input.rolloutId, agentId, payload: { image: input.image, toDigest: input.toDigest, ...payload } });
+    book.recordRolloutEvent({ type, rolloutId: input.rolloutId, agentId, payload: { image: input.image, toDigest: input.toDigest, ...payload } });
   const agentEntry = (id: string) => progress.agents.find((a) => a.agentId === id)!;
   function setAgent(id: string, status: AgentUpdateStatus, error?: string): void {
     const a = agentEntry(id);
@@ -227,7 +242,7 @@ export const rollout: RolloutWorkflow = async (input) => {
       progress.status = 'completed';
     }
     await saving;
-    await control.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) }, fromDigest);
+    await book.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) }, fromDigest);
     progress.counts = countStatuses(progress.agents);
     await event(`rollout.${progress.status}`, { reason: progress.reason ?? null, counts: progress.counts });
     const failures = progress.agents.filter((a) => a.status === 'rolled_back' || a.status === 'failed');
@@ -246,7 +261,7 @@ export const rollout: RolloutWorkflow = async (input) => {
     progress.status = 'failed';
     progress.reason = (err as Error).message ?? String(err);
     await saving.catch(() => undefined);
-    await control.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) });
+    await book.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) });
     await event('rollout.failed', { reason: progress.reason });
     throw err;
   }

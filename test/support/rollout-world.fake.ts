@@ -46,6 +46,15 @@ export class RolloutWorld {
   alerts: { status: string; reason?: string; failures: { agentId: string; outcome: string; snapshotPath?: string }[]; at: number }[] = [];
   opened: string[] = [];
   private holds = new Map<string, { opened: Promise<void>; open: () => void }>();
+  /**
+   * The test server's clock, for local activities (the rollout's bookkeeping):
+   * their schedule time is the worker's wall clock, not the skipped-ahead one.
+   */
+  clock: (() => Promise<number>) | null = null;
+
+  private async now(): Promise<number> {
+    return Context.current().info.isLocal && this.clock ? this.clock() : virtualNow();
+  }
 
   /** Back to an empty fleet in auto mode: tests in one file share the workers, not the data. */
   reset(): void {
@@ -88,7 +97,10 @@ export class RolloutWorld {
       return { targets: this.targets, skipped: this.skipped };
     },
     saveRolloutProgress: async (p) => void this.saves.push(p),
-    recordRolloutEvent: async (e) => void this.events.push({ type: e.type, agentId: e.agentId, payload: e.payload, at: virtualNow() }),
+    recordRolloutEvent: async (e) => {
+      const at = await this.now();
+      this.events.push({ type: e.type, agentId: e.agentId, payload: e.payload, at });
+    },
     offerUpdate: async (req) => void this.offers.push({ agentIds: req.agentIds, toDigest: req.toDigest }),
     applyImageToAgent: async ({ target: t, request }) => {
       this.applies.push({ agentId: t.agentId, attempt: request.attempt, at: virtualNow() });
