@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { agentContainerName, agentWorkflowId, FLEET_RECONCILE_SCHEDULE_ID, UNHEALTHY_RESTARTED_EVENT } from '../../core/contracts/agent.contract.ts';
 import type { ReconcileReport } from '../../workflows/fleet-reconcile.workflow.ts';
 import { createTestUser, eventually, type TestUser, useScene } from '../support/hangar.harness.ts';
-import { chat, giveProvider } from '../support/scenario.ts';
+import { chat, giveProvider, execIn, startedAgent } from '../support/scenario.ts';
 
 // Health beyond "running", on the real stack: a reference agent whose
 // container runs but whose /readyz and /health stop answering (its test hook,
@@ -15,23 +15,6 @@ import { chat, giveProvider } from '../support/scenario.ts';
 
 const HANG_FILE = '/tmp/hangar-test-hang-health';
 
-/** Runs a command in a running container as its own user; resolves with the exit code. */
-async function exec(c: Docker.Container, cmd: string[]): Promise<number> {
-  const e = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({ hijack: true, stdin: false });
-  stream.resume();
-  await new Promise((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  for (let i = 0; i < 50; i++) {
-    const info = await e.inspect();
-    if (!info.Running) return info.ExitCode ?? -1;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('exec did not finish');
-}
 
 describe('health beyond running (reconciler health checks)', () => {
   const scene = useScene({
@@ -43,15 +26,7 @@ describe('health beyond running (reconciler health checks)', () => {
     },
   });
 
-  async function runningAgent(): Promise<{ user: TestUser; agentId: string }> {
-    const user = await createTestUser(scene.h);
-    await giveProvider(user, scene.fake);
-    const res = await user.api('/api/me/agent/start', { method: 'POST' });
-    expect(res.status).toBe(200);
-    const { id } = await res.json();
-    scene.agentIds.push(id);
-    return { user, agentId: id };
-  }
+  const runningAgent = () => startedAgent(scene);
 
   /** Triggers the reconcile schedule now and returns that run's report. */
   async function reconcile(): Promise<ReconcileReport> {
@@ -81,7 +56,7 @@ describe('health beyond running (reconciler health checks)', () => {
     const inspected = await container.inspect();
     expect(inspected.Config.Healthcheck?.Test).toEqual(['CMD', 'node', '/app/healthcheck.mjs']);
 
-    expect(await exec(container, ['node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(HANG_FILE)}, '')`])).toBe(0);
+    expect(await execIn(container, ['node', '-e', `require('node:fs').writeFileSync(${JSON.stringify(HANG_FILE)}, '')`])).toBe(0);
     // The hook works: the agent's port takes the connection and never answers.
     const hangs = await fetch(`http://127.0.0.1:${before.gatewayPort}/health`, { signal: AbortSignal.timeout(1000) }).then(
       () => false,

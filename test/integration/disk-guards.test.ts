@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { agentContainerName, agentVolumeName, CONTROL_TASK_QUEUE } from '../../core/contracts/agent.contract.ts';
 import { fleetReconcile } from '../../workflows/fleet-reconcile.workflow.ts';
 import { createTestUser, useScene, type TestUser } from '../support/hangar.harness.ts';
-import { giveProvider } from '../support/scenario.ts';
+import { giveProvider, execIn } from '../support/scenario.ts';
 
 // The disk-exhaustion attacks of the security review, performed against the
 // real stack: a member flooding chat with 4 MB requests (rate limit, history
@@ -18,23 +18,6 @@ const CAP_MB = 1;
 /** The reference agent's default per-entry history cap. */
 const ENTRY_CAP = 64 * 1024;
 
-/** Runs a command in a running container as its own user; resolves with the exit code. */
-async function exec(c: Docker.Container, cmd: string[]): Promise<number> {
-  const e = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({ hijack: true, stdin: false });
-  stream.resume();
-  await new Promise((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  for (let i = 0; i < 50; i++) {
-    const info = await e.inspect();
-    if (!info.Running) return info.ExitCode ?? -1;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('exec did not finish');
-}
 
 /** File sizes under a container's /data/sessions, read through the archive API. */
 async function sessionFileSizes(c: Docker.Container): Promise<number[]> {
@@ -109,7 +92,7 @@ describe('disk exhaustion guards', () => {
     const agentId = await startedAgent(carol);
     const container = scene.h.docker.getContainer(agentContainerName(agentId));
     const fill = `require('fs').writeFileSync('/data/filler', Buffer.alloc(${2 * CAP_MB} * 1024 * 1024, 7))`;
-    expect(await exec(container, ['node', '-e', fill])).toBe(0);
+    expect(await execIn(container, ['node', '-e', fill])).toBe(0);
 
     const report = await reconcile();
     expect(report.measured).toBeGreaterThan(0);

@@ -3,22 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { agentWorkflowId, FLEET_RECONCILE_SCHEDULE_ID, IDLE_REAPER_SCHEDULE_ID } from '../../core/contracts/agent.contract.ts';
 import { createTestUser, eventually, type TestUser, useScene } from '../support/hangar.harness.ts';
-import { chat, giveProvider } from '../support/scenario.ts';
+import { chat, giveProvider, startedAgent } from '../support/scenario.ts';
 
 // The schedules registered by the worker, triggered by hand so the test does
 // not wait for the clock: the reaper, and reconciliation both ways.
 describe('idle reaper and fleet reconcile', () => {
   const scene = useScene({});
 
-  async function runningAgent(): Promise<{ user: TestUser; agentId: string }> {
-    const user = await createTestUser(scene.h);
-    await giveProvider(user, scene.fake);
-    const res = await user.api('/api/me/agent/start', { method: 'POST' });
-    expect(res.status).toBe(200);
-    const { id } = await res.json();
-    scene.agentIds.push(id);
-    return { user, agentId: id };
-  }
+  const runningAgent = () => startedAgent(scene);
 
   const trigger = (id: string) => scene.h.temporal.schedule.getHandle(id).trigger();
 

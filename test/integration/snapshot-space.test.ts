@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createImageUpdateActivities } from '../../activities/image-update.activities.ts';
 import { agentContainerName, agentVolumeName } from '../../core/contracts/agent.contract.ts';
 import { createTestUser, eventually, useScene, type TestUser } from '../support/hangar.harness.ts';
-import { chat, giveProvider } from '../support/scenario.ts';
+import { chat, giveProvider, execIn } from '../support/scenario.ts';
 import { buildVersion } from '../support/test-images.ts';
 
 // The free-space check before a volume snapshot, on a real disk that is too
@@ -40,22 +40,6 @@ async function filesIn(dir: string): Promise<string[]> {
   return out;
 }
 
-async function exec(c: Docker.Container, cmd: string[]): Promise<number> {
-  const e = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({ hijack: true, stdin: false });
-  stream.resume();
-  await new Promise((resolve, reject) => {
-    stream.on('end', resolve);
-    stream.on('close', resolve);
-    stream.on('error', reject);
-  });
-  for (let i = 0; i < 50; i++) {
-    const info = await e.inspect();
-    if (!info.Running) return info.ExitCode ?? -1;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('exec did not finish');
-}
 
 describe.skipIf(!isRoot)('free space before a snapshot (4 MB tmpfs)', () => {
   const scene = useScene({
@@ -95,7 +79,7 @@ describe.skipIf(!isRoot)('free space before a snapshot (4 MB tmpfs)', () => {
     agentId = (await scene.h.core.agents.findOwned('user', user.id))!.id;
     scene.agentIds.push(agentId);
     const fill = `require('fs').writeFileSync('/data/filler', Buffer.alloc(${FILLER_MB} * 1024 * 1024, 7))`;
-    expect(await exec(container(), ['node', '-e', fill])).toBe(0);
+    expect(await execIn(container(), ['node', '-e', fill])).toBe(0);
   });
 
   afterAll(async () => {
@@ -143,7 +127,7 @@ describe.skipIf(!isRoot)('free space before a snapshot (4 MB tmpfs)', () => {
   });
 
   it('once the volume is small again, the same disk takes the snapshot and the update goes through', async () => {
-    expect(await exec(container(), ['node', '-e', "require('fs').rmSync('/data/filler')"])).toBe(0);
+    expect(await execIn(container(), ['node', '-e', "require('fs').rmSync('/data/filler')"])).toBe(0);
     const r = await rollTo('3.0.0');
     expect(r.status).toBe('completed');
     expect(r.agents.find((a: { agentId: string }) => a.agentId === agentId).status).toBe('updated');

@@ -1,5 +1,6 @@
+import type Docker from 'dockerode';
 import type { startFakeOpenAI } from './fake-openai.ts';
-import type { TestUser } from './hangar.harness.ts';
+import { createTestUser, type Scene, type TestUser } from './hangar.harness.ts';
 
 /** A user with a provider pointing at the fake upstream and an agent config using it. */
 export async function giveProvider(user: TestUser, fake: Awaited<ReturnType<typeof startFakeOpenAI>>, key = 'sk-test-key-1234') {
@@ -20,4 +21,33 @@ export async function chat(user: TestUser, content: string) {
   const res = await user.api('/api/chat', { body: { messages: [{ role: 'user', content }] } });
   const body = await res.json();
   return { status: res.status, body, text: body?.choices?.[0]?.message?.content as string | undefined };
+}
+
+/** A new user with a provider and a running agent; the agent is the scene's to clean up. */
+export async function startedAgent(scene: Scene): Promise<{ user: TestUser; agentId: string }> {
+  const user = await createTestUser(scene.h);
+  await giveProvider(user, scene.fake);
+  const res = await user.api('/api/me/agent/start', { method: 'POST' });
+  if (res.status !== 200) throw new Error(`agent start answered ${res.status}: ${await res.text()}`);
+  const { id } = await res.json();
+  scene.agentIds.push(id);
+  return { user, agentId: id };
+}
+
+/** Runs a command in a running container as its own user; resolves with the exit code. */
+export async function execIn(c: Docker.Container, cmd: string[]): Promise<number> {
+  const e = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await e.start({ hijack: true, stdin: false });
+  stream.resume();
+  await new Promise((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', reject);
+  });
+  for (let i = 0; i < 50; i++) {
+    const info = await e.inspect();
+    if (!info.Running) return info.ExitCode ?? -1;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('exec did not finish');
 }
