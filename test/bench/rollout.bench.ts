@@ -48,10 +48,12 @@ async function rollingUpdate(h: Hangar, image: string, base: string, log: (m: st
     if (res.status !== 201) throw new Error(`rollout: ${await res.text()}`);
     const { id } = await res.json();
     let r: { status: string; waves: { agentIds: string[] }[]; agents: { agentId: string; startedAt: string; finishedAt: string }[] } | null = null;
-    for (let i = 0; i < 2400; i++) {
+    // Polled every 50 ms (at most 10 minutes): the wall is read at the poll
+    // that sees the end, so a coarse poll would add its own half-interval.
+    for (let i = 0; i < 12_000; i++) {
       r = await (await admin.api(`/api/admin/rollouts/${id}`)).json();
       if (['completed', 'aborted', 'failed'].includes(r!.status)) break;
-      await new Promise((s) => setTimeout(s, 250));
+      await new Promise((s) => setTimeout(s, 50));
     }
     const wall = performance.now() - t0;
     if (r?.status !== 'completed') throw new Error(`rollout ended ${r?.status}`);
