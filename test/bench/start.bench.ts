@@ -1,5 +1,6 @@
+import { temporal } from '@temporalio/proto';
 import type Docker from 'dockerode';
-import { AGENT_PORT } from '../../core/contracts/agent.contract.ts';
+import { AGENT_PORT, agentWorkflowId } from '../../core/contracts/agent.contract.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { createTestUser, removeAgentsFromDocker, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
 import { giveProvider } from '../support/scenario.ts';
@@ -9,6 +10,26 @@ import { atMost, bareColdStart, bareSpec, quantile, row, staticConfigServer, unt
 // dockerode create+start+health of the same image; a stop → start against a
 // bare `docker start` of a stopped container.
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 10);
+
+/**
+ * Where one start's time went, from its lifecycle's history: each event's
+ * offset from the moment the client sent the request (same machine, same
+ * clock), so the Temporal round trips, local activities and the Docker
+ * activity show up beside the total the client saw.
+ */
+async function traceStart(h: Hangar, agentId: string, sentAt: number, answeredAt: number): Promise<string> {
+  const history = await h.temporal.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory();
+  const names = temporal.api.enums.v1.EventType;
+  const parts: string[] = [];
+  for (const e of history.events ?? []) {
+    const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+    if (at < sentAt - 5) continue;
+    const name = String(names[e.eventType ?? 0] ?? e.eventType).replace(/^EVENT_TYPE_/, '').toLowerCase();
+    const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.markerRecordedEventAttributes?.markerName ?? '';
+    parts.push(`+${at - sentAt} ${name}${what ? `(${what})` : ''}`);
+  }
+  return `${parts.join(', ')}; answered +${answeredAt - sentAt} ms`;
+}
 
 /** The bare way to bring a stopped agent back: `docker start` of the same container (its env unchanged). */
 async function bareWarmStarts(docker: Docker, image: string, configPort: number, rounds: number): Promise<number[]> {
@@ -60,10 +81,14 @@ export default async function startBench({ stack, docker, log }: BenchContext): 
       // Interleaved, so a burst of load on the shared machine hits all three alike.
       bareTimes.push(await bareColdStart(docker, stack.agentImage, config.port, i, network.id));
       const t0 = performance.now();
+      const sentAt = Date.now();
       const res = await user.api('/api/me/agent/start', { method: 'POST' });
       if (res.status !== 200) throw new Error(`start failed: ${await res.text()}`);
       hangarTimes.push(performance.now() - t0);
-      agentIds.push((await res.json()).id);
+      const answeredAt = Date.now();
+      const { id } = await res.json();
+      agentIds.push(id);
+      if (i === COLD_STARTS - 1) log(`cold start trace (ms after the request): ${await traceStart(h, id, sentAt, answeredAt)}`);
       minimalTimes.push(await bareColdStart(docker, stack.agentImage, config.port, i));
     }
     const list = (xs: number[]) => xs.map((t) => t.toFixed(0)).join(' ');

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { startFakeOpenAI } from './fake-openai.ts';
-import { createTestUser, type Scene, type TestUser } from './hangar.harness.ts';
+import type { Scene } from './hangar.harness.ts';
+import { createTestUser, type TestUser } from './hangar.runtime.ts';
 
 /** A user with a provider pointing at the fake upstream and an agent config using it. */
 export async function giveProvider(user: TestUser, fake: Awaited<ReturnType<typeof startFakeOpenAI>>, key = 'sk-test-key-1234') {
