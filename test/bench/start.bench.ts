@@ -1,4 +1,4 @@
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type Docker from 'dockerode';
 import { AGENT_PORT, agentWorkflowId } from '../../core/contracts/agent.contract.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
@@ -19,7 +19,7 @@ const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 10);
  */
 async function traceStart(h: Hangar, agentId: string, sentAt: number, answeredAt: number): Promise<string> {
   const history = await h.temporal.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory();
-  const names = temporal.api.enums.v1.EventType;
+  const names = proto.temporal.api.enums.v1.EventType;
   const parts: string[] = [];
   for (const e of history.events ?? []) {
     const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
