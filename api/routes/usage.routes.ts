@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { asSystem } from '../../core/db.ts';
-import { NotFoundError } from '../../core/errors.ts';
 import { periodOf, resetsAt, WARN_PERCENT, type BudgetView } from '../../core/services/usage.service.ts';
 import { errors, Id, Nullable, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
@@ -60,19 +58,7 @@ const worst = (budgets: BudgetView[]): BudgetView['state'] => (budgets.some((b) 
 export async function usageRoutes(fastify: FastifyInstance, { core, auth }: RouteDeps) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-  /** Display names of users and workspaces, for the admin views (system read). */
-  async function names(userIds: string[], workspaceIds: string[]) {
-    const [users, workspaces] = await asSystem(core.db, async (tx) => [
-      userIds.length ? await tx.user.findMany({ where: { id: { in: userIds } }, select: { id: true, displayName: true } }) : [],
-      workspaceIds.length ? await tx.workspace.findMany({ where: { id: { in: workspaceIds } }, select: { id: true, name: true } }) : [],
-    ] as const);
-    return { user: new Map(users.map((u) => [u.id, u.displayName])), workspace: new Map(workspaces.map((w) => [w.id, w.name])) };
-  }
-
-  async function named(views: BudgetView[]) {
-    const known = await names(views.filter((b) => b.scope === 'user').map((b) => b.targetId), views.filter((b) => b.scope === 'workspace').map((b) => b.targetId));
-    return views.map((b) => ({ ...b, name: known[b.scope].get(b.targetId) ?? null }));
-  }
+  const named = (views: BudgetView[]) => core.usage.withNames(views);
 
   app.get('/api/me/usage', {
     preHandler: auth.requireUser,
@@ -95,12 +81,11 @@ export async function usageRoutes(fastify: FastifyInstance, { core, auth }: Rout
   }, async (request) => {
     const month = request.query.month ? new Date(`${request.query.month}-01T00:00:00Z`) : new Date();
     const t = await core.usage.totals(month, request.query.limit ?? 100);
-    const known = await names(t.byUser.map((r) => r.userId), t.byWorkspace.map((r) => r.workspaceId!));
     return {
       period: periodOf(month).toISOString(),
       totals: sums(t.all),
-      byUser: t.byUser.map((r) => ({ userId: r.userId, name: known.user.get(r.userId) ?? null, ...sums(r._sum) })),
-      byWorkspace: t.byWorkspace.map((r) => ({ workspaceId: r.workspaceId!, name: known.workspace.get(r.workspaceId!) ?? null, ...sums(r._sum) })),
+      byUser: t.byUser.map((r) => ({ userId: r.userId, name: t.names.user.get(r.userId) ?? null, ...sums(r._sum) })),
+      byWorkspace: t.byWorkspace.map((r) => ({ workspaceId: r.workspaceId!, name: t.names.workspace.get(r.workspaceId!) ?? null, ...sums(r._sum) })),
       byModel: t.byModel.map((r) => ({ model: r.model, ...sums(r._sum) })),
     };
   });
@@ -124,10 +109,7 @@ export async function usageRoutes(fastify: FastifyInstance, { core, auth }: Rout
     },
   }, async (request) => {
     const { scope, targetId } = request.params;
-    const exists = await asSystem(core.db, (tx) => (scope === 'user' ? tx.user.count({ where: { id: targetId } }) : tx.workspace.count({ where: { id: targetId } })));
-    if (!exists) throw new NotFoundError(scope === 'user' ? 'User' : 'Workspace', scope === 'user' ? 'user_not_found' : 'workspace_not_found');
-    const before = await core.usage.getBudget(scope, targetId).catch(() => null);
-    const after = await core.usage.setBudget(scope, targetId, request.body.monthlyTokens, request.user!.id);
+    const { before, after } = await core.usage.setBudget(scope, targetId, request.body.monthlyTokens, request.user!.id);
     await core.audit.record({
       actorId: request.user!.id,
       ...(scope === 'workspace' ? { workspaceId: targetId } : {}),

@@ -66,6 +66,9 @@ export function resetsAt(at: Date = new Date()): Date {
 
 const budgetKey = (scope: BudgetScope, targetId: string) => `${scope}:${targetId}`;
 
+/** A budget row as the checks hold it. */
+const budgetOf = (b: { monthlyTokens: bigint; updatedAt: Date }) => ({ monthlyTokens: Number(b.monthlyTokens), updatedAt: b.updatedAt });
+
 function stateOf(used: number, limit: number): { percent: number; state: BudgetState } {
   const percent = Math.floor((used / limit) * 1000) / 10;
   return { percent, state: used >= limit ? 'exceeded' : percent >= WARN_PERCENT ? 'warning' : 'ok' };
@@ -147,10 +150,11 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
     workspaceTotals = workspaces;
     period = now.toISOString();
     // A budget this process set or removed while the read was under way wins over the read.
-    if (version === budgetsVersion) budgets = new Map(rowsOfBudgets.map((b) => [budgetKey(b.scope as BudgetScope, b.targetId), { monthlyTokens: Number(b.monthlyTokens), updatedAt: b.updatedAt }]));
+    if (version === budgetsVersion) budgets = new Map(rowsOfBudgets.map((b) => [budgetKey(b.scope as BudgetScope, b.targetId), budgetOf(b)]));
   }
 
-  async function tickOnce() {
+  /** Writes the pending batch, then (unless `reread` is off) re-reads the month's totals and the budgets. */
+  async function tickOnce(reread = true) {
     const batch = pending;
     if (batch.rows.size > 0) {
       pending = newBatch();
@@ -163,6 +167,10 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
         inflight = null;
         throw err;
       }
+    }
+    if (!reread) {
+      inflight = null;
+      return;
     }
     try {
       await reload();
@@ -193,10 +201,19 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   }
 
   /** Flushes now, after any flush under way (the timer's and close's never overlap). */
-  function flush(): Promise<void> {
-    const run = chain.then(tickOnce);
+  function flush(reread = true): Promise<void> {
+    const run = chain.then(() => tickOnce(reread));
     chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Display names of users and workspaces, for the admin views. */
+  async function names(userIds: string[], workspaceIds: string[]) {
+    const [users, workspaces] = await asSystem(db, async (tx) => [
+      userIds.length ? await tx.user.findMany({ where: { id: { in: userIds } }, select: { id: true, displayName: true } }) : [],
+      workspaceIds.length ? await tx.workspace.findMany({ where: { id: { in: workspaceIds } }, select: { id: true, name: true } }) : [],
+    ] as const);
+    return { user: new Map(users.map((u) => [u.id, u.displayName])), workspace: new Map(workspaces.map((w) => [w.id, w.name])) };
   }
 
   return {
@@ -233,13 +250,24 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
       onError = fn;
     },
 
+    /**
+     * Writes what is still pending. No re-read: nothing will check a budget
+     * after this, and a process that never metered (a worker) does no I/O.
+     */
     async stop(): Promise<void> {
       if (timer) clearInterval(timer);
       timer = null;
-      await flush().catch((err: Error) => onError(err));
+      await flush(false).catch((err: Error) => onError(err));
     },
 
-    flush,
+    /** Writes the pending usage and re-reads the month's totals and the budgets. */
+    flush: (): Promise<void> => flush(),
+
+    /** Budget views with the user's display name or the workspace's name. */
+    async withNames(views: BudgetView[]): Promise<Array<BudgetView & { name: string | null }>> {
+      const known = await names(views.filter((b) => b.scope === 'user').map((b) => b.targetId), views.filter((b) => b.scope === 'workspace').map((b) => b.targetId));
+      return views.map((b) => ({ ...b, name: known[b.scope].get(b.targetId) ?? null }));
+    },
 
     /**
      * The budget a chat would go past, if any: the user's own, then the
@@ -275,9 +303,9 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
       }));
     },
 
-    /** A month's totals across the instance, per user, per workspace and per model (admins). */
+    /** A month's totals across the instance, per user, per workspace and per model, with the users' and workspaces' names (admins). */
     async totals(month: Date, limit: number) {
-      return asSystem(db, async (tx) => {
+      const t = await asSystem(db, async (tx) => {
         const sum = { tokensIn: true, tokensOut: true, requests: true } as const;
         const where = { period: periodOf(month) };
         const [all, byUser, byWorkspace, byModel] = [
@@ -288,31 +316,43 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
         ];
         return { all: all._sum, byUser, byWorkspace, byModel };
       });
+      return { ...t, names: await names(t.byUser.map((r) => r.userId), t.byWorkspace.map((r) => r.workspaceId!)) };
     },
 
     /** Budgets from the database (another process may have set one since this one's last flush). */
     async listBudgets(): Promise<BudgetView[]> {
       const rows = await asSystem(db, (tx) => tx.usageBudget.findMany({ orderBy: [{ scope: 'asc' }, { targetId: 'asc' }] }));
-      return rows.map((b) => view(b.scope as BudgetScope, b.targetId, { monthlyTokens: Number(b.monthlyTokens), updatedAt: b.updatedAt }));
+      return rows.map((b) => view(b.scope as BudgetScope, b.targetId, budgetOf(b)));
     },
 
     async getBudget(scope: BudgetScope, targetId: string): Promise<BudgetView> {
       const b = await asSystem(db, (tx) => tx.usageBudget.findUnique({ where: { scope_targetId: { scope, targetId } } }));
       if (!b) throw new NotFoundError(`Budget for ${scope} ${targetId}`, 'budget_not_found');
-      return view(scope, targetId, { monthlyTokens: Number(b.monthlyTokens), updatedAt: b.updatedAt });
+      return view(scope, targetId, budgetOf(b));
     },
 
-    /** Sets (or replaces) a budget; this process applies it at once, others at their next flush. */
-    async setBudget(scope: BudgetScope, targetId: string, monthlyTokens: number, actorId: string): Promise<BudgetView> {
-      const row = await asSystem(db, (tx) => tx.usageBudget.upsert({
-        where: { scope_targetId: { scope, targetId } },
-        create: { scope, targetId, monthlyTokens: BigInt(monthlyTokens), createdById: actorId },
-        update: { monthlyTokens: BigInt(monthlyTokens) },
-      }));
-      const b = { monthlyTokens, updatedAt: row.updatedAt };
+    /**
+     * Sets (or replaces) the budget of an existing user or workspace, and
+     * says what it was before (for the audit); this process applies it at
+     * once, others at their next flush.
+     */
+    async setBudget(scope: BudgetScope, targetId: string, monthlyTokens: number, actorId: string): Promise<{ before: BudgetView | null; after: BudgetView }> {
+      const { previous, row } = await asSystem(db, async (tx) => {
+        const exists = scope === 'user' ? await tx.user.count({ where: { id: targetId } }) : await tx.workspace.count({ where: { id: targetId } });
+        if (!exists) throw new NotFoundError(scope === 'user' ? 'User' : 'Workspace', scope === 'user' ? 'user_not_found' : 'workspace_not_found');
+        return {
+          previous: await tx.usageBudget.findUnique({ where: { scope_targetId: { scope, targetId } } }),
+          row: await tx.usageBudget.upsert({
+            where: { scope_targetId: { scope, targetId } },
+            create: { scope, targetId, monthlyTokens: BigInt(monthlyTokens), createdById: actorId },
+            update: { monthlyTokens: BigInt(monthlyTokens) },
+          }),
+        };
+      });
+      const b = budgetOf(row);
       budgetsVersion++;
       budgets.set(budgetKey(scope, targetId), b);
-      return view(scope, targetId, b);
+      return { before: previous ? view(scope, targetId, budgetOf(previous)) : null, after: view(scope, targetId, b) };
     },
 
     async removeBudget(scope: BudgetScope, targetId: string): Promise<BudgetView> {
