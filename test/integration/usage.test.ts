@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser } from '../../core/db.ts';
+import { randomUUID } from 'node:crypto';
+import { asSystem, asUser, type Db } from '../../core/db.ts';
+import { createUsageService } from '../../core/services/usage.service.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { createTestUser, eventually, useScene, type TestUser } from '../support/hangar.harness.ts';
 import { giveProvider } from '../support/scenario.ts';
@@ -194,5 +196,36 @@ describe('usage and budgets', () => {
     }, 'the workspace in the admin totals', 15_000);
     expect(t).toMatchObject({ tokensIn: 30, tokensOut: 10, requests: 1 });
     await admin.api(`/api/admin/budgets/workspace/${ws.id}`, { method: 'DELETE' });
+  });
+
+  it('a flush whose write fails keeps its batch: the tokens still count against the budget, and the next flush writes them once', async () => {
+    const user = await createTestUser(scene.h);
+    const agentId = randomUUID();
+    // The database as this usage service sees it: its next transaction fails, as if Postgres blinked mid-flush.
+    let failures = 0;
+    const real = scene.h.core.db;
+    const db = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop !== '$transaction') return Reflect.get(target, prop, receiver);
+        return (...args: Parameters<Db['$transaction']>) => (failures-- > 0 ? Promise.reject(new Error('connection lost')) : (target.$transaction as (...a: unknown[]) => unknown)(...args));
+      },
+    }) as Db;
+    const usage = createUsageService({ db, flushMs: 3_600_000 });
+    await usage.flush();
+    await usage.setBudget('user', user.id, 15, admin.id);
+    usage.record({ userId: user.id, agentId, workspaceId: null, model: 'm', tokensIn: 7, tokensOut: 3 });
+    failures = 1;
+    await expect(usage.flush()).rejects.toThrow('connection lost');
+    const stored = () => asSystem(real, (tx) => tx.usageBucket.findMany({ where: { userId: user.id } }));
+    expect(await stored()).toEqual([]);
+    // Not written, not lost: still counted for the budget checks.
+    usage.record({ userId: user.id, agentId, workspaceId: null, model: 'm', tokensIn: 4, tokensOut: 1 });
+    expect(usage.overBudget(user.id, null)).toMatchObject({ scope: 'user', used: 15 });
+    await usage.flush();
+    expect(await stored()).toEqual([expect.objectContaining({ agentId, model: 'm', tokensIn: 11n, tokensOut: 4n, requests: 2 })]);
+    // Counted once after the re-read: what is stored, nothing left pending.
+    expect(usage.overBudget(user.id, null)).toMatchObject({ used: 15 });
+    await usage.removeBudget('user', user.id);
+    await usage.stop();
   });
 });
