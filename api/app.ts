@@ -1,5 +1,4 @@
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -14,6 +13,7 @@ import type { RolloutControl } from '../core/control/rollout-control.ts';
 import { createAuth, type Auth } from './auth.ts';
 import { clientErrorHandler, errorBody, installErrorHandler } from './error-handler.ts';
 import { installInputGuard } from './input-guard.ts';
+import { installSecurityHeaders } from './security-headers.ts';
 import { createLiveConnections, type LiveConnections } from './live-connections.ts';
 import { createMetrics } from './metrics.ts';
 import { installOnboardingGate } from './onboarding-gate.ts';
@@ -100,10 +100,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('tokenScopes', null);
 
   await app.register(cookie, { secret: core.keyring.derive('cookie-signing') });
-  // Security headers; the CSP allows what /docs (Swagger UI) needs.
-  await app.register(helmet, {
-    contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:'], 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"] } },
-  });
+  // Security headers (helmet's, computed once), on every answer.
+  installSecurityHeaders(app);
   await app.register(swagger, {
     openapi: {
       info: { title: 'Hangar', version: '0.1.0', description: 'Per-user agent containers driven by Temporal workflows' },

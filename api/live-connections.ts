@@ -11,20 +11,36 @@ import { RateLimitedError } from '../core/errors.ts';
 export type LiveKind = 'stream' | 'chat';
 
 export interface LiveHandle {
-  /** Aborted when the user is deactivated (reason: 'account_deactivated'). */
-  signal: AbortSignal;
+  /**
+   * Aborted when the user is deactivated (reason: 'account_deactivated').
+   * Made on first read: a chat, on the proxy's hot path, takes `onAbort`
+   * instead and never pays for an AbortController and its DOMException.
+   */
+  readonly signal: AbortSignal;
+  /** Whether the user was deactivated while this was open. */
+  readonly aborted: boolean;
   release(): void;
 }
 
+interface Entry {
+  kind: LiveKind;
+  aborted: boolean;
+  controller: AbortController | null;
+  onAbort: (() => void) | undefined;
+}
+
 export function createLiveConnections(opts: { maxStreams: number; maxStreamsPerUser: number }) {
-  const byUser = new Map<string, Set<{ kind: LiveKind; controller: AbortController }>>();
+  const byUser = new Map<string, Set<Entry>>();
   let streams = 0;
 
   const streamsOf = (userId: string) => [...(byUser.get(userId) ?? [])].filter((e) => e.kind === 'stream').length;
 
   return {
-    /** Registers one open answer; streams are capped in total and per user. */
-    open(userId: string, kind: LiveKind): LiveHandle {
+    /**
+     * Registers one open answer; streams are capped in total and per user.
+     * `onAbort` runs (once) when the user is deactivated.
+     */
+    open(userId: string, kind: LiveKind, onAbort?: () => void): LiveHandle {
       if (kind === 'stream') {
         if (streamsOf(userId) >= opts.maxStreamsPerUser) {
           throw new RateLimitedError(`You already have ${opts.maxStreamsPerUser} live streams open; close one first`, 5, 'too_many_streams');
@@ -32,12 +48,21 @@ export function createLiveConnections(opts: { maxStreams: number; maxStreamsPerU
         if (streams >= opts.maxStreams) throw new RateLimitedError('Too many live streams; try again shortly', 5);
         streams++;
       }
-      const entry = { kind, controller: new AbortController() };
+      const entry: Entry = { kind, aborted: false, controller: null, onAbort };
       if (!byUser.has(userId)) byUser.set(userId, new Set());
       byUser.get(userId)!.add(entry);
       let released = false;
       return {
-        signal: entry.controller.signal,
+        get signal() {
+          if (!entry.controller) {
+            entry.controller = new AbortController();
+            if (entry.aborted) entry.controller.abort('account_deactivated');
+          }
+          return entry.controller.signal;
+        },
+        get aborted() {
+          return entry.aborted;
+        },
         release() {
           if (released) return;
           released = true;
@@ -52,7 +77,12 @@ export function createLiveConnections(opts: { maxStreams: number; maxStreamsPerU
     /** Ends everything the user has open here; returns how many were ended. */
     closeUser(userId: string): number {
       const entries = [...(byUser.get(userId) ?? [])];
-      for (const e of entries) e.controller.abort('account_deactivated');
+      for (const e of entries) {
+        if (e.aborted) continue;
+        e.aborted = true;
+        e.controller?.abort('account_deactivated');
+        e.onAbort?.();
+      }
       return entries.length;
     },
 

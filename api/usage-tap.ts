@@ -1,8 +1,7 @@
-import { Transform } from 'node:stream';
-
 // Reads an answer's token `usage` while the answer passes through the chat
-// proxy, never holding it back: every chunk is handed on the moment it
-// arrives, and only what the usage needs is kept on the side.
+// proxy (api/chat-relay.ts), never holding it back: the relay hands every
+// chunk on the moment it arrives and shows it to this reader, which keeps
+// only what the usage needs on the side.
 // - Plain JSON: a copy of the body up to PLAIN_KEEP bytes, parsed at the end
 //   (past that, only the last TAIL bytes, where `usage` sits, searched for it).
 // - SSE: the current partial line only; a complete `data:` line that mentions
@@ -93,24 +92,4 @@ export function usageReader(kind: 'json' | 'sse') {
       return found;
     },
   };
-}
-
-/**
- * A pass-through stream for the proxy: chunks go on unchanged as they come,
- * and `onUsage` is called once when the answer has ended completely (an
- * answer cut short is not metered: its usage never arrived).
- */
-export function usageTap(kind: 'json' | 'sse', onUsage: (usage: Usage) => void): Transform {
-  const reader = usageReader(kind);
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      reader.push(chunk);
-      done(null, chunk);
-    },
-    flush(done) {
-      const usage = reader.end();
-      if (usage && (usage.tokensIn > 0 || usage.tokensOut > 0)) onUsage(usage);
-      done();
-    },
-  });
 }

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import { pipeline } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -9,7 +8,7 @@ import { errors, strict } from '../schemas.ts';
 import type { RouteDeps } from '../app.ts';
 import type { WorkspaceRole } from '../../core/contracts/workspace.contract.ts';
 import { speakerHeaders } from '../speaker-identity.ts';
-import { usageTap } from '../usage-tap.ts';
+import { relayAnswer } from '../chat-relay.ts';
 
 const Message = strict({
   role: Type.Union(['system', 'user', 'assistant'].map((r) => Type.Literal(r))),
@@ -27,13 +26,25 @@ const ChatBody = strict({
 const agentConnections = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 /**
- * One request to an agent. node:http rather than fetch: the answer is piped to
- * the client as the agent writes it, without a web-stream conversion on the way.
+ * What a deactivation mid-chat must end: set by the live registry's callback,
+ * read by the proxy between its steps (a plain object rather than an
+ * AbortSignal: this is on every chat's path).
  */
-function send(port: number, path: string, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
+interface Cut {
+  aborted: boolean;
+  /** The request to the agent in flight, destroyed on a cut. */
+  request: http.ClientRequest | null;
+}
+
+/**
+ * One request to an agent. node:http rather than fetch: the answer is relayed
+ * to the client as the agent writes it, without a web-stream conversion on the way.
+ */
+function send(port: number, path: string, method: string, headers: Record<string, string>, body?: string, cut?: Cut): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: agentConnections, signal }, resolve);
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: agentConnections }, resolve);
     req.on('error', reject);
+    if (cut) cut.request = req;
     req.end(body);
   });
 }
@@ -129,10 +140,10 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
    * Routes from the database while the agent runs, so chat keeps working when
    * Temporal is down; only a start needs the workflow.
    */
-  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; model?: string; signal?: AbortSignal; mayStart?: boolean; role?: WorkspaceRole | null }) {
+  async function forward(agent: Agent, user: User, path: string, init: { method: string; body?: string; sessionId?: string; model?: string; cut?: Cut; mayStart?: boolean; role?: WorkspaceRole | null }) {
     let row = agent;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (init.signal?.aborted) throw deactivatedMidway();
+      if (init.cut?.aborted) throw deactivatedMidway();
       if (row.status !== 'running' || !row.gatewayPort) {
         // Reads (history) never start an agent; only a chat does.
         if (init.mayStart === false) throw new UnavailableError('The agent is not running', 'agent_unreachable');
@@ -152,9 +163,9 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
         // the client sends only the new turn and history survives restarts.
         headers['x-openclaw-session-key'] = sessionKey(user.id, init.sessionId);
         if (init.model) headers['x-openclaw-model'] = init.model;
-        return await send(row.gatewayPort!, path, init.method, headers, init.body, init.signal);
+        return await send(row.gatewayPort!, path, init.method, headers, init.body, init.cut);
       } catch (err) {
-        if (init.signal?.aborted) throw deactivatedMidway();
+        if (init.cut?.aborted) throw deactivatedMidway();
         // Connection refused: the container died under us. Ask the lifecycle once, then give up.
         if (attempt === 1) throw new UnavailableError(`The agent is not answering (${(err as Error).message})`, 'agent_unreachable');
         row = { ...row, status: 'error' };
@@ -184,13 +195,15 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
   }, async (request, reply) => {
     const user = request.user!;
     const { agentId, sessionId, model, ...payload } = request.body;
-    // Registered until the answer is sent: deactivating the user aborts the
-    // request to the agent and ends the (possibly streaming) answer.
-    const handle = live.open(user.id, 'chat');
-    reply.raw.once('close', () => handle.release());
-    handle.signal.addEventListener('abort', () => {
+    // Registered until the answer is sent: deactivating the user ends the
+    // request to the agent and the (possibly streaming) answer.
+    const cut: Cut = { aborted: false, request: null };
+    const handle = live.open(user.id, 'chat', () => {
+      cut.aborted = true;
+      cut.request?.destroy();
       if (reply.raw.headersSent) reply.raw.destroy();
-    }, { once: true });
+    });
+    reply.raw.once('close', () => handle.release());
     try {
       // Chatting writes to the agent (and may start it): viewers of a workspace only read.
       const { agent, role } = await callerAgent(user, agentId, 'member');
@@ -211,22 +224,19 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       // OpenClaw reads `model` as the agent to run ("openclaw/default"); a
       // provider model the caller asks for travels as x-openclaw-model.
       const body = JSON.stringify({ ...payload, model: 'openclaw/default' });
-      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body, sessionId, model, signal: handle.signal, role });
+      const res = await forward(agent, user, '/v1/chat/completions', { method: 'POST', body, sessionId, model, cut, role });
       touch(agent.id);
-      const type = res.headers['content-type'] ?? 'application/json';
-      reply.code((res.statusCode ?? 502) as 200).header('content-type', type);
-      if (type.includes('text/event-stream')) reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-      // Passed through as it arrives: SSE chunks are never buffered here. The
-      // tap hands every chunk on at once and meters the answer's `usage` at its end.
-      if ((res.statusCode ?? 502) >= 400) return reply.send(res);
       const served = typeof res.headers['x-hangar-model'] === 'string' ? res.headers['x-hangar-model'] : undefined;
-      const tap = usageTap(type.includes('text/event-stream') ? 'sse' : 'json', (u) =>
-        core.usage.record({ userId: user.id, agentId: agent.id, workspaceId, model: (served ?? u.model ?? model ?? 'unknown').slice(0, 200), tokensIn: u.tokensIn, tokensOut: u.tokensOut }));
-      // pipeline, not pipe: an agent dying mid-answer (or a client leaving) ends both sides.
-      return reply.send(pipeline(res, tap, () => undefined));
+      // From here the answer is written straight onto the socket (see
+      // chat-relay.ts); fastify still runs its onResponse hooks (metrics)
+      // when it finishes. The security headers are already on reply.raw.
+      reply.hijack();
+      relayAnswer(res, reply.raw, {
+        onUsage: (u) => core.usage.record({ userId: user.id, agentId: agent.id, workspaceId, model: (served ?? u.model ?? model ?? 'unknown').slice(0, 200), tokensIn: u.tokensIn, tokensOut: u.tokensOut }),
+      });
     } catch (err) {
       handle.release();
-      if (handle.signal.aborted) throw deactivatedMidway();
+      if (cut.aborted) throw deactivatedMidway();
       throw err;
     }
   });

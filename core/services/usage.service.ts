@@ -52,11 +52,25 @@ interface Batch {
   byWorkspace: Map<string, number>;
 }
 
-const newBatch = (): Batch => ({ period: periodOf().toISOString(), rows: new Map(), byUser: new Map(), byWorkspace: new Map() });
+const newBatch = (): Batch => ({ period: currentPeriodKey(), rows: new Map(), byUser: new Map(), byWorkspace: new Map() });
 
 /** The UTC month `at` falls in, as its first instant. */
 export function periodOf(at: Date = new Date()): Date {
   return new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1));
+}
+
+let periodKey = { key: '', from: 0, until: 0 };
+/**
+ * The current month as periodOf().toISOString(), made again only when the
+ * clock leaves the month it was made for: it is read on every metered answer.
+ */
+export function currentPeriodKey(now = Date.now()): string {
+  if (now < periodKey.from || now >= periodKey.until) {
+    const at = new Date(now);
+    const from = periodOf(at);
+    periodKey = { key: from.toISOString(), from: from.getTime(), until: resetsAt(at).getTime() };
+  }
+  return periodKey.key;
 }
 
 /** When the month of `at` ends and its budgets start over. */
@@ -92,7 +106,7 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
 
   /** Tokens not yet in the stored totals: O(1) on the chat path, kept per user and workspace as they are recorded. */
   function unflushed(scope: BudgetScope, targetId: string): number {
-    const now = periodOf().toISOString();
+    const now = currentPeriodKey();
     let n = 0;
     for (const b of [pending, inflight]) {
       if (b && b.period === now) n += (scope === 'user' ? b.byUser : b.byWorkspace).get(targetId) ?? 0;
@@ -102,7 +116,7 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
 
   /** This month's tokens (in + out) of a user or a workspace, as this process knows them. */
   function used(scope: BudgetScope, targetId: string): number {
-    const current = periodOf().toISOString() === period;
+    const current = currentPeriodKey() === period;
     const stored = current ? ((scope === 'user' ? userTotals : workspaceTotals).get(targetId) ?? 0) : 0;
     return stored + unflushed(scope, targetId);
   }
@@ -219,7 +233,7 @@ export function createUsageService({ db, flushMs }: { db: Db; flushMs: number })
   return {
     /** An answer's tokens: memory only, written by the next flush. */
     record(r: UsageRecord): void {
-      const p = periodOf().toISOString();
+      const p = currentPeriodKey();
       merge(JSON.stringify([r.userId, r.agentId, r.model, p]), { ...r, period: p, requests: 1 });
       for (const o of observers) o(r);
     },
