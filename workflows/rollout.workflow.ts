@@ -76,6 +76,9 @@ export const rollout: RolloutWorkflow = async (input) => {
     retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 50 },
   });
 
+  /** Owners' mail sent at wave boundaries without holding the next wave back. */
+  const notices: Promise<unknown>[] = [];
+
   // Progress writes go one after another, so a slow write never lands after a newer one.
   let saving: Promise<void> = Promise.resolve();
   function save(): Promise<void> {
@@ -218,7 +221,17 @@ export const rollout: RolloutWorkflow = async (input) => {
       await event('rollout.wave_completed', { wave: wave.index, outcomes: results.map((r) => r.outcome) });
       const updated = wave.agentIds.filter((id) => agentEntry(id).status === 'updated').map((id) => byId.get(id)!);
       if (updated.length > 0) {
-        await control.notifyOwners({ rolloutId: input.rolloutId, kind: 'updated', image: input.image, toDigest: input.toDigest, changelog: progress.changelog ?? null, targets: updated });
+        const notice = control.notifyOwners({ rolloutId: input.rolloutId, kind: 'updated', image: input.image, toDigest: input.toDigest, changelog: progress.changelog ?? null, targets: updated });
+        // The next wave does not wait for the mail (a round trip through the
+        // server, and an SMTP conversation, at every wave boundary); the
+        // rollout waits for all of it before it ends. Mail that still fails
+        // after its retries is logged, and no longer fails a rollout whose
+        // agents were updated. Patched: runs begun before wait as they did.
+        if (patched('owner-mail-in-background')) {
+          notices.push(notice.catch((err: unknown) => log.warn('owners were not told of their update', { error: String(err) })));
+        } else {
+          await notice;
+        }
       }
       if (strategy.kind === 'rollingWave' && failuresSoFar() >= strategy.failureThreshold) {
         abortReason = `failure threshold reached: ${failuresSoFar()} agent(s) failed or rolled back (threshold ${strategy.failureThreshold})`;
@@ -245,6 +258,7 @@ export const rollout: RolloutWorkflow = async (input) => {
     await book.saveRolloutProgress({ ...progress, counts: countStatuses(progress.agents) }, fromDigest);
     progress.counts = countStatuses(progress.agents);
     await event(`rollout.${progress.status}`, { reason: progress.reason ?? null, counts: progress.counts });
+    await Promise.all(notices);
     const failures = progress.agents.filter((a) => a.status === 'rolled_back' || a.status === 'failed');
     if (failures.length > 0 || progress.status === 'aborted') {
       await control.alertAdmins({

@@ -45,6 +45,10 @@ export class RolloutWorld {
   notices: { kind: string; agentIds: string[]; changelog: string | null }[] = [];
   alerts: { status: string; reason?: string; failures: { agentId: string; outcome: string; snapshotPath?: string }[]; at: number }[] = [];
   opened: string[] = [];
+  /** Owners' mail waits for this before it is "sent" (null: at once). */
+  mailGate: Promise<void> | null = null;
+  /** Owners' mail fails for good (the SMTP server refuses it). */
+  mailFails = false;
   private holds = new Map<string, { opened: Promise<void>; open: () => void }>();
   /**
    * The test server's clock, for local activities (the rollout's bookkeeping):
@@ -59,7 +63,7 @@ export class RolloutWorld {
   /** Back to an empty fleet in auto mode: tests in one file share the workers, not the data. */
   reset(): void {
     const fresh = new RolloutWorld();
-    for (const k of ['settings', 'targets', 'skipped', 'outcomes', 'image', 'failing', 'hosts', 'applies', 'saves', 'events', 'offers', 'notices', 'alerts', 'opened'] as const) {
+    for (const k of ['settings', 'targets', 'skipped', 'outcomes', 'image', 'failing', 'hosts', 'applies', 'saves', 'events', 'offers', 'notices', 'alerts', 'opened', 'mailGate', 'mailFails'] as const) {
       (this as Record<string, unknown>)[k] = fresh[k];
     }
     this.holds.clear();
@@ -120,6 +124,8 @@ export class RolloutWorld {
       };
     },
     notifyOwners: async (req) => {
+      if (this.mailGate) await this.mailGate;
+      if (this.mailFails) throw ApplicationFailure.nonRetryable('550 mailbox unavailable', 'test_failure');
       this.notices.push({ kind: req.kind, agentIds: req.targets.map((x) => x.agentId), changelog: req.changelog });
       return { sent: req.targets.length, skipped: 0 };
     },

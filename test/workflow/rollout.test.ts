@@ -78,6 +78,31 @@ describe('rollout (time-skipping)', () => {
     await keepHistory(handle, 'rollout-waves');
   });
 
+  it("owners' mail does not hold the next wave back; the rollout ends after all of it; mail that fails is logged, not fatal", async () => {
+    world.targets = ids(4).map((id) => target(id));
+    let deliver!: () => void;
+    world.mailGate = new Promise<void>((r) => (deliver = r));
+    const handle = await start({ kind: 'rollingWave', batchPercent: 50, pauseSeconds: 0 });
+    // Wave 2 starts while wave 1's mail is still on its way.
+    await waitFor(() => world.applies.some((a) => a.agentId === 'a2' || a.agentId === 'a3'), 'the second wave while the first wave\'s mail is pending');
+    expect(world.notices).toEqual([]);
+    // Its progress says completed, but the workflow still waits for the mail.
+    await world.untilEvent('rollout.completed');
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    deliver();
+    const r = await handle.result();
+    expect(r.status).toBe('completed');
+    expect(world.notices.map((n) => n.agentIds)).toEqual([['a0', 'a1'], ['a2', 'a3']]);
+    await keepHistory(handle, 'rollout-mail-in-background');
+
+    world.reset();
+    world.targets = ids(2).map((id) => target(id));
+    world.mailFails = true;
+    const failing = await (await start({ kind: 'immediate' })).result();
+    expect(failing.status).toBe('completed');
+    expect(failing.counts).toMatchObject({ updated: 2 });
+  });
+
   it('immediate and singleAgent strategies run every target in one wave', async () => {
     world.targets = ids(5).map((id) => target(id));
     for (const kind of ['immediate', 'singleAgent'] as const) {
