@@ -231,9 +231,15 @@ export async function chatRoutes(fastify: FastifyInstance, { core, auth, control
       // chat-relay.ts); fastify still runs its onResponse hooks (metrics)
       // when it finishes. The security headers are already on reply.raw.
       reply.hijack();
-      relayAnswer(res, reply.raw, {
-        onUsage: (u) => core.usage.record({ userId: user.id, agentId: agent.id, workspaceId, model: (served ?? u.model ?? model ?? 'unknown').slice(0, 200), tokensIn: u.tokensIn, tokensOut: u.tokensOut }),
-      });
+      try {
+        relayAnswer(res, reply.raw, {
+          onUsage: (u) => core.usage.record({ userId: user.id, agentId: agent.id, workspaceId, model: (served ?? u.model ?? model ?? 'unknown').slice(0, 200), tokensIn: u.tokensIn, tokensOut: u.tokensOut }),
+        });
+      } catch {
+        // Fastify no longer answers for a hijacked reply: whatever went wrong, the client must not wait forever.
+        res.destroy();
+        reply.raw.destroy();
+      }
     } catch (err) {
       handle.release();
       if (cut.aborted) throw deactivatedMidway();
