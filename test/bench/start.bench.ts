@@ -10,6 +10,8 @@ import { atMost, bareColdStart, bareSpec, quantile, row, staticConfigServer, unt
 // dockerode create+start+health of the same image; a stop → start against a
 // bare `docker start` of a stopped container.
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 10);
+/** A directory: the worker runs with --cpu-prof (every thread) and writes its profiles there when it stops. */
+const CPU_PROF = process.env.BENCH_START_CPU_PROF;
 
 /**
  * Where one start's time went, from its lifecycle's history: each event's
@@ -60,7 +62,11 @@ export default async function startBench({ stack, docker, log }: BenchContext): 
   let h: Hangar | null = null;
   const agentIds: string[] = [];
   try {
-    h = await startHangarOn(stack, { LOG_LEVEL: 'error', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
+    h = await startHangarOn(stack, {
+      LOG_LEVEL: 'error',
+      HANGAR_EGRESS_ALLOW: `host:${fake.port}`,
+      ...(CPU_PROF ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${CPU_PROF}`.trim() } : {}),
+    });
     // Warm every path once so none pays first-use costs in the figures.
     await bareColdStart(docker, stack.agentImage, config.port, -1);
     await bareColdStart(docker, stack.agentImage, config.port, -1, network.id);
