@@ -224,8 +224,14 @@ export function createDockerActivities({ docker, keyring, agentHost = '127.0.0.1
     const deadline = started + req.timeoutSec * 1000;
     let lastError = 'no answer yet';
     let lastLook = started;
+    let lastBeat = 0;
     for (let attempt = 0; Date.now() < deadline && attempt < 1_000_000; attempt++) {
-      Context.current().heartbeat({ attempt });
+      // Once a second, not every poll: each heartbeat is encoded and handed
+      // to the SDK's core, and the first second polls every 5 ms.
+      if (Date.now() - lastBeat >= 1000) {
+        lastBeat = Date.now();
+        Context.current().heartbeat({ attempt });
+      }
       try {
         const res = await probe(req.hostPort);
         if (res.ok) return;

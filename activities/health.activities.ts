@@ -1,8 +1,21 @@
+import http from 'node:http';
 import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import pLimit from 'p-limit';
 import { AGENT_PORT, LABEL_AGENT_ID, LABEL_INSTANCE, LABEL_MANAGED } from '../core/contracts/agent.contract.ts';
 import type { AgentHealthCheck } from '../core/contracts/agent.contract.ts';
+
+/** One GET on a fresh connection; resolves with the status, the body discarded. */
+function statusOf(host: string, port: number, path: string, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path, agent: false, signal }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    // Aborted: the signal's own reason (a TimeoutError for AbortSignal.timeout), as fetch gave it.
+    req.once('error', (err) => reject(signal.aborted ? signal.reason : err));
+  });
+}
 
 /**
  * Ready to serve: OpenClaw's /readyz (startup done, agent databases
@@ -11,15 +24,19 @@ import type { AgentHealthCheck } from '../core/contracts/agent.contract.ts';
  * without /readyz (the reference agent before 1.1, answering 404 or 401)
  * is asked /health instead. `signal` is called per request: one per request
  * bounds each, one shared bounds the pair.
+ *
+ * node:http rather than fetch: a start polls this every 5 ms while the new
+ * container boots on the same CPUs, and a worker's profile during starts
+ * had fetch's machinery (undici's request, wrapped errors) as a quarter of
+ * the worker's CPU. The refusals also say what happened ("connect
+ * ECONNREFUSED", "socket hang up") where fetch said "fetch failed".
  */
 export async function probeAgent(agentHost: string, hostPort: number, signal: () => AbortSignal): Promise<{ ok: boolean; detail: string }> {
-  const ready = await fetch(`http://${agentHost}:${hostPort}/readyz`, { signal: signal() });
-  await ready.body?.cancel().catch(() => undefined);
-  if (ready.ok) return { ok: true, detail: 'ready' };
-  if (ready.status !== 404 && ready.status !== 401) return { ok: false, detail: `readyz answered ${ready.status}` };
-  const health = await fetch(`http://${agentHost}:${hostPort}/health`, { signal: signal() });
-  await health.body?.cancel().catch(() => undefined);
-  return { ok: health.ok, detail: `health answered ${health.status}` };
+  const ready = await statusOf(agentHost, hostPort, '/readyz', signal());
+  if (ready >= 200 && ready < 300) return { ok: true, detail: 'ready' };
+  if (ready !== 404 && ready !== 401) return { ok: false, detail: `readyz answered ${ready}` };
+  const health = await statusOf(agentHost, hostPort, '/health', signal());
+  return { ok: health >= 200 && health < 300, detail: `health answered ${health}` };
 }
 
 /** Agents probed at once per host: enough to finish a large host within a reconcile, few enough not to swamp it. */

@@ -62,11 +62,7 @@ export default async function startBench({ stack, docker, log }: BenchContext): 
   let h: Hangar | null = null;
   const agentIds: string[] = [];
   try {
-    h = await startHangarOn(stack, {
-      LOG_LEVEL: 'error',
-      HANGAR_EGRESS_ALLOW: `host:${fake.port}`,
-      ...(CPU_PROF ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${CPU_PROF}`.trim() } : {}),
-    });
+    h = await startHangarOn(stack, { LOG_LEVEL: 'error', HANGAR_EGRESS_ALLOW: `host:${fake.port}` }, { workerNodeArgs: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [] });
     // Warm every path once so none pays first-use costs in the figures.
     await bareColdStart(docker, stack.agentImage, config.port, -1);
     await bareColdStart(docker, stack.agentImage, config.port, -1, network.id);

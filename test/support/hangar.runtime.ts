@@ -17,8 +17,8 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 90_000): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+export async function spawnWorker(env: NodeJS.ProcessEnv, timeoutMs = 90_000, nodeArgs: string[] = []): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'worker/main.ts'], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -97,7 +97,8 @@ export async function removeAgentNetwork(docker: Docker, name: string): Promise<
 export async function startHangarOn(
   stack: StackInfo,
   overrides: Record<string, string> = {},
-  opts: { worker?: boolean } = {},
+  /** workerNodeArgs: extra node flags for the worker process (the bench's --cpu-prof). */
+  opts: { worker?: boolean; workerNodeArgs?: string[] } = {},
 ): Promise<Hangar> {
   const apiPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -132,10 +133,10 @@ export async function startHangarOn(
     temporal,
     docker: new Docker(),
     env,
-    worker: opts.worker === false ? noWorker() : await spawnWorker(env),
+    worker: opts.worker === false ? noWorker() : await spawnWorker(env, undefined, opts.workerNodeArgs),
     async restartWorker() {
       await h.worker.stop();
-      h.worker = await spawnWorker(env);
+      h.worker = await spawnWorker(env, undefined, opts.workerNodeArgs);
     },
     async stop() {
       await h.worker.stop();
