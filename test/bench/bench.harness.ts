@@ -114,7 +114,6 @@ export async function autocannon(opts: { url: string; method?: string; headers?:
   return result;
 }
 
-/** configurable-http-proxy (JupyterHub's proxy, npm) in its own process, routing everything to `target`. */
 /**
  * CPU time (user + system, ms) a process has used so far, from /proc: a
  * proxy's cost per request that holds better than req/s on a busy machine.
@@ -128,6 +127,40 @@ export async function cpuMs(pid: number): Promise<number> {
 /** USER_HZ: 100 on Linux whatever the kernel's HZ. */
 const CLOCK_TICKS = 100;
 
+/** All CPUs' busy and total jiffies so far, from /proc/stat's first line. */
+async function cpuTotals(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  // idle and iowait are the 4th and 5th fields.
+  return { busy: total - v[3] - (v[4] ?? 0), total };
+}
+
+/**
+ * Waits until the machine is quiet: under `threshold` of all its CPU busy
+ * over a second, two seconds in a row, for at most `maxMs`. Modules run one
+ * after another, and one can leave work behind that it does not wait for
+ * (Temporal's server finishing a thousand terminated workflows, Postgres
+ * vacuuming ten thousand deleted rows, Docker removing two hundred
+ * containers); without this, that work is measured as the next module's
+ * noise. Returns what it saw, so a run that never got quiet says so.
+ */
+export async function settle(maxMs = 60_000, threshold = 0.15): Promise<{ waitedMs: number; busy: number; quiet: boolean }> {
+  const t0 = performance.now();
+  let calm = 0;
+  let busy = 1;
+  for (let i = 0; i < Math.ceil(maxMs / 1000) && performance.now() - t0 < maxMs; i++) {
+    const a = await cpuTotals();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = await cpuTotals();
+    busy = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+    calm = busy < threshold ? calm + 1 : 0;
+    if (calm >= 2) return { waitedMs: performance.now() - t0, busy, quiet: true };
+  }
+  return { waitedMs: performance.now() - t0, busy, quiet: false };
+}
+
+/** configurable-http-proxy (JupyterHub's proxy, npm) in its own process, routing everything to `target`. */
 export async function startConfigurableHttpProxy(target: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const bin = require.resolve('configurable-http-proxy/bin/configurable-http-proxy');
   const [port, apiPort] = [await freePort(), await freePort()];

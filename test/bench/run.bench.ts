@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Docker from 'dockerode';
 import { startTestStack } from '../support/global-setup.ts';
-import { formatTable, type BenchContext, type BenchModule, type BenchRow } from './bench.harness.ts';
+import { formatTable, settle, type BenchContext, type BenchModule, type BenchRow } from './bench.harness.ts';
 
 // `npm run bench`: every comparison in one process tree. Hangar against the
 // bare minimum doing the same job (straight to the container, bare dockerode,
@@ -34,9 +34,14 @@ async function main() {
   const ctx: BenchContext = { stack: stack.info, docker: new Docker(), log };
   const rows: BenchRow[] = [];
   const failures: string[] = [];
+  /** How long each module waited for the machine to be quiet, and how busy it was when it began. */
+  const settled: Record<string, { waitedMs: number; busy: number; quiet: boolean }> = {};
   const started = new Date();
   try {
     for (const name of names) {
+      const s = await settle();
+      settled[name] = s;
+      log(`${name}: ${s.quiet ? 'machine quiet' : 'machine still BUSY'} after ${(s.waitedMs / 1000).toFixed(0)} s (${(s.busy * 100).toFixed(0)} % of the CPUs busy)`);
       const t0 = performance.now();
       log(`${name}: running`);
       try {
@@ -65,6 +70,7 @@ async function main() {
     finishedAt: new Date().toISOString(),
     machine: { cpus: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30), loadavg: os.loadavg(), node: process.version },
     modules: names,
+    settled,
     rows,
     failures,
   }, null, 2)}\n`);
