@@ -26,6 +26,12 @@ export interface RelayOptions {
 const metered = (u: Usage | null): u is Usage => u !== null && (u.tokensIn > 0 || u.tokensOut > 0);
 
 export function relayAnswer(upstream: http.IncomingMessage, res: http.ServerResponse, opts: RelayOptions): void {
+  // The client left while the agent was thinking: its 'close' has been and
+  // gone, so nothing below would ever let the agent's answer go.
+  if (res.destroyed || !res.socket || res.socket.destroyed) {
+    upstream.destroy();
+    return;
+  }
   const status = upstream.statusCode ?? 502;
   const type = upstream.headers['content-type'] ?? 'application/json';
   const sse = type.includes('text/event-stream');

@@ -30,7 +30,10 @@ const agentServer = http.createServer((_req, res) => {
   agentSawClose = new Promise((resolve) => res.once('close', () => resolve(!res.writableFinished)));
   void script(res);
 });
+/** Resolved when the proxy sees its client leave. */
+let clientLeft: () => void = () => undefined;
 const proxyServer = http.createServer((req, res) => {
+  res.once('close', () => clientLeft());
   const port = (agentServer.address() as AddressInfo).port;
   http.get({ host: '127.0.0.1', port, path: req.url }, (upstream) => relayAnswer(upstream, res, { onUsage: (u) => metered.push(u) }));
 });
@@ -161,6 +164,29 @@ describe('chat relay and usage meter', () => {
     const res = await fetch(proxyUrl, { signal: controller.signal });
     await res.body!.getReader().read();
     controller.abort();
+    expect(await agentSawClose).toBe(true);
+  });
+
+  it('a client that left before the agent answered: nothing is relayed and the agent is let go', async () => {
+    let agentGotIt!: () => void;
+    const received = new Promise<void>((r) => (agentGotIt = r));
+    let answer!: () => void;
+    const mayAnswer = new Promise<void>((r) => (answer = r));
+    const left = new Promise<void>((r) => (clientLeft = r));
+    script = async (res) => {
+      agentGotIt();
+      await mayAnswer;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {}\n\n');
+      // and never ends: only the proxy letting go closes this
+    };
+    const controller = new AbortController();
+    const outcome = fetch(proxyUrl, { signal: controller.signal }).then(() => 'answered', () => 'aborted');
+    await received;
+    controller.abort();
+    await left;
+    answer();
+    expect(await outcome).toBe('aborted');
     expect(await agentSawClose).toBe(true);
   });
 
