@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { usageOf, usageReader, type Usage } from './usage-tap.ts';
+import { usageReader, type Usage } from './usage-tap.ts';
 
 // The last leg of the chat proxy: the agent's answer onto the client's socket.
 // It runs once per chat, so it is written for the fewest objects and system
@@ -54,6 +54,13 @@ export function relayAnswer(upstream: http.IncomingMessage, res: http.ServerResp
     if (!upstream.complete) res.destroy();
   });
 
+  // One reader for both paths: it keeps what the usage needs and parses it at the end.
+  const reader = meter ? usageReader(sse ? 'sse' : 'json') : null;
+  const finish = () => {
+    const usage = reader?.end() ?? null;
+    if (metered(usage)) opts.onUsage(usage);
+  };
+
   if (Number.isSafeInteger(length) && length >= 0 && length <= ONE_WRITE_MAX) {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -65,15 +72,8 @@ export function relayAnswer(upstream: http.IncomingMessage, res: http.ServerResp
     });
     upstream.once('end', () => {
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      if (meter) {
-        let usage: Usage | null = null;
-        try {
-          usage = usageOf(JSON.parse(body.toString('utf8')));
-        } catch {
-          // not JSON: the agent's business, not the meter's
-        }
-        if (metered(usage)) opts.onUsage(usage);
-      }
+      reader?.push(body);
+      finish();
       head['content-length'] = body.length;
       res.writeHead(status, head);
       res.end(body);
@@ -83,7 +83,6 @@ export function relayAnswer(upstream: http.IncomingMessage, res: http.ServerResp
 
   if (!sse && Number.isSafeInteger(length) && length >= 0) head['content-length'] = length;
   res.writeHead(status, head);
-  const reader = meter ? usageReader(sse ? 'sse' : 'json') : null;
   upstream.on('data', (chunk: Buffer) => {
     reader?.push(chunk);
     if (!res.write(chunk)) {
@@ -93,7 +92,6 @@ export function relayAnswer(upstream: http.IncomingMessage, res: http.ServerResp
   });
   upstream.once('end', () => {
     res.end();
-    const usage = reader?.end() ?? null;
-    if (metered(usage)) opts.onUsage(usage);
+    finish();
   });
 }
