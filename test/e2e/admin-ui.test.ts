@@ -1,13 +1,12 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asSystem } from '../../core/db.ts';
 import { eventually, freshDatabase, removeAgentsFromDocker, startHangar, type Hangar } from '../support/hangar.harness.ts';
 import { startOidcProvider } from '../support/oidc-provider.ts';
 import { startSmtpSink } from '../support/smtp-sink.ts';
-import { seeText } from '../support/browser.ts';
+import { launchBrowser, seeText } from '../support/browser.ts';
 
 // The administration pages in a real browser (Chromium via playwright-core)
 // against Hangar on the real database, a real OpenID provider and a real SMTP
@@ -16,7 +15,6 @@ import { seeText } from '../support/browser.ts';
 // A worker runs for the system agents (they start at once, always on).
 
 const SHOTS = path.resolve('test-artifacts/screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ADMIN = { username: 'admin-ui-root', password: 'admin ui password 1' };
 const MEMBER = { username: 'admin-ui-member', email: 'member-ui@example.test', password: 'member ui password 1' };
 
@@ -67,8 +65,7 @@ describe('administration pages', () => {
     idp = await startOidcProvider({ redirectUri: `${h.url}/api/auth/oidc/callback` });
     adminId = (await h.core.users.create({ username: ADMIN.username, displayName: 'Root Admin', role: 'admin', password: ADMIN.password })).id;
     memberId = (await h.core.users.create({ username: MEMBER.username, email: MEMBER.email, displayName: 'Member Person', password: MEMBER.password })).id;
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await launchBrowser();
     page = watch(await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage());
     await signIn(page, ADMIN);
   });

@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seeText } from '../support/browser.ts';
+import { launchBrowser, seeText } from '../support/browser.ts';
 import { eventually, useScene } from '../support/hangar.harness.ts';
 import { startSmtpSink } from '../support/smtp-sink.ts';
 import { person, type Person } from '../support/teams.ts';
@@ -14,7 +13,6 @@ import { person, type Person } from '../support/teams.ts';
 // and chats with it; the owner sees the member provisioned into the agent.
 
 const SHOTS = path.resolve('test-artifacts/screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery';
 const smtp = await startSmtpSink();
 
@@ -51,8 +49,7 @@ describe('teams in the web UI', () => {
 
   beforeAll(async () => {
     await mkdir(SHOTS, { recursive: true });
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await launchBrowser();
     [owner, member] = await Promise.all([person(scene.h, 'Olga'), person(scene.h, 'Milo')]);
   });
   afterAll(async () => {

@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seeCount, seeText } from '../support/browser.ts';
+import { launchBrowser, seeCount, seeText } from '../support/browser.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { useScene } from '../support/hangar.harness.ts';
 import { giveProvider } from '../support/scenario.ts';
@@ -15,7 +14,6 @@ import { person, type Person } from '../support/teams.ts';
 // the next message is refused with the budget_exceeded error shown.
 
 const SHOTS = path.resolve('test-artifacts/screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery';
 
 describe('usage budget in the web UI', () => {
@@ -33,8 +31,7 @@ describe('usage budget in the web UI', () => {
 
   beforeAll(async () => {
     await mkdir(SHOTS, { recursive: true });
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await launchBrowser();
     user = await person(scene.h, 'Bea');
     await giveProvider(user, fake);
     const started = await user.api('/api/me/agent/start', { method: 'POST' });

@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTemporalDevServer, type RunningTemporal } from '../../core/runtime/temporal-dev.runtime.ts';
 import { agentContainerName } from '../../core/contracts/agent.contract.ts';
@@ -11,7 +10,7 @@ import { createTestUser, eventually, freshDatabase, removeAgentsFromDocker, star
 import { freePort } from '../support/ports.ts';
 import { giveProvider } from '../support/scenario.ts';
 import { buildVersion } from '../support/test-images.ts';
-import { isNetworkChange, openSteadily, seeCount, seeText } from '../support/browser.ts';
+import { launchBrowser, seeCount, seeText } from '../support/browser.ts';
 
 // The web UI in a real browser (Debian's Chromium, driven by playwright-core)
 // against the real stack: first boot from an empty database, the live agent
@@ -19,7 +18,6 @@ import { isNetworkChange, openSteadily, seeCount, seeText } from '../support/bro
 // Every page is screenshotted into test-artifacts/screenshots/.
 
 const SHOTS = path.resolve('test-artifacts/screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const repo = `hangar-e2e/agent-${Date.now().toString(36)}`;
 const image = `${repo}:stable`;
 const ADMIN = { username: 'root-admin', password: 'correct horse battery staple' };
@@ -37,8 +35,7 @@ describe('web UI', () => {
 
   function watch(p: Page) {
     p.on('console', (m) => {
-      // A load cut by a host network change is reloaded (openSteadily): the browser's doing, not the app's.
-      if (m.type() === 'error' && !isNetworkChange(m.text())) problems.push(`console: ${m.text()} (${p.url()})`);
+      if (m.type() === 'error') problems.push(`console: ${m.text()} (${p.url()})`);
     });
     p.on('pageerror', (e) => problems.push(`pageerror: ${e.message} (${p.url()})`));
     p.on('dialog', (d) => void d.accept());
@@ -59,8 +56,7 @@ describe('web UI', () => {
     ]);
     await buildVersion(new (await import('dockerode')).default(), inject('stack').agentImage, image, '1.0.0', 'e2e v1');
     h = await startHangar({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporal.address, HANGAR_AGENT_IMAGE: image, HANGAR_UPDATE_HEALTH_POLL_MS: '200', HANGAR_EGRESS_ALLOW: `host:${fake.port}` });
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await launchBrowser();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = watch(await context.newPage());
   });
@@ -334,7 +330,10 @@ describe('web UI', () => {
     narrow.on('requestfailed', (r) => netlog.push(`x ${r.url()} ${r.failure()?.errorText} ${Date.now()}`));
     narrow.on('crash', () => netlog.push('CRASH'));
     narrow.on('console', (m) => netlog.push(`console ${m.type()}: ${m.text()}`));
-    await openSteadily(narrow, `${h.url}/`, () => narrow.getByRole('heading', { name: 'Sign in to Hangar' }).waitFor()).catch(async (e) => {
+    await (async () => {
+      await narrow.goto(`${h.url}/`);
+      await narrow.getByRole('heading', { name: 'Sign in to Hangar' }).waitFor();
+    })().catch(async (e: unknown) => {
       console.log('[web-ui] no sign-in page at', narrow.url(), 'problems', problems);
       console.log(`[web-ui] requests:\n${netlog.join('\n')}`);
       console.log('[web-ui] page:', (await narrow.content().catch((x) => String(x))).slice(0, 4000));
