@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { resolveSecretKey } from '../core/runtime/secret-key.runtime.ts';
 import { runsCompiled } from '../core/runtime/paths.runtime.ts';
+import { withProcessDefaults } from '../core/runtime/process-defaults.runtime.ts';
 import { repoRoot, startStack, type RunningStack } from '../core/runtime/stack.runtime.ts';
 
 // The whole of Hangar on one machine: embedded Postgres and the Temporal dev
@@ -42,13 +43,13 @@ stack = await startStack({
 });
 if (stopping) await shutdown(true);
 
-const env = {
+const env = withProcessDefaults({
   ...process.env,
   HANGAR_DATA_DIR: dataDir,
   DATABASE_URL: stack.databaseUrl,
   TEMPORAL_ADDRESS: stack.temporalAddress,
   HANGAR_SECRET_KEY: resolveSecretKey({ ...config, dataDir }),
-};
+});
 
 function launch(name: string, entry: string, restarts = 0): void {
   if (stopping) return;

@@ -96,7 +96,7 @@ export default async function fleetBench({ stack, docker, log }: BenchContext): 
   try {
     // No schedules: the bench runs the reaper and the reconciler itself, once each.
     h = await startHangarOn(stack, { LOG_LEVEL: 'error', HANGAR_REGISTER_SCHEDULES: 'false', HANGAR_AGENT_NETWORK: network }, { worker: false });
-    prod = await startProductionProcesses(h.env);
+    prod = await startProductionProcesses(h.env, process.env.BENCH_FLEET_NODE_ARGS?.split(/\s+/).filter(Boolean));
     const instanceId = await h.core.settings.instanceId();
 
     let t0 = performance.now();

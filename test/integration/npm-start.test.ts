@@ -99,6 +99,13 @@ describe('npm start', () => {
       const running = await processGroup(pgid);
       expect(running.some((p) => p.cmd.includes('temporal') && p.cmd.includes('start-dev'))).toBe(true);
       expect(running.some((p) => /\/postgres\b/.test(p.cmd))).toBe(true);
+      // The API and the worker run with the process defaults (two malloc arenas), unless the operator said otherwise.
+      const hangarProcesses = running.filter((p) => /(api\/server|worker\/main)\.[jt]s/.test(p.cmd));
+      expect(hangarProcesses.map((p) => p.cmd.match(/(api|worker)\//)?.[1]).sort()).toEqual(['api', 'worker']);
+      for (const p of hangarProcesses) {
+        const environ = (await readFile(`/proc/${p.pid}/environ`, 'utf8')).split('\0');
+        expect(environ, p.cmd).toContain(process.env.MALLOC_ARENA_MAX ? `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : 'MALLOC_ARENA_MAX=2');
+      }
 
       // The signal goes to npm alone, the way a supervisor or `kill` sends it.
       process.kill(pgid, signal);

@@ -152,6 +152,8 @@ describe('the production image', () => {
       expect(info.HostConfig.Binds?.some((b) => b.includes('docker.sock')), info.Name).toBe(false);
       expect(info.Config.User, info.Name).toBe('10001:10001');
     }
+    // Two malloc arenas in every role (the image's ENV; see process-defaults.runtime.ts).
+    for (const c of [worker, dockerWorker, api]) expect((await c.inspect()).Config.Env).toContain('MALLOC_ARENA_MAX=2');
     expect((await dockerWorker.inspect()).HostConfig.Binds).toContain('/var/run/docker.sock:/var/run/docker.sock');
     // Ready without a socket of its own: Postgres and Temporal answer.
     expect((await fetch(`${apiUrl}/readyz`)).status).toBe(200);

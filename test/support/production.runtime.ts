@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { withProcessDefaults } from '../../core/runtime/process-defaults.runtime.ts';
 import { repoRoot } from '../../core/runtime/stack.runtime.ts';
 import { freePort } from './ports.ts';
 
@@ -44,14 +45,17 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-export async function startProductionProcesses(env: NodeJS.ProcessEnv): Promise<ProductionProcesses> {
+/** nodeArgs: extra node flags for both processes (the bench's memory experiments). */
+export async function startProductionProcesses(given: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ProductionProcesses> {
+  // As production starts them: npm start and the image set these too.
+  const env = withProcessDefaults(given);
   const tsx = process.env.HANGAR_BENCH_RUNTIME === 'tsx';
   if (!tsx) {
     // Built from this checkout's sources, so what is measured is what is here.
     const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
     if (build.status !== 0) throw new Error(`npm run build failed (${build.status})`);
   }
-  const entry = (ts: string) => (tsx ? ['--import', 'tsx', ts] : [`dist/${ts.replace(/\.ts$/, '.js')}`]);
+  const entry = (ts: string) => [...nodeArgs, ...(tsx ? ['--import', 'tsx', ts] : [`dist/${ts.replace(/\.ts$/, '.js')}`])];
   const port = await freePort();
   const worker = await launch(entry('worker/main.ts'), env, (o) => o.includes('[worker] ready'), 'worker');
   const apiEnv = { ...env, PORT: String(port), HOST: '0.0.0.0' };
