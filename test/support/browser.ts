@@ -43,15 +43,16 @@ const BASE_ARGS = ['--no-sandbox', '--disable-dev-shm-usage'];
  * Why: Chromium cancels the requests it has in flight with
  * net::ERR_NETWORK_CHANGED whenever an address appears or disappears in its
  * network namespace, loopback requests included. Docker adds a bridge address
- * or a veth for every agent the tests beside a browser test start, so on the
- * host that happens many times a minute: a clean-clone CI run saw a page load
- * cut three times in a row. In a namespace of its own nothing changes. The
+ * or a veth for every container it starts, and the browser tests' own agents
+ * start and stop in the background (rollouts, restarts, the reaper), so on the
+ * host that happens at any moment: a clean-clone CI run saw a page load cut
+ * three times in a row. In a namespace of its own nothing changes. The
  * browser's traffic leaves it through a SOCKS relay that reaches only this
  * host's loopback, so the URLs the tests use stay the same, and the browser
  * can reach nothing else.
  *
  * Elsewhere (not root, say) Chromium runs as before, with a warning: there a
- * test can fail with ERR_NETWORK_CHANGED while containers start beside it.
+ * test can fail with ERR_NETWORK_CHANGED while containers start.
  * HANGAR_TEST_BROWSER_NETNS=0 chooses that path on purpose.
  */
 export async function launchBrowser(opts: { isolated?: boolean } = {}): Promise<Browser> {
