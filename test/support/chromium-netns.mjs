@@ -9,7 +9,8 @@ import net from 'node:net';
 
 const chromium = process.env.HANGAR_BROWSER_CHROMIUM;
 const relay = process.env.HANGAR_BROWSER_RELAY;
-const port = Number(process.env.HANGAR_BROWSER_SOCKS_PORT ?? 1080);
+// launchBrowser points Chromium at this port.
+const PORT = 1080;
 if (!chromium || !relay) {
   console.error('chromium-netns: HANGAR_BROWSER_CHROMIUM and HANGAR_BROWSER_RELAY must be set');
   process.exit(2);
@@ -30,7 +31,7 @@ server.on('error', (err) => {
   console.error(`chromium-netns: ${err.message}`);
   process.exit(2);
 });
-server.listen(port, '127.0.0.1', () => {
+server.listen(PORT, '127.0.0.1', () => {
   const child = spawn(chromium, process.argv.slice(2), { stdio: [0, 1, 2, 3, 4] });
   child.on('error', (err) => {
     console.error(`chromium-netns: ${err.message}`);

@@ -31,15 +31,17 @@ export async function startLoopbackSocks(listen: string | number): Promise<net.S
       if (!isLoopback(req.host)) return void client.end(reply(2));
       client.pause();
       const upstream = net.connect(req.port, req.host);
+      let connected = false;
       upstream.once('connect', () => {
+        connected = true;
         client.write(reply(0));
         if (req.rest.length) upstream.write(req.rest);
         client.pipe(upstream).pipe(client);
         client.resume();
       });
       upstream.once('error', () => {
-        if (upstream.connecting || !upstream.remoteAddress) client.end(reply(5));
-        else client.destroy();
+        if (connected) client.destroy();
+        else client.end(reply(5));
       });
       client.once('close', () => upstream.destroy());
     };
