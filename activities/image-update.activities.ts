@@ -1,13 +1,13 @@
 import type { ImageDescription } from '../core/contracts/rollout.contract.ts';
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { MessageChannel } from 'node:worker_threads';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
+import { Piscina } from 'piscina';
 import tar from 'tar-stream';
 import { LABEL_AGENT_ID, LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, type ContainerSpec } from '../core/contracts/agent.contract.ts';
 import { SNAPSHOT_NO_SPACE } from '../core/contracts/rollout.contract.ts';
@@ -51,6 +51,39 @@ const safeName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120)
 const MB = 1024 * 1024;
 const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
 
+/** What the thread module's `snapshot` gives back. */
+type SnapshotOutcome = { bytes: number; sha256: string } | { failure: { type: string; message: string } };
+
+// Snapshot and restore bytes flow through worker threads with heaps of their own
+// (the thread module says why). One pool per process, made on first use;
+// threads idle for 30 s go away, so a worker between rollouts holds none.
+let pool: Piscina | null = null;
+const streamThreads = () =>
+  (pool ??= new Piscina({
+    filename: new URL('./workers/volume-snapshot.worker.mjs', import.meta.url).href,
+    minThreads: 0,
+    maxThreads: Math.max(1, Math.min(4, os.availableParallelism())),
+    idleTimeout: 30_000,
+  }));
+
+/**
+ * The engine the thread must reach: the plain fields of this dockerode's
+ * connection (socket or host, TLS material, API version). A socket path that
+ * dockerode looks up itself is left out: the thread's modem looks it up the
+ * same way (DOCKER_HOST, then the default socket).
+ */
+function modemOptions(docker: Docker): Record<string, unknown> {
+  const modem = docker.modem as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  const socketPath = typeof modem.socketPath === 'string' ? modem.socketPath : modem.socketPathCache;
+  if (typeof socketPath === 'string') out.socketPath = socketPath;
+  for (const k of ['host', 'port', 'protocol', 'version', 'ca', 'cert', 'key', 'timeout'] as const) {
+    const v = modem[k];
+    if (typeof v === 'string' || typeof v === 'number' || Buffer.isBuffer(v)) out[k] = v;
+  }
+  return out;
+}
+
 export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes = 1024 * MB, sizer = createVolumeSizer(docker) }: ImageUpdateDeps) {
   /** Bytes promised to snapshots being written by this worker: a wave's snapshots must fit together. */
   let reserved = 0;
@@ -80,49 +113,32 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
   }
 
   /**
-   * A heartbeat at most once a second while bytes flow, so a stuck stream is
-   * noticed and a live one is not killed. With `guardSpace`, no chunk passes
-   * that would leave less than the margin free: the stream keeps its own count
-   * against the last statfs, and asks again once a second (another process may
-   * be writing) or whenever the count says the margin is near. The volume may
-   * hold more than measured; the disk never fills.
+   * Runs `name` of the stream thread module with a line to it: a heartbeat at
+   * most once a second while bytes flow (a stuck stream is noticed, a live one
+   * is not killed), and a cancelled activity tells the thread to stop, which
+   * closes its files before it answers.
    */
-  function meter(hash: ReturnType<typeof createHash> | null, guardSpace = false) {
-    let bytes = 0;
+  async function inThread<T extends object>(name: 'snapshot' | 'restore', task: Record<string, unknown>): Promise<T> {
+    const ctx = Context.current();
+    const { port1, port2 } = new MessageChannel();
     let last = 0;
-    let free = 0;
-    let sinceStat = 0;
-    let statAt = 0;
-    async function room(n: number): Promise<void> {
+    port1.on('message', ({ bytes }: { bytes: number }) => {
       const now = Date.now();
-      if (statAt === 0 || now - statAt > 1000 || free - sinceStat - n < minFreeBytes) {
-        free = await freeBytes();
-        sinceStat = 0;
-        statAt = now;
+      if (now - last > 1000) {
+        last = now;
+        ctx.heartbeat({ bytes });
       }
-      if (free - sinceStat - n < minFreeBytes) {
-        throw noSpace(`snapshot stopped after ${mb(bytes)}: only ${mb(free - sinceStat)} left free in ${snapshotDir}, and ${mb(minFreeBytes)} must stay free (HANGAR_SNAPSHOT_MIN_FREE_MB)`);
-      }
-      sinceStat += n;
-    }
-    const t = new Transform({
-      highWaterMark: STREAM_BUFFER_BYTES,
-      transform(chunk: Buffer, _enc, cb) {
-        const pass = () => {
-          bytes += chunk.length;
-          hash?.update(chunk);
-          const now = Date.now();
-          if (now - last > 1000) {
-            last = now;
-            Context.current().heartbeat({ bytes });
-          }
-          cb(null, chunk);
-        };
-        if (!guardSpace) return pass();
-        room(chunk.length).then(pass, (err) => cb(err as Error));
-      },
     });
-    return { t, bytes: () => bytes };
+    const cancel = () => port1.postMessage('cancel');
+    ctx.cancellationSignal.addEventListener('abort', cancel, { once: true });
+    try {
+      const out = (await streamThreads().run({ ...task, progress: port2 }, { name, transferList: [port2] })) as T | { cancelled: true };
+      if ('cancelled' in out) throw new CancelledFailure(`${name} cancelled`);
+      return out;
+    } finally {
+      ctx.cancellationSignal.removeEventListener('abort', cancel);
+      port1.close();
+    }
   }
 
   async function readChangelogFile(imageId: string): Promise<string | null> {
@@ -194,28 +210,21 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
       const { volumeBytes } = req.volumeName ? await checkSpace(req.volumeName) : { volumeBytes: 0 };
       reserved += volumeBytes;
       try {
-        let stream: NodeJS.ReadableStream;
-        try {
-          stream = (await docker.getContainer(req.containerName).getArchive({ path: '/data' })) as NodeJS.ReadableStream;
-        } catch (err) {
-          if (isStatus(err, 404)) throw ApplicationFailure.nonRetryable(`no container ${req.containerName} to snapshot`, 'container_missing');
-          throw err;
-        }
-        const hash = createHash('sha256');
-        const m = meter(hash, true);
-        try {
-          await pipeline(stream, m.t, createWriteStream(part, { mode: 0o600, highWaterMark: STREAM_BUFFER_BYTES }));
-        } catch (err) {
-          await rm(part, { force: true });
-          if ((err as { code?: string }).code === 'ENOSPC') throw noSpace(`the snapshot disk filled up (${snapshotDir}) after ${mb(m.bytes())}`);
-          throw err;
-        }
-        // Durable before we call it a snapshot: the next step may destroy the only other copy.
-        const fh = await open(part, 'r');
-        await fh.sync();
-        await fh.close();
+        const out = await inThread<SnapshotOutcome>('snapshot', {
+          modem: modemOptions(docker),
+          containerName: req.containerName,
+          part,
+          dir: snapshotDir,
+          minFreeBytes,
+          bufferBytes: STREAM_BUFFER_BYTES,
+        });
+        if ('failure' in out) throw ApplicationFailure.nonRetryable(out.failure.message, out.failure.type);
         await rename(part, file);
-        return { path: file, bytes: m.bytes(), sha256: hash.digest('hex') };
+        return { path: file, bytes: out.bytes, sha256: out.sha256 };
+      } catch (err) {
+        // Refused, failed or cancelled: a half-written copy must not stay to count against the space.
+        await rm(part, { force: true });
+        throw err;
       } finally {
         reserved -= volumeBytes;
       }
@@ -256,10 +265,7 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
         HostConfig: { Mounts: [{ Type: 'volume', Source: spec.volumeName, Target: '/data', VolumeOptions: { NoCopy: true } as Docker.MountSettings['VolumeOptions'] }] },
       });
       try {
-        const m = meter(null);
-        const source = createReadStream(snapshot.path).pipe(m.t);
-        await helper.putArchive(source, { path: '/' });
-        return { bytes: m.bytes() };
+        return await inThread<{ bytes: number }>('restore', { modem: modemOptions(docker), containerName: helperName, file: snapshot.path });
       } finally {
         await helper.remove({ force: true }).catch(() => undefined);
       }
