@@ -10,7 +10,7 @@ import type Docker from 'dockerode';
 import { Piscina } from 'piscina';
 import tar from 'tar-stream';
 import { LABEL_AGENT_ID, LABEL_INSTANCE, LABEL_MANAGED, LABEL_OWNER, type ContainerSpec } from '../core/contracts/agent.contract.ts';
-import { SNAPSHOT_NO_SPACE } from '../core/contracts/rollout.contract.ts';
+import { SNAPSHOT_CORRUPT, SNAPSHOT_NO_SPACE } from '../core/contracts/rollout.contract.ts';
 import { createVolumeSizer, type VolumeSizer } from './storage.activities.ts';
 
 // Docker side of image updates, on the engine that holds the agent's volume:
@@ -118,7 +118,7 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
    * is not killed), and a cancelled activity tells the thread to stop, which
    * closes its files before it answers.
    */
-  async function inThread<T extends object>(name: 'snapshot' | 'restore', task: Record<string, unknown>): Promise<T> {
+  async function inThread<T extends object>(name: 'snapshot' | 'digest' | 'restore', task: Record<string, unknown>): Promise<T> {
     const ctx = Context.current();
     const { port1, port2 } = new MessageChannel();
     let last = 0;
@@ -239,6 +239,16 @@ export function createImageUpdateActivities({ docker, snapshotDir, minFreeBytes 
       const { spec, snapshot } = req;
       const st = await stat(snapshot.path).catch(() => null);
       if (!st) throw ApplicationFailure.nonRetryable(`snapshot ${snapshot.path} is missing`, 'snapshot_missing');
+      // Checked before anything is removed: a snapshot damaged on disk must not
+      // replace the volume there is (the rollback fails, the snapshot is kept,
+      // and admins are told).
+      const seen = await inThread<{ bytes: number; sha256: string }>('digest', { path: snapshot.path });
+      if (seen.sha256 !== snapshot.sha256 || seen.bytes !== snapshot.bytes) {
+        throw ApplicationFailure.nonRetryable(
+          `snapshot ${snapshot.path} does not match what was written (${seen.bytes} bytes, sha256 ${seen.sha256.slice(0, 12)}…; written ${snapshot.bytes} bytes, ${snapshot.sha256.slice(0, 12)}…)`,
+          SNAPSHOT_CORRUPT,
+        );
+      }
       const helperName = `${spec.containerName}-restore`;
       await docker.getContainer(helperName).remove({ force: true }).catch(() => undefined);
       await docker.getContainer(spec.containerName).remove({ force: true }).catch((err) => {

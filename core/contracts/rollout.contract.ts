@@ -7,6 +7,8 @@ export type FleetMode = 'auto' | 'manual' | 'paused';
 
 /** An update skipped because its volume snapshot would not fit (failure type and the agent's error prefix). */
 export const SNAPSHOT_NO_SPACE = 'snapshot_no_space';
+/** A restore refused: the snapshot file no longer hashes to what was written. */
+export const SNAPSHOT_CORRUPT = 'snapshot_corrupt';
 export type StrategyKind = 'rollingWave' | 'singleAgent' | 'immediate';
 export type UpdateMode = 'auto' | 'manual';
 export type RolloutTrigger = 'admin' | 'poller' | 'user';

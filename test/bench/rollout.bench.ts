@@ -21,7 +21,7 @@ import { atLeast, atMost, row, type BenchContext, type BenchRow } from './bench.
 // 2. snapshot and restore throughput vs a bare `docker cp` of the same volume.
 const AGENTS = Number(process.env.BENCH_ROLLOUT_AGENTS ?? 20);
 const VOLUME_MB = Number(process.env.BENCH_SNAPSHOT_MB ?? 64);
-const SNAPSHOT_ROUNDS = Number(process.env.BENCH_SNAPSHOT_ROUNDS ?? 3);
+const SNAPSHOT_ROUNDS = Number(process.env.BENCH_SNAPSHOT_ROUNDS ?? 7);
 const run = promisify(execFile);
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 

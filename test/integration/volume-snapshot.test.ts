@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,8 +16,9 @@ import { agentContainerName, agentVolumeName, type ContainerSpec } from '../../c
 // (activities/workers/volume-snapshot.worker.mjs), against a real engine: what
 // lands on disk is the volume's tar with the hash the activity reports, the
 // activity heartbeats with byte counts while it streams, a missing container
-// and a cancelled activity leave nothing behind, and a restore puts the same
-// bytes back into a fresh volume.
+// and a cancelled activity leave nothing behind, a snapshot damaged on disk is
+// refused before anything is removed, and a restore puts the same bytes back
+// into a fresh volume.
 
 const docker = new Docker();
 const image = inject('stack').agentImage;
@@ -133,6 +134,26 @@ describe('volume snapshots in a worker thread (real engine)', () => {
     expect(atCancel).toBeGreaterThan(0);
     expect(atCancel).toBeLessThan(snap.bytes);
     expect(await filesIn(dir)).toEqual([`${id}/k1.tar`]);
+  });
+
+  it('refuses to restore a snapshot damaged on disk, before touching the container or its volume', async () => {
+    const acts = createImageUpdateActivities({ docker, snapshotDir: dir, minFreeBytes: 0 });
+    const env = new MockActivityEnvironment();
+    const copy = (await env.run(acts.snapshotVolume, { containerName: name, agentId: id, key: 'damaged' })) as Snapshot;
+    const fh = await open(copy.path, 'r+');
+    const at = Math.floor(copy.bytes / 2);
+    const [b] = (await fh.read(Buffer.alloc(1), 0, 1, at)).buffer;
+    await fh.write(Buffer.from([b ^ 0xff]), 0, 1, at);
+    await fh.close();
+    const before = await docker.getContainer(name).inspect();
+    const spec = { agentId: id, instanceId: 'test', ownerKind: 'user', ownerId: 'test', containerName: name, volumeName: volume } as ContainerSpec;
+    const err = await env.run(acts.restoreVolume, { spec, image, snapshot: copy }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('snapshot_corrupt');
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((await docker.getContainer(name).inspect()).Id).toBe(before.Id);
+    sameFiles(await filesInTar((await docker.getContainer(name).getArchive({ path: '/data' })) as NodeJS.ReadableStream));
+    await rm(copy.path);
   });
 
   it('restores the snapshot into a fresh volume, byte for byte', async () => {
