@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../core/config.ts';
@@ -204,5 +205,32 @@ describe('the production image', () => {
     expect((await chat.json()).choices[0].message.content).toBe('echo: hello from the production image');
     expect(fake.seen.some((s) => s.authorization === 'Bearer sk-deploy-0001')).toBe(true);
     timings.smoke = Date.now() - t;
+  });
+
+  it("streams a snapshot of the smoke agent's volume with the image's own compiled thread module", async () => {
+    // What an image update runs on the docker-worker: the module the build
+    // copies beside the compiled activities, and docker-modem from the
+    // image's production dependencies, against the engine it was given.
+    expect(agentIds).toHaveLength(1);
+    const dockerWorker = containers[2];
+    const script = `
+      import { snapshot, digest } from '/app/dist/activities/workers/volume-snapshot.worker.mjs';
+      import { MessageChannel } from 'node:worker_threads';
+      import { mkdtempSync } from 'node:fs';
+      import { tmpdir } from 'node:os';
+      const port = () => { const { port1, port2 } = new MessageChannel(); port1.unref(); return port2; };
+      const dir = mkdtempSync(tmpdir() + '/snap-');
+      const s = await snapshot({ modem: {}, containerName: 'hangar-agent-${agentIds[0]}', part: dir + '/s.tar', dir, minFreeBytes: 0, bufferBytes: 1 << 20, progress: port() });
+      const d = await digest({ path: dir + '/s.tar', progress: port() });
+      console.log(JSON.stringify({ s, d }));`;
+    const e = await dockerWorker.exec({ Cmd: ['node', '--input-type=module', '-e', script], AttachStdout: true, AttachStderr: true });
+    const stream = await e.start({ hijack: true, stdin: false });
+    let out = '';
+    const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => ((out += chunk.toString()), cb()) });
+    docker.modem.demuxStream(stream, sink, sink);
+    await new Promise((resolve, reject) => stream.on('end', resolve).on('close', resolve).on('error', reject));
+    const { s, d } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { s?: { bytes: number; sha256: string }; d?: { bytes: number; sha256: string } };
+    expect(s?.bytes, out).toBeGreaterThan(0);
+    expect(d, out).toEqual({ bytes: s!.bytes, sha256: s!.sha256 });
   });
 });
