@@ -160,16 +160,14 @@ export async function snapshot({ modem, containerName, part, dir, minFreeBytes, 
   }
 }
 
-/** sha256 of the file at `path`, read in 1 MiB chunks (a snapshot is checked before a restore trusts it). */
-export async function digest({ path, progress }) {
-  const line = progressLine(progress);
-  const hash = createHash('sha256');
-  const source = createReadStream(path, { highWaterMark: 1024 * 1024, signal: line.signal });
+/**
+ * Runs `work` with `source` open: a cancel on the line answers
+ * `{ cancelled: true }`, and however it ends the file is closed and the line
+ * hung up.
+ */
+async function whileOpen(line, source, work) {
   try {
-    for await (const chunk of source) {
-      hash.update(chunk);
-      line.add(chunk.length);
-    }
+    return await work();
   } catch (err) {
     if (line.signal.aborted) return { cancelled: true };
     throw err;
@@ -177,7 +175,20 @@ export async function digest({ path, progress }) {
     await closed(source);
     line.close();
   }
-  return { bytes: line.bytes(), sha256: hash.digest('hex') };
+}
+
+/** sha256 of the file at `path`, read in 1 MiB chunks (a snapshot is checked before a restore trusts it). */
+export async function digest({ path, progress }) {
+  const line = progressLine(progress);
+  const hash = createHash('sha256');
+  const source = createReadStream(path, { highWaterMark: 1024 * 1024, signal: line.signal });
+  return whileOpen(line, source, async () => {
+    for await (const chunk of source) {
+      hash.update(chunk);
+      line.add(chunk.length);
+    }
+    return { bytes: line.bytes(), sha256: hash.digest('hex') };
+  });
 }
 
 /** Streams the tar at `file` into `containerName` at `/` (the archive holds `data/…`). */
@@ -191,7 +202,7 @@ export async function restore({ modem, containerName, file, progress }) {
     },
   });
   source.on('error', (err) => counted.destroy(err));
-  try {
+  return whileOpen(line, source, async () => {
     await dial(modem, {
       path: `/containers/${encodeURIComponent(containerName)}/archive?`,
       method: 'PUT',
@@ -200,12 +211,6 @@ export async function restore({ modem, containerName, file, progress }) {
       statusCodes: { 200: true, 400: 'bad parameter', 403: 'permission denied', 404: 'no such container', 500: 'server error' },
       options: { path: '/' },
     });
-  } catch (err) {
-    if (line.signal.aborted) return { cancelled: true };
-    throw err;
-  } finally {
-    await closed(source);
-    line.close();
-  }
-  return { bytes: line.bytes() };
+    return { bytes: line.bytes() };
+  });
 }

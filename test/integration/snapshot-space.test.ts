@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createImageUpdateActivities } from '../../activities/image-update.activities.ts';
 import { agentContainerName, agentVolumeName } from '../../core/contracts/agent.contract.ts';
 import { createTestUser, eventually, useScene, type TestUser } from '../support/hangar.harness.ts';
-import { chat, giveProvider, execIn } from '../support/scenario.ts';
+import { chat, giveProvider, execIn, filesUnder } from '../support/scenario.ts';
 import { buildVersion } from '../support/test-images.ts';
 
 // The free-space check before a volume snapshot, on a real disk that is too
@@ -29,17 +29,6 @@ const FILLER_MB = 6;
 
 const snapshotDir = await mkdtemp(path.join(os.tmpdir(), 'hangar-snapspace-'));
 if (isRoot) await run('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', snapshotDir]);
-
-/** Every file left in the snapshot directory (a refused snapshot leaves none). */
-async function filesIn(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) out.push(...(await filesIn(path.join(dir, e.name))).map((f) => `${e.name}/${f}`));
-    else out.push(e.name);
-  }
-  return out;
-}
-
 
 describe.skipIf(!isRoot)('free space before a snapshot (4 MB tmpfs)', () => {
   const scene = useScene({
@@ -100,7 +89,7 @@ describe.skipIf(!isRoot)('free space before a snapshot (4 MB tmpfs)', () => {
     expect(after.State.StartedAt).toBe(before.State.StartedAt);
     expect(after.Image).toBe(digests.v1);
     expect((await scene.h.core.agents.get(agentId)).status).toBe('running');
-    expect(await filesIn(snapshotDir)).toEqual([]);
+    expect(await filesUnder(snapshotDir)).toEqual([]);
     const events = await (await admin.api(`/api/admin/fleet/events?rolloutId=${r.id}&agentId=${agentId}`)).json();
     expect(events.data.find((e: { type: string }) => e.type === 'agent.skipped')?.payload.error).toMatch(/^snapshot_no_space/);
     expect((await chat(user, 'still here')).text).toBe('echo: still here');
@@ -123,7 +112,7 @@ describe.skipIf(!isRoot)('free space before a snapshot (4 MB tmpfs)', () => {
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
     // Stopped by the guard, before the margin: not by the disk filling up.
     expect((err as ApplicationFailure).message).toMatch(/^snapshot stopped after [\d.]+ MB: only [\d.]+ MB left free/);
-    expect(await filesIn(snapshotDir)).toEqual([]);
+    expect(await filesUnder(snapshotDir)).toEqual([]);
   });
 
   it('once the volume is small again, the same disk takes the snapshot and the update goes through', async () => {

@@ -11,6 +11,7 @@ import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createImageUpdateActivities, type Snapshot } from '../../activities/image-update.activities.ts';
 import { agentContainerName, agentVolumeName, type ContainerSpec } from '../../core/contracts/agent.contract.ts';
+import { filesUnder } from '../support/scenario.ts';
 
 // Volume snapshots and restores stream in a worker thread
 // (activities/workers/volume-snapshot.worker.mjs), against a real engine: what
@@ -46,15 +47,6 @@ async function filesInTar(stream: NodeJS.ReadableStream): Promise<Map<string, Bu
     });
   });
   await pipeline(stream, extract);
-  return out;
-}
-
-async function filesIn(d: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(d, { withFileTypes: true })) {
-    if (e.isDirectory()) out.push(...(await filesIn(path.join(d, e.name))).map((f) => `${e.name}/${f}`));
-    else out.push(e.name);
-  }
   return out;
 }
 
@@ -104,7 +96,7 @@ describe('volume snapshots in a worker thread (real engine)', () => {
     sameFiles(await filesInTar(createReadStream(snap.path)));
     expect(beats.length).toBeGreaterThan(0);
     expect((beats[0] as { bytes: number }).bytes).toBeGreaterThan(0);
-    expect(await filesIn(dir)).toEqual([`${id}/k1.tar`]);
+    expect(await filesUnder(dir)).toEqual([`${id}/k1.tar`]);
   });
 
   it('answers a missing container with a non-retryable container_missing and leaves no file', async () => {
@@ -115,7 +107,7 @@ describe('volume snapshots in a worker thread (real engine)', () => {
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).type).toBe('container_missing');
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
-    expect(await filesIn(path.join(dir, `${id}-nope`))).toEqual([]);
+    expect(await filesUnder(path.join(dir, `${id}-nope`))).toEqual([]);
   });
 
   it('stops mid-stream when the activity is cancelled, leaving no half-written copy', async () => {
@@ -133,7 +125,7 @@ describe('volume snapshots in a worker thread (real engine)', () => {
     expect(await openFilesUnder(dir)).toEqual([]);
     expect(atCancel).toBeGreaterThan(0);
     expect(atCancel).toBeLessThan(snap.bytes);
-    expect(await filesIn(dir)).toEqual([`${id}/k1.tar`]);
+    expect(await filesUnder(dir)).toEqual([`${id}/k1.tar`]);
   });
 
   it('refuses to restore a snapshot damaged on disk, before touching the container or its volume', async () => {

@@ -1,3 +1,5 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import type Docker from 'dockerode';
 import type { startFakeOpenAI } from './fake-openai.ts';
 import type { Scene } from './hangar.harness.ts';
@@ -51,4 +53,10 @@ export async function execIn(c: Docker.Container, cmd: string[]): Promise<number
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('exec did not finish');
+}
+
+/** Every regular file under `dir`, as paths relative to it, sorted (a refused or cancelled snapshot leaves none). */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
 }
