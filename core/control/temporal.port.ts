@@ -11,6 +11,7 @@ import {
   WorkflowUpdateStage,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { HangarConfig } from '../config.ts';
@@ -74,6 +75,10 @@ import {
   type RetireAgentWorkflow,
 } from '../contracts/federation.contract.ts';
 import { fromFailure } from './failures.ts';
+
+/** A schedule trigger is repeated this often, each given this long to show its run (see `schedules.trigger`). */
+const TRIGGER_ATTEMPTS = 5;
+const TRIGGER_WAIT_MS = 3_000;
 
 // The one place Hangar talks to Temporal's client API. The API, the
 // activities, the worker and the CLI reach workflows and schedules through
@@ -442,9 +447,31 @@ export function createTemporalPort(opts: {
           }
         });
       },
-      /** Runs a schedule's action now (tests and operators; the schedule keeps its own rhythm). */
-      async trigger(id: string): Promise<void> {
-        await call({ code: 'schedule_failed', message: `Schedule ${id} could not be triggered` }, (c) => c.schedule.getHandle(id).trigger());
+      /**
+       * Runs a schedule's action now, beside any run in flight (tests and
+       * operators; the schedule keeps its own rhythm), and answers the run it
+       * started. Temporal names a schedule's runs by the second and silently
+       * drops a second action within the same second (temporalio/temporal#3614):
+       * a trigger landing on the second of a scheduled run, or of another
+       * trigger, starts nothing. So the trigger is repeated until a run that
+       * was not there before shows among the schedule's recent actions.
+       */
+      async trigger(id: string): Promise<{ workflowId: string; runId: string }> {
+        return call({ code: 'schedule_failed', message: `Schedule ${id} could not be triggered` }, async (c) => {
+          const handle = c.schedule.getHandle(id);
+          const recent = async () => (await handle.describe()).info.recentActions.map((a) => a.action.workflow);
+          const before = new Set((await recent()).map((w) => w.workflowId));
+          for (let attempt = 0; attempt < TRIGGER_ATTEMPTS; attempt++) {
+            await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+            // Past the second it was sent in before the next attempt: a retry in the same second would be dropped too.
+            for (let waited = 0; waited < TRIGGER_WAIT_MS; waited += 100) {
+              const started = (await recent()).find((w) => !before.has(w.workflowId));
+              if (started) return { workflowId: started.workflowId, runId: started.firstExecutionRunId };
+              await sleep(100);
+            }
+          }
+          throw new Error(`schedule ${id} started no run after ${TRIGGER_ATTEMPTS} triggers`);
+        });
       },
     },
 
