@@ -449,12 +449,14 @@ export function createTemporalPort(opts: {
       },
       /**
        * Runs a schedule's action now, beside any run in flight (tests and
-       * operators; the schedule keeps its own rhythm), and answers the run it
-       * started. Temporal names a schedule's runs by the second and silently
-       * drops a second action within the same second (temporalio/temporal#3614):
-       * a trigger landing on the second of a scheduled run, or of another
-       * trigger, starts nothing. So the trigger is repeated until a run that
-       * was not there before shows among the schedule's recent actions.
+       * operators; the schedule keeps its own rhythm), and answers a run that
+       * started after it was asked. Temporal names a schedule's runs by the
+       * second and silently drops a second action within the same second
+       * (temporalio/temporal#3614): a trigger landing on the second of a
+       * scheduled run, or of another trigger, starts nothing. So the trigger
+       * is repeated until a run that was not there before shows among the
+       * schedule's recent actions (its own, or the scheduled run that took
+       * its second).
        */
       async trigger(id: string): Promise<{ workflowId: string; runId: string }> {
         return call({ code: 'schedule_failed', message: `Schedule ${id} could not be triggered` }, async (c) => {
