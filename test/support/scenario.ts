@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { startFakeOpenAI } from './fake-openai.ts';
 import type { Scene } from './hangar.harness.ts';
@@ -37,11 +38,13 @@ export async function startedAgent(scene: Scene): Promise<{ user: TestUser; agen
   return { user, agentId: id };
 }
 
-/** Runs a command in a running container as its own user; resolves with the exit code. */
-export async function execIn(c: Docker.Container, cmd: string[]): Promise<number> {
+/** Runs a command in a running container as its own user; resolves with the exit code and what it printed (stdout and stderr). */
+export async function execWithOutput(c: Docker.Container, cmd: string[]): Promise<{ code: number; output: string }> {
   const e = await c.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
   const stream = await e.start({ hijack: true, stdin: false });
-  stream.resume();
+  let output = '';
+  const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => ((output += chunk.toString()), cb()) });
+  c.modem.demuxStream(stream, sink, sink);
   await new Promise((resolve, reject) => {
     stream.on('end', resolve);
     stream.on('close', resolve);
@@ -49,10 +52,15 @@ export async function execIn(c: Docker.Container, cmd: string[]): Promise<number
   });
   for (let i = 0; i < 50; i++) {
     const info = await e.inspect();
-    if (!info.Running) return info.ExitCode ?? -1;
+    if (!info.Running) return { code: info.ExitCode ?? -1, output };
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('exec did not finish');
+}
+
+/** Runs a command in a running container as its own user; resolves with the exit code. */
+export async function execIn(c: Docker.Container, cmd: string[]): Promise<number> {
+  return (await execWithOutput(c, cmd)).code;
 }
 
 /** Every regular file under `dir`, as paths relative to it, sorted (a refused or cancelled snapshot leaves none). */
