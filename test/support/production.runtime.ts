@@ -14,7 +14,7 @@ export interface ProductionProcesses {
   stop(): Promise<void>;
 }
 
-function launch(args: string[], env: NodeJS.ProcessEnv, ready: (out: string) => boolean, what: string, timeoutMs = 120_000): Promise<ChildProcess> {
+export function launch(args: string[], env: NodeJS.ProcessEnv, ready: (out: string) => boolean, what: string, timeoutMs = 120_000): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
@@ -36,7 +36,7 @@ function launch(args: string[], env: NodeJS.ProcessEnv, ready: (out: string) => 
   });
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');
@@ -45,16 +45,18 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
+/** `npm run build` from this checkout's sources, so what is measured is what is here. */
+export function buildDist(): void {
+  const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (build.status !== 0) throw new Error(`npm run build failed (${build.status})`);
+}
+
 /** nodeArgs: extra node flags for both processes (the bench's memory experiments). */
 export async function startProductionProcesses(given: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<ProductionProcesses> {
   // As production starts them: npm start and the image set these too.
   const env = withProcessDefaults(given);
   const tsx = process.env.HANGAR_BENCH_RUNTIME === 'tsx';
-  if (!tsx) {
-    // Built from this checkout's sources, so what is measured is what is here.
-    const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
-    if (build.status !== 0) throw new Error(`npm run build failed (${build.status})`);
-  }
+  if (!tsx) buildDist();
   const entry = (ts: string) => [...nodeArgs, ...(tsx ? ['--import', 'tsx', ts] : [`dist/${ts.replace(/\.ts$/, '.js')}`])];
   const port = await freePort();
   const worker = await launch(entry('worker/main.ts'), env, (o) => o.includes('[worker] ready'), 'worker');
