@@ -1,6 +1,9 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { createTestUser, removeAgentsFromDocker, spawnApi, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
 import { freePort } from '../support/ports.ts';
+import { launch, stopChild } from '../support/production.runtime.ts';
 import { giveProvider } from '../support/scenario.ts';
 import { atLeast, atMost, autocannon, cpuMs, row, startConfigurableHttpProxy, type BenchContext, type BenchRow, type LoadResult } from './bench.harness.ts';
 
@@ -8,6 +11,10 @@ import { atLeast, atMost, autocannon, cpuMs, row, startConfigurableHttpProxy, ty
 // ownership, rate limit, activity, identity headers on every request) against
 // the same reference agent straight and behind configurable-http-proxy, the
 // same upstream, autocannon in its own process. Plain and streamed answers.
+// A fourth path, the floor, is fastify forwarding with nothing of Hangar's in
+// it (test/bench/floor/fastify-forward.child.mjs): what the framework alone
+// gives up against configurable-http-proxy.
+const forwardChild = path.join(path.dirname(fileURLToPath(import.meta.url)), 'floor/fastify-forward.child.mjs');
 const SECONDS = Number(process.env.BENCH_PROXY_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONCURRENCY ?? 8);
 /** Rounds of the three paths, alternated so drift on a shared machine hits each alike; the best round counts. */
@@ -48,7 +55,10 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
         'x-hangar-user-name': 'bench',
       };
       const agentBody = JSON.stringify({ messages: [{ role: 'user', content: 'bench' }], stream, model: 'openclaw/default' });
-      const paths: Record<'direct' | 'chp' | 'hangar', (seconds: number) => Promise<LoadResult>> = {
+      const floorPort = await freePort();
+      const floor = await launch([forwardChild, String(floorPort), agentUrl, JSON.stringify(agentHeaders)], process.env, (o) => o.includes('ready'), 'fastify forward');
+      stops.push(() => stopChild(floor));
+      const paths: Record<'direct' | 'chp' | 'hangar' | 'floor', (seconds: number) => Promise<LoadResult>> = {
         direct: (seconds) => autocannon({ url: `${agentUrl}/v1/chat/completions`, method: 'POST', headers: agentHeaders, body: agentBody, connections: CONNECTIONS, seconds }),
         chp: (seconds) => autocannon({ url: `${chp.url}/v1/chat/completions`, method: 'POST', headers: agentHeaders, body: agentBody, connections: CONNECTIONS, seconds }),
         hangar: (seconds) => autocannon({
@@ -59,13 +69,21 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
           connections: CONNECTIONS,
           seconds,
         }),
+        floor: (seconds) => autocannon({
+          url: `http://127.0.0.1:${floorPort}/api/chat`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ messages: [{ role: 'user', content: 'bench' }], stream }),
+          connections: CONNECTIONS,
+          seconds,
+        }),
       };
       // Warm-up: JIT, kept-alive sockets and caches for every path.
       for (const run of Object.values(paths)) await run(2);
       const best: Partial<Record<keyof typeof paths, LoadResult>> = {};
       /** The proxies' own CPU time per request (µs), the lowest round: what each costs, whatever the machine's load. */
-      const cpu: Partial<Record<'chp' | 'hangar', number>> = {};
-      const pids = { chp: chp.pid, hangar: api.pid };
+      const cpu: Partial<Record<'chp' | 'hangar' | 'floor', number>> = {};
+      const pids = { chp: chp.pid, hangar: api.pid, floor: floor.pid! };
       for (let r = 0; r < ROUNDS; r++) {
         for (const [name, run] of Object.entries(paths) as Array<[keyof typeof paths, (s: number) => Promise<LoadResult>]>) {
           const pid = name === 'direct' ? null : pids[name];
@@ -73,14 +91,14 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
           const got = await run(SECONDS);
           if (pid && got.requests > 0) {
             const perRequest = ((await cpuMs(pid)) - before) * 1000 / got.requests;
-            const key = name as 'chp' | 'hangar';
+            const key = name as 'chp' | 'hangar' | 'floor';
             cpu[key] = Math.min(cpu[key] ?? Infinity, perRequest);
           }
           log(`${kind} ${name}: ${got.rps.toFixed(0)} req/s, p50 ${got.p50} ms, p99 ${got.p99} ms (${got.requests} requests)${pid ? `, ${((await cpuMs(pid)) - before).toFixed(0)} ms CPU` : ''}`);
           if (!best[name] || got.rps > best[name]!.rps) best[name] = got;
         }
       }
-      const { direct, chp: peer, hangar } = best as Record<keyof typeof paths, LoadResult>;
+      const { direct, chp: peer, hangar, floor: bare } = best as Record<keyof typeof paths, LoadResult>;
       const n = `${CONNECTIONS} connections, ${SECONDS} s${ROUNDS > 1 ? `, best of ${ROUNDS}` : ''}`;
       rows.push(
         row(`chat ${kind} req/s: Hangar / direct`, hangar.rps, direct.rps, 'req/s', atLeast(0.9), n),
@@ -88,7 +106,10 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
         row(`chat ${kind} p50: Hangar − direct`, hangar.p50, direct.p50, 'ms', atMost(3, 'delta'), n),
         row(`chat ${kind} p50: Hangar / configurable-http-proxy`, hangar.p50, peer.p50, 'ms', null, n),
         row(`chat ${kind} proxy CPU per request: Hangar / configurable-http-proxy`, cpu.hangar!, cpu.chp!, 'µs', null, n),
+        row(`floor: chat ${kind} req/s, fastify forward with no Hangar code / configurable-http-proxy`, bare.rps, peer.rps, 'req/s', null, n),
+        row(`floor: chat ${kind} CPU per request, fastify forward with no Hangar code / configurable-http-proxy`, cpu.floor!, cpu.chp!, 'µs', null, n),
       );
+      await stopChild(floor);
     }
     return rows;
   } finally {
