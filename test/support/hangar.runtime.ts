@@ -197,8 +197,9 @@ export async function removeAgentsFromDocker(docker: Docker, agentIds: string[])
 }
 
 /** The API as its own process (api/server.ts), so a test can SIGKILL it. */
-export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs = 60_000, nodeArgs: string[] = []) {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'api/server.ts'], {
+/** compiled: run `dist/api/server.js` as production does (build it first: buildDist in production.runtime.ts), not the sources through tsx. */
+export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs = 60_000, nodeArgs: string[] = [], compiled = false) {
+  const child = spawn(process.execPath, [...nodeArgs, ...(compiled ? ['dist/api/server.js'] : ['--import', 'tsx', 'api/server.ts'])], {
     cwd: repoRoot,
     env: { ...env, PORT: String(port), HOST: '0.0.0.0', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
