@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import Docker from 'dockerode';
 import {
   AGENT_LIFECYCLE_WORKFLOW,
@@ -16,7 +15,7 @@ import {
 } from '../../core/contracts/agent.contract.ts';
 import { asSystem } from '../../core/db.ts';
 import { createTestUser, removeAgentsFromDocker, startHangarOn, type Hangar } from '../support/hangar.runtime.ts';
-import { atMost, quantile, row, type BenchContext, type BenchRow } from './bench.harness.ts';
+import { atMost, quantile, row, rssMb, type BenchContext, type BenchRow } from './bench.harness.ts';
 import { startProductionProcesses, type ProductionProcesses } from '../support/production.runtime.ts';
 
 // The fleet at scale: 10,000 agent rows, 1,000 lifecycle workflows alive, a
@@ -47,11 +46,6 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number
     }
   }));
   return out;
-}
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
 /** Waits until no batch operation runs in the namespace (bounded); ms since `since`, null if still running at the bound. */

@@ -1,4 +1,4 @@
-import { writeFile, readFile, rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { ConfigSchema } from '../../core/config.ts';
 import { withProcessDefaults } from '../../core/runtime/process-defaults.runtime.ts';
 import { buildDist, launch, stopChild } from '../support/production.runtime.ts';
-import { bareColdStart, quantile, row, staticConfigServer, type BenchContext, type BenchRow } from './bench.harness.ts';
+import { bareColdStart, quantile, row, rssMb, staticConfigServer, type BenchContext, type BenchRow } from './bench.harness.ts';
 import { ensureUp } from './floor/empty-start.workflow.ts';
 
 // The floor: what the chosen stack costs with no Hangar code in it, measured
@@ -24,11 +24,6 @@ import { ensureUp } from './floor/empty-start.workflow.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STARTS = Number(process.env.BENCH_FLOOR_STARTS ?? 15);
 const WORKFLOWS = Number(process.env.BENCH_FLOOR_WORKFLOWS ?? 1000);
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
-}
 
 /** `n` calls of `fn`, at most `width` at a time. */
 async function inBatches(n: number, width: number, fn: (i: number) => Promise<unknown>): Promise<void> {
