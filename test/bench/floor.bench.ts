@@ -84,7 +84,7 @@ export default async function floorBench({ stack, docker, log }: BenchContext): 
     await inBatches(WORKFLOWS, 50, (i) => client.workflow.getHandle(`${run}/alive-${i}`).query('__stack_trace'));
     log(`${WORKFLOWS} empty lifecycles alive in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const workerMb = await rssMb(worker.pid!);
-    const api = await launch([child, 'api', `temporal=${stack.temporalAddress}`, `db=${stack.databaseUrl}`], env, ready, 'floor api');
+    const api = await launch([child, 'api', `temporal=${stack.temporalAddress}`], { ...env, DATABASE_URL: stack.databaseUrl }, ready, 'floor api');
     const apiMb = await rssMb(api.pid!);
     await stopChild(api);
     log(`RSS: API stack ${apiMb.toFixed(0)} MB; worker stack ${idleWorkerMb.toFixed(0)} MB idle, ${workerMb.toFixed(0)} MB with ${WORKFLOWS} alive`);

@@ -18,7 +18,7 @@ import { atLeast, atMost, autocannon, cpuMs, row, startConfigurableHttpProxy, ty
 const forwardChild = path.join(path.dirname(fileURLToPath(import.meta.url)), 'floor/fastify-forward.child.mjs');
 const SECONDS = Number(process.env.BENCH_PROXY_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONCURRENCY ?? 8);
-/** Rounds of the three paths, alternated so drift on a shared machine hits each alike; the best round counts. */
+/** Rounds of the four paths, alternated so drift on a shared machine hits each alike; the best round counts. */
 const ROUNDS = Number(process.env.BENCH_PROXY_ROUNDS ?? 1);
 /** A directory: the API process under load runs with --cpu-prof and writes its profile there (the floor's in floor/). */
 const CPU_PROF = process.env.BENCH_PROXY_CPU_PROF;
@@ -38,9 +38,11 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
     const agent = (await h.core.agents.findOwned('user', user.id))!;
     agentIds.push(agent.id);
     const gatewayToken = h.core.agents.gatewayToken(agent);
-    // Compiled, as production runs it (tsx's helpers and source maps cost the proxy ≈ 8 µs a request).
-    buildDist();
-    const api = await spawnApi(withProcessDefaults(h.env), await freePort(), 60_000, CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [], true);
+    // Compiled, as production runs it (HANGAR_BENCH_RUNTIME=tsx: the sources
+    // through tsx, whose helpers then show in the request path's profile).
+    const compiled = process.env.HANGAR_BENCH_RUNTIME !== 'tsx';
+    if (compiled) buildDist();
+    const api = await spawnApi(withProcessDefaults(h.env), await freePort(), 60_000, CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [], compiled);
     stops.push(CPU_PROF ? api.stop : api.kill);
     const agentUrl = `http://127.0.0.1:${agent.gatewayPort}`;
     const chp = await startConfigurableHttpProxy(agentUrl);
@@ -59,7 +61,7 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
       };
       const agentBody = JSON.stringify({ messages: [{ role: 'user', content: 'bench' }], stream, model: 'openclaw/default' });
       const floorPort = await freePort();
-      const floor = await launch([...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}/floor`] : []), forwardChild, String(floorPort), agentUrl, JSON.stringify(agentHeaders)], process.env, (o) => o.includes('ready'), 'fastify forward');
+      const floor = await launch([...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}/floor`] : []), forwardChild, String(floorPort), agentUrl], { ...process.env, FLOOR_AGENT_HEADERS: JSON.stringify(agentHeaders) }, (o) => o.includes('ready'), 'fastify forward');
       stops.push(() => stopChild(floor));
       const paths: Record<'direct' | 'chp' | 'hangar' | 'floor', (seconds: number) => Promise<LoadResult>> = {
         direct: (seconds) => autocannon({ url: `${agentUrl}/v1/chat/completions`, method: 'POST', headers: agentHeaders, body: agentBody, connections: CONNECTIONS, seconds }),

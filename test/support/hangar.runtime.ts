@@ -196,8 +196,11 @@ export async function removeAgentsFromDocker(docker: Docker, agentIds: string[])
   }
 }
 
-/** The API as its own process (api/server.ts), so a test can SIGKILL it. */
-/** compiled: run `dist/api/server.js` as production does (build it first: buildDist in production.runtime.ts), not the sources through tsx. */
+/**
+ * The API as its own process (api/server.ts), so a test can SIGKILL it.
+ * compiled: run `dist/api/server.js` as production does (build it first:
+ * buildDist in production.runtime.ts) instead of the sources through tsx.
+ */
 export async function spawnApi(env: NodeJS.ProcessEnv, port: number, timeoutMs = 60_000, nodeArgs: string[] = [], compiled = false) {
   const child = spawn(process.execPath, [...nodeArgs, ...(compiled ? ['dist/api/server.js'] : ['--import', 'tsx', 'api/server.ts'])], {
     cwd: repoRoot,

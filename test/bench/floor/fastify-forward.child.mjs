@@ -4,17 +4,18 @@
 // sockets, the agent's answer piped back. What this loses against
 // configurable-http-proxy (which never parses a body) is what the framework
 // costs before Hangar adds anything.
-//   node fastify-forward.child.mjs <port> <agent base URL> <agent headers as JSON>
+//   FLOOR_AGENT_HEADERS=<the agent's headers as JSON> node fastify-forward.child.mjs <port> <agent base URL>
+// (the headers carry the agent's gateway token: in the environment, not on a command line others can read)
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-const [port, target, headersJson] = process.argv.slice(2);
+const [port, target] = process.argv.slice(2);
 const require = createRequire(path.resolve(import.meta.dirname, '../../../package.json'));
 const Fastify = require('fastify');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const { hostname, port: targetPort } = new URL(target);
-const headers = JSON.parse(headersJson);
+const headers = JSON.parse(process.env.FLOOR_AGENT_HEADERS ?? '{}');
 const app = Fastify({ logger: false });
 app.post('/api/chat', (request, reply) => {
   const body = JSON.stringify({ ...request.body, model: 'openclaw/default' });

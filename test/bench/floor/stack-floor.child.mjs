@@ -29,7 +29,8 @@ if (mode === 'api') {
   await client.workflowService.getSystemInfo({});
   const { PrismaClient } = await import(pathToFileURL(path.join(repo, 'dist/core/generated/prisma/client.js')).href);
   const { PrismaPg } = require('@prisma/adapter-pg');
-  const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: opts.db }) });
+  // The URL carries a password: from the environment, not the command line.
+  const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) });
   await db.$queryRawUnsafe('select 1');
   // Row-level security may hide every row; the query still loads the query compiler.
   await db.user.findFirst().catch(noop);
