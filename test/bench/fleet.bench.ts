@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
+import pLimit from 'p-limit';
 import {
   AGENT_LIFECYCLE_WORKFLOW,
   agentContainerName,
@@ -35,18 +36,6 @@ const CONTAINERS = Number(process.env.BENCH_FLEET_CONTAINERS ?? 200);
 const DISAGREEING = 50;
 const ORPHANS = 5;
 const RECONCILE_RUNS = 3;
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }));
-  return out;
-}
 
 /** Waits until no batch operation runs in the namespace (bounded); ms since `since`, null if still running at the bound. */
 async function batchesDone(h: Hangar, since: number): Promise<number | null> {
@@ -99,7 +88,7 @@ export default async function fleetBench({ stack, docker, log }: BenchContext): 
 
     t0 = performance.now();
     const lifecycleIds = ids.slice(0, LIFECYCLES);
-    await mapLimit(lifecycleIds, 16, (agentId) =>
+    await pLimit(16).map(lifecycleIds, (agentId) =>
       h!.temporal.workflow.start<AgentLifecycleWorkflow>(AGENT_LIFECYCLE_WORKFLOW, {
         taskQueue: CONTROL_TASK_QUEUE,
         workflowId: agentWorkflowId(agentId),
@@ -122,7 +111,7 @@ export default async function fleetBench({ stack, docker, log }: BenchContext): 
     const labelled = (agentId: string) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceId, [LABEL_AGENT_ID]: agentId });
     const stoppedWithContainer = ids.slice(LIFECYCLES, LIFECYCLES + Math.max(0, CONTAINERS - REAL_AGENTS - ORPHANS));
     const orphanIds = Array.from({ length: ORPHANS }, () => randomUUID());
-    await mapLimit([...stoppedWithContainer, ...orphanIds], 4, async (agentId) => {
+    await pLimit(4).map([...stoppedWithContainer, ...orphanIds], async (agentId) => {
       const name = agentContainerName(agentId);
       containerNames.push(name);
       await docker.createContainer({
@@ -180,7 +169,7 @@ export default async function fleetBench({ stack, docker, log }: BenchContext): 
       await removeAgentsFromDocker(docker, realIds);
       for (const name of containerNames) await docker.getContainer(name).remove({ force: true, v: true }).catch(() => undefined);
       for (const name of containerNames) await docker.getVolume(`${name}-data`).remove().catch(() => undefined);
-      await mapLimit(ids.slice(0, LIFECYCLES), 16, (id) => h!.temporal.workflow.getHandle(agentWorkflowId(id)).terminate('bench done').catch(() => undefined));
+      await pLimit(16).map(ids.slice(0, LIFECYCLES), (id) => h!.temporal.workflow.getHandle(agentWorkflowId(id)).terminate('bench done').catch(() => undefined));
       await asSystem(h.core.db, (tx) => tx.$executeRaw`DELETE FROM agents WHERE "ownerId" = ${owner}`, { timeoutMs: 60_000 });
       await h.stop();
       const { removeAgentNetwork } = await import('../support/hangar.runtime.ts');

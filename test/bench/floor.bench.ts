@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, WithStartWorkflowOperation } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import pLimit from 'p-limit';
 import { ConfigSchema } from '../../core/config.ts';
 import { withProcessDefaults } from '../../core/runtime/process-defaults.runtime.ts';
 import { buildDist, launch, stopChild } from '../support/production.runtime.ts';
@@ -24,11 +25,6 @@ import { ensureUp } from './floor/empty-start.workflow.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STARTS = Number(process.env.BENCH_FLOOR_STARTS ?? 15);
 const WORKFLOWS = Number(process.env.BENCH_FLOOR_WORKFLOWS ?? 1000);
-
-/** `n` calls of `fn`, at most `width` at a time. */
-async function inBatches(n: number, width: number, fn: (i: number) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < n; i += width) await Promise.all(Array.from({ length: Math.min(width, n - i) }, (_, j) => fn(i + j)));
-}
 
 export default async function floorBench({ stack, docker, log }: BenchContext): Promise<BenchRow[]> {
   buildDist(); // the API child loads the compiled Prisma client
@@ -65,7 +61,8 @@ export default async function floorBench({ stack, docker, log }: BenchContext): 
     await bareColdStart(docker, stack.agentImage, config.port, -1, network.id);
     for (let i = 0; i < STARTS; i++) {
       // Interleaved, so a burst of load hits both alike, and spaced as the
-      // start bench's are (back to back, the empty starts took ≈ 3× longer).
+      // start bench's starts are (in one run, empty starts sent back to back
+      // took ≈ 3× longer; that was not reproduced since).
       starts.push(await startOnce(i));
       bare.push(await bareColdStart(docker, stack.agentImage, config.port, i, network.id));
     }
@@ -75,13 +72,11 @@ export default async function floorBench({ stack, docker, log }: BenchContext): 
     // Memory: the worker with WORKFLOWS lifecycles alive (each has run its first task; the cache holds `cache`).
     const idleWorkerMb = await rssMb(worker.pid!);
     const t0 = performance.now();
-    await inBatches(WORKFLOWS, 50, async (i) => {
-      const workflowId = `${run}/alive-${i}`;
-      ids.push(workflowId);
-      await client.workflow.start('emptyLifecycle', { workflowId, taskQueue: queue, args: [hostQueue] });
-    });
+    const alive = Array.from({ length: WORKFLOWS }, (_, i) => `${run}/alive-${i}`);
+    ids.push(...alive);
+    await pLimit(50).map(alive, (workflowId) => client.workflow.start('emptyLifecycle', { workflowId, taskQueue: queue, args: [hostQueue] }));
     // Started is not yet run: a query answers only once the worker holds the workflow (replaying it if evicted).
-    await inBatches(WORKFLOWS, 50, (i) => client.workflow.getHandle(`${run}/alive-${i}`).query('__stack_trace'));
+    await pLimit(50).map(alive, (workflowId) => client.workflow.getHandle(workflowId).query('__stack_trace'));
     log(`${WORKFLOWS} empty lifecycles alive in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const workerMb = await rssMb(worker.pid!);
     const api = await launch([child, 'api', `temporal=${stack.temporalAddress}`], { ...env, DATABASE_URL: stack.databaseUrl }, ready, 'floor api');
@@ -105,7 +100,7 @@ export default async function floorBench({ stack, docker, log }: BenchContext): 
       ),
     ];
   } finally {
-    await inBatches(ids.length, 100, (i) => client.workflow.getHandle(ids[i]).terminate('floor bench done').catch(() => undefined));
+    await pLimit(100).map(ids, (workflowId) => client.workflow.getHandle(workflowId).terminate('floor bench done').catch(() => undefined));
     await stopChild(worker);
     await connection.close();
     await network.remove().catch(() => undefined);

@@ -48,21 +48,22 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
     const chp = await startConfigurableHttpProxy(agentUrl);
     stops.push(chp.stop);
 
+    // What Hangar sends the agent, sent by the peers too: the same work on the agent's side.
+    const agentHeaders = {
+      authorization: `Bearer ${gatewayToken}`,
+      'content-type': 'application/json',
+      'x-openclaw-session-key': `hangar:${user.id}:default`.toLowerCase(),
+      'x-hangar-user-id': user.id,
+      'x-hangar-user-name': 'bench',
+    };
+    const floorPort = await freePort();
+    const floor = await launch([...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}/floor`] : []), forwardChild, String(floorPort), agentUrl], { ...process.env, FLOOR_AGENT_HEADERS: JSON.stringify(agentHeaders) }, (o) => o.includes('ready'), 'fastify forward');
+    stops.push(() => stopChild(floor));
+
     const rows: BenchRow[] = [];
     for (const stream of [false, true]) {
       const kind = stream ? 'streamed' : 'plain';
-      // What Hangar sends the agent, sent by the peers too: the same work on the agent's side.
-      const agentHeaders = {
-        authorization: `Bearer ${gatewayToken}`,
-        'content-type': 'application/json',
-        'x-openclaw-session-key': `hangar:${user.id}:default`.toLowerCase(),
-        'x-hangar-user-id': user.id,
-        'x-hangar-user-name': 'bench',
-      };
       const agentBody = JSON.stringify({ messages: [{ role: 'user', content: 'bench' }], stream, model: 'openclaw/default' });
-      const floorPort = await freePort();
-      const floor = await launch([...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}/floor`] : []), forwardChild, String(floorPort), agentUrl], { ...process.env, FLOOR_AGENT_HEADERS: JSON.stringify(agentHeaders) }, (o) => o.includes('ready'), 'fastify forward');
-      stops.push(() => stopChild(floor));
       const paths: Record<'direct' | 'chp' | 'hangar' | 'floor', (seconds: number) => Promise<LoadResult>> = {
         direct: (seconds) => autocannon({ url: `${agentUrl}/v1/chat/completions`, method: 'POST', headers: agentHeaders, body: agentBody, connections: CONNECTIONS, seconds }),
         chp: (seconds) => autocannon({ url: `${chp.url}/v1/chat/completions`, method: 'POST', headers: agentHeaders, body: agentBody, connections: CONNECTIONS, seconds }),
@@ -114,7 +115,6 @@ export default async function proxyBench({ stack, docker, log }: BenchContext): 
         row(`floor: chat ${kind} req/s, fastify forward with no Hangar code / configurable-http-proxy`, bare.rps, peer.rps, 'req/s', null, n),
         row(`floor: chat ${kind} CPU per request, fastify forward with no Hangar code / configurable-http-proxy`, cpu.floor!, cpu.chp!, 'µs', null, n),
       );
-      await stopChild(floor);
     }
     return rows;
   } finally {

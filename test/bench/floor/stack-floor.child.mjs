@@ -48,7 +48,11 @@ if (mode === 'api') {
     }),
     await Worker.create({ connection, taskQueue: opts.hostQueue, activities: { noop } }),
   ];
-  void Promise.all(workers.map((w) => w.run()));
+  // A worker that fails after "ready" ends the process, so the bench's reading of its memory fails loudly.
+  Promise.all(workers.map((w) => w.run())).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
   process.on('SIGTERM', () => workers.forEach((w) => w.shutdown()));
 } else {
   throw new Error(`mode: api | worker, not ${mode}`);
